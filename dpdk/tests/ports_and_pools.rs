@@ -20,7 +20,7 @@ fn assert_all_back(pool: &Mempool) {
 #[test]
 fn eal_comes_up_once() {
     let eal = common::eal();
-    assert_eq!(eal.port_count() >= 2, true, "the two net_null vdevs are ports");
+    assert!(eal.port_count() >= 2, "the two net_null vdevs are ports");
     match Eal::init(common::test_eal_args(&[])) {
         Err(Error::EalAlreadyInitialized) => {}
         other => panic!("second init must be refused, got {:?}", other.err()),

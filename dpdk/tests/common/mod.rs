@@ -1,4 +1,5 @@
 //! One EAL per test process (DPDK allows a single init), shared by every test in it.
+#![allow(dead_code)] // each test binary uses part of this module
 
 use std::sync::OnceLock;
 
