@@ -1,0 +1,21 @@
+//! Roam's concurrent MAC table: the workers look up every frame's destination here, the
+//! control thread writes when VMs attach, detach or move. Readers never wait for the
+//! writer. See `DESIGN.md` beside this crate for the protocol, the cache-line arithmetic
+//! and the measured rates.
+
+mod bucket;
+mod error;
+mod key;
+mod reader;
+mod segments;
+mod sync;
+mod table;
+
+pub use error::{Error, Result};
+pub use key::{EntryKind, Key, MacAddr, ParseMacError, SegmentSlot, Value};
+pub use reader::{Reader, BATCH};
+pub use segments::{SegmentSlots, MAX_SEGMENT_ID};
+pub use table::{MacTable, DEFAULT_MAX_READERS, MAX_CAPACITY};
+
+/// Entries per 64-byte bucket.
+pub const BUCKET_SLOTS: usize = bucket::SLOTS;

@@ -1,0 +1,102 @@
+//! The workers' side: wait-free lookups, one at a time or in batches with prefetching.
+
+use std::sync::Arc;
+
+use crate::sync::{fence, prefetch, Ordering};
+use crate::{Key, MacTable, Value};
+
+/// Most keys a batched lookup handles in one pass (a burst).
+pub const BATCH: usize = 32;
+
+/// One reading thread's handle. A lookup is a critical section: its sequence number is odd
+/// from entry to exit, which is all the writer waits on before reusing a removed slot.
+/// Nothing in a lookup waits for the writer.
+pub struct Reader {
+    table: Arc<MacTable>,
+    id: usize,
+    seq: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(table: Arc<MacTable>, id: usize, seq: u64) -> Reader {
+        Reader { table, id, seq }
+    }
+
+    /// The table this reader reads.
+    pub fn table(&self) -> &Arc<MacTable> {
+        &self.table
+    }
+
+    #[inline(always)]
+    fn enter(&mut self) {
+        self.seq += 1;
+        self.table.reader_seqs[self.id].store(self.seq, Ordering::Relaxed);
+        // Pairs with the writer's fence in `synchronize`: either the writer sees us inside,
+        // or we see every tombstone it stored before looking.
+        fence(Ordering::SeqCst);
+    }
+
+    #[inline(always)]
+    fn exit(&mut self) {
+        self.seq += 1;
+        // Release: our loads of slots happen before the writer sees us out.
+        self.table.reader_seqs[self.id].store(self.seq, Ordering::Release);
+    }
+
+    /// Looks up one key.
+    #[inline]
+    pub fn lookup(&mut self, key: Key) -> Option<Value> {
+        self.enter();
+        let t = &*self.table;
+        let (a, b) = t.bucket_pair(key.raw());
+        let v = t.buckets[a].find(key.raw()).or_else(|| t.buckets[b].find(key.raw()));
+        self.exit();
+        v
+    }
+
+    /// Looks up `keys` (any number, in passes of [`BATCH`]) into `out[..keys.len()]`;
+    /// returns the number of hits. Each pass hashes every key and prefetches both of its
+    /// buckets before the first compare, so the cache misses overlap.
+    ///
+    /// Panics if `out` is shorter than `keys`.
+    #[inline]
+    pub fn lookup_batch(&mut self, keys: &[Key], out: &mut [Option<Value>]) -> usize {
+        assert!(out.len() >= keys.len(), "lookup_batch: out is shorter than keys");
+        let mut hits = 0;
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            hits += self.pass(keys, out);
+        }
+        hits
+    }
+
+    #[inline(always)]
+    fn pass(&mut self, keys: &[Key], out: &mut [Option<Value>]) -> usize {
+        let n = keys.len();
+        let mut pairs = [(0usize, 0usize); BATCH];
+        let t = &*self.table;
+        for i in 0..n {
+            let p = t.bucket_pair(keys[i].raw());
+            prefetch(&t.buckets[p.0]);
+            prefetch(&t.buckets[p.1]);
+            pairs[i] = p;
+        }
+        self.enter();
+        let t = &*self.table;
+        let mut hits = 0;
+        for i in 0..n {
+            let k = keys[i].raw();
+            let (a, b) = pairs[i];
+            let v = t.buckets[a].find(k).or_else(|| t.buckets[b].find(k));
+            hits += v.is_some() as usize;
+            out[i] = v;
+        }
+        self.exit();
+        hits
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.table.release_reader(self.id);
+    }
+}

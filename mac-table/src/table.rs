@@ -1,0 +1,235 @@
+//! The table and its single (serialized) writer.
+
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+
+use crate::bucket::{Bucket, EMPTY, SLOTS, TOMBSTONE};
+use crate::sync::{fence, wait_turn, AtomicU64, AtomicUsize, Ordering};
+use crate::{Error, Key, Reader, Result, Value};
+
+/// Largest capacity a table can be created with.
+pub const MAX_CAPACITY: usize = 1 << 26;
+/// Reader handles a table can hand out (one per worker thread).
+pub const DEFAULT_MAX_READERS: usize = 64;
+/// Removed slots waiting for a grace period before the writer forces one.
+const LIMBO_LIMIT: usize = 4096;
+
+/// The concurrent MAC table. Share it in an `Arc`; workers read through [`Reader`]s, the
+/// control thread writes through `&self` methods (serialized by an internal lock).
+pub struct MacTable {
+    pub(crate) buckets: Box<[Bucket]>,
+    /// 64 - log2(bucket count): multiplicative hashing keeps the top bits.
+    pub(crate) shift: u32,
+    capacity: usize,
+    len: AtomicUsize,
+    /// Per reader: a sequence number, odd while that reader is inside a lookup.
+    pub(crate) reader_seqs: Box<[CachePadded<AtomicU64>]>,
+    reader_in_use: Mutex<Vec<bool>>,
+    writer: Mutex<Limbo>,
+}
+
+/// Slots whose key was removed and that no new key may take before a grace period.
+struct Limbo {
+    slots: Vec<(u32, u8)>,
+}
+
+impl MacTable {
+    /// A table for up to `capacity` entries, with room for 64 reader handles.
+    pub fn new(capacity: usize) -> Result<MacTable> {
+        MacTable::with_readers(capacity, DEFAULT_MAX_READERS)
+    }
+
+    /// A table for up to `capacity` entries and `max_readers` reader handles.
+    pub fn with_readers(capacity: usize, max_readers: usize) -> Result<MacTable> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(Error::BadCapacity(capacity));
+        }
+        // Two entries per bucket at full capacity, out of five slots: with two choices per
+        // key the fullest buckets stay below five (checked at 4 M in the tests).
+        let buckets = (capacity.div_ceil(2)).next_power_of_two().max(2);
+        Ok(MacTable {
+            buckets: (0..buckets).map(|_| Bucket::new()).collect(),
+            shift: 64 - buckets.trailing_zeros(),
+            capacity,
+            len: AtomicUsize::new(0),
+            reader_seqs: (0..max_readers).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            reader_in_use: Mutex::new(vec![false; max_readers]),
+            writer: Mutex::new(Limbo { slots: Vec::new() }),
+        })
+    }
+
+    /// A handle for one reading thread; fails when all handles are taken.
+    pub fn reader(self: &Arc<Self>) -> Result<Reader> {
+        let mut used = self.reader_in_use.lock();
+        let id = used.iter().position(|u| !u).ok_or(Error::TooManyReaders(used.len()))?;
+        used[id] = true;
+        let seq = self.reader_seqs[id].load(Ordering::Relaxed);
+        Ok(Reader::new(self.clone(), id, seq))
+    }
+
+    pub(crate) fn release_reader(&self, id: usize) {
+        self.reader_in_use.lock()[id] = false;
+    }
+
+    /// The two candidate buckets of a key.
+    #[inline(always)]
+    pub(crate) fn bucket_pair(&self, key: u64) -> (usize, usize) {
+        let a = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        let mut b = ((key ^ (key >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> self.shift) as usize;
+        if a == b {
+            b ^= 1;
+        }
+        (a, b)
+    }
+
+    /// Inserts or updates `key`; returns the value it replaced.
+    pub fn insert(&self, key: Key, value: Value) -> Result<Option<Value>> {
+        let k = key.raw();
+        let mac = key.mac();
+        if mac.is_multicast() || mac.to_u64() == 0 {
+            return Err(Error::InvalidKey(key));
+        }
+        let mut limbo = self.writer.lock();
+        let (a, b) = self.bucket_pair(k);
+        for bi in [a, b] {
+            let bucket = &self.buckets[bi];
+            if let Some(i) = bucket.position(k) {
+                // Readers see the old or the new value, both written for this key.
+                let old = bucket.values[i].swap(value.raw(), Ordering::Release);
+                return Ok(Value::from_raw(old));
+            }
+        }
+        if self.len.load(Ordering::Relaxed) >= self.capacity {
+            return Err(Error::Full { capacity: self.capacity });
+        }
+        let (ba, bb) = (&self.buckets[a], &self.buckets[b]);
+        if ba.empty_slots() == 0 && bb.empty_slots() == 0 && ba.tombstones() + bb.tombstones() > 0 {
+            self.reclaim(&mut limbo);
+        }
+        let (ea, eb) = (ba.empty_slots(), bb.empty_slots());
+        if ea == 0 && eb == 0 {
+            return Err(Error::BucketsFull(key));
+        }
+        let bucket = if ea >= eb { ba } else { bb };
+        let i = (0..SLOTS).find(|&i| bucket.keys[i].load(Ordering::Relaxed) == EMPTY).expect("counted an empty slot");
+        // Value first, then the key with Release: a reader that sees the key sees the value.
+        bucket.values[i].store(value.raw(), Ordering::Relaxed);
+        bucket.keys[i].store(k, Ordering::Release);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove(&self, key: Key) -> Option<Value> {
+        let k = key.raw();
+        let mut limbo = self.writer.lock();
+        let (a, b) = self.bucket_pair(k);
+        for bi in [a, b] {
+            let bucket = &self.buckets[bi];
+            if let Some(i) = bucket.position(k) {
+                let old = Value::from_raw(bucket.values[i].load(Ordering::Relaxed));
+                // The value stays: a reader that matched the key just before may still read it.
+                bucket.keys[i].store(TOMBSTONE, Ordering::Release);
+                limbo.slots.push((bi as u32, i as u8));
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                if limbo.slots.len() >= LIMBO_LIMIT {
+                    self.reclaim(&mut limbo);
+                }
+                return old;
+            }
+        }
+        None
+    }
+
+    /// Removes every entry for which `remove` returns true (e.g. all entries of a port);
+    /// returns how many were removed.
+    pub fn remove_where(&self, mut remove: impl FnMut(Key, Value) -> bool) -> usize {
+        let doomed: Vec<Key> = self.entries().into_iter().filter(|(k, v)| remove(*k, *v)).map(|(k, _)| k).collect();
+        doomed.into_iter().filter(|k| self.remove(*k).is_some()).count()
+    }
+
+    /// Writer-side read of one key (takes the writer lock; workers use a [`Reader`]).
+    pub fn get(&self, key: Key) -> Option<Value> {
+        let _w = self.writer.lock();
+        let (a, b) = self.bucket_pair(key.raw());
+        self.buckets[a].find(key.raw()).or_else(|| self.buckets[b].find(key.raw()))
+    }
+
+    /// Every entry, as a consistent snapshot (writes are held off while it is taken),
+    /// sorted by key.
+    pub fn entries(&self) -> Vec<(Key, Value)> {
+        let _w = self.writer.lock();
+        let mut out = Vec::with_capacity(self.len());
+        for bucket in self.buckets.iter() {
+            for i in 0..SLOTS {
+                let k = bucket.keys[i].load(Ordering::Relaxed);
+                if k != EMPTY && k != TOMBSTONE {
+                    if let Some(v) = Value::from_raw(bucket.values[i].load(Ordering::Relaxed)) {
+                        out.push((Key::from_raw(k), v));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity fixed at creation.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes of memory the table holds (buckets, reader counters, limbo list).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+            + std::mem::size_of_val(&*self.reader_seqs)
+            + self.writer.lock().slots.capacity() * std::mem::size_of::<(u32, u8)>()
+            + std::mem::size_of::<Self>()
+    }
+
+    /// Waits for a grace period, then frees every slot in limbo.
+    fn reclaim(&self, limbo: &mut Limbo) {
+        self.synchronize();
+        for &(b, i) in &limbo.slots {
+            self.buckets[b as usize].keys[i as usize].store(EMPTY, Ordering::Relaxed);
+        }
+        limbo.slots.clear();
+    }
+
+    /// Returns once every reader that was inside a lookup when it was called has left it.
+    /// Readers that enter later see every tombstone stored before (both sides fence).
+    fn synchronize(&self) {
+        fence(Ordering::SeqCst);
+        for seq in self.reader_seqs.iter() {
+            let s = seq.load(Ordering::Acquire);
+            if s & 1 == 1 {
+                let mut turn = 0;
+                while seq.load(Ordering::Acquire) == s {
+                    wait_turn(turn);
+                    turn = turn.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Entries per bucket, for the docs and the tests: how full the fullest buckets are.
+    pub fn occupancy_histogram(&self) -> [usize; SLOTS + 1] {
+        let _w = self.writer.lock();
+        let mut h = [0; SLOTS + 1];
+        for bucket in self.buckets.iter() {
+            h[SLOTS - bucket.empty_slots() - bucket.tombstones()] += 1;
+        }
+        h
+    }
+}
