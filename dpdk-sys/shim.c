@@ -9,6 +9,7 @@
 #include <rte_cycles.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
+#include <rte_hash_crc.h>
 #include "shim.h"
 
 uint16_t roam_eth_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
@@ -45,3 +46,6 @@ int roam_errno(void) { return rte_errno; }
 uint64_t roam_rdtsc(void) { return rte_rdtsc(); }
 void roam_pause(void) { rte_pause(); }
 void roam_prefetch0(const volatile void *p) { rte_prefetch0(p); }
+
+uint32_t roam_hash_crc(const void *data, uint32_t data_len, uint32_t init_val)
+{ return rte_hash_crc(data, data_len, init_val); }

@@ -46,4 +46,8 @@ uint64_t roam_rdtsc(void);
 void roam_pause(void);
 void roam_prefetch0(const volatile void *p);
 
+
+/* CRC32 hash (SSE4.2) for rte_hash's hash_func */
+uint32_t roam_hash_crc(const void *data, uint32_t data_len, uint32_t init_val);
+
 #endif

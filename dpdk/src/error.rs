@@ -18,6 +18,10 @@ pub enum Error {
     MempoolExhausted(String),
     #[error("ring `{name}` could not be created: {text} (rte_errno {errno})")]
     RingCreate { name: String, errno: i32, text: String },
+    #[error("rte_hash `{name}` could not be created: {text} (rte_errno {errno})")]
+    HashCreate { name: String, errno: i32, text: String },
+    #[error("rte_hash insert failed: {text} (errno {errno})")]
+    HashInsert { errno: i32, text: String },
     #[error("no DPDK port named `{0}`")]
     PortNotFound(String),
     #[error("port {port}: {op} failed: {text} (errno {errno})")]

@@ -8,6 +8,7 @@
 
 mod eal;
 mod error;
+mod hash;
 mod mbuf;
 mod mempool;
 mod port;
@@ -16,6 +17,7 @@ pub mod time;
 
 pub use eal::Eal;
 pub use error::{Error, Result};
+pub use hash::{RteHash, HASH_BULK_MAX};
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};

@@ -175,3 +175,20 @@ fn null_ports_receive_send_and_count() {
     drop((rx, tx, src, sink));
     assert_all_back(&pool);
 }
+
+#[test]
+fn rte_hash_inserts_updates_and_bulk_looks_up() {
+    let h = dpdk::RteHash::new(common::eal(), "test_hash", 1024).unwrap();
+    for k in 0..500u64 {
+        h.insert(k * 3, k + 1).unwrap();
+    }
+    h.insert(3, 99).unwrap();
+    let keys: Vec<u64> = (0..40).collect();
+    let mut out = [None; 40];
+    let hits = h.lookup_bulk(&keys, &mut out);
+    assert_eq!(hits, 14);
+    for (k, o) in keys.iter().zip(out) {
+        let expected = (k % 3 == 0).then(|| if *k == 3 { 99 } else { k / 3 + 1 });
+        assert_eq!(o, expected, "key {k}");
+    }
+}
