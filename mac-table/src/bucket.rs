@@ -3,10 +3,12 @@
 //! ```text
 //! offset  0..40   keys:   [AtomicU64; 5]   (MAC | segment slot << 48; EMPTY, TOMBSTONE)
 //! offset 40..60   values: [AtomicU32; 5]   (Value packed, never 0 for a live key)
-//! offset 60..64   spare:  AtomicU32
+//! offset 60..64   overflow: AtomicU32      (keys whose primary is this bucket, stored in
+//!                                             their secondary bucket)
 //! ```
-//! 5 × 8 + 5 × 4 + 4 = 64 bytes, aligned to 64: a lookup that hits in its first bucket
-//! touches exactly one cache line, and a miss touches two.
+//! 5 × 8 + 5 × 4 + 4 = 64 bytes, aligned to 64. Keys go to their primary bucket while it
+//! has room, so a lookup reads one cache line, and a second one only when the primary's
+//! overflow count says some key of it lives in its secondary.
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::Value;
@@ -23,7 +25,7 @@ pub(crate) const TOMBSTONE: u64 = u64::MAX;
 pub(crate) struct Bucket {
     pub(crate) keys: [AtomicU64; SLOTS],
     pub(crate) values: [AtomicU32; SLOTS],
-    _spare: AtomicU32,
+    pub(crate) overflow: AtomicU32,
 }
 
 #[cfg(not(loom))]
@@ -34,21 +36,33 @@ impl Bucket {
         Bucket {
             keys: std::array::from_fn(|_| AtomicU64::new(EMPTY)),
             values: std::array::from_fn(|_| AtomicU32::new(0)),
-            _spare: AtomicU32::new(0),
+            overflow: AtomicU32::new(0),
         }
     }
 
-    /// Reader side: the value stored for `key`, if the bucket holds it. The Acquire load
-    /// of the key makes the value written before it (or a later one for the same key)
-    /// visible.
+    /// Reader side: the packed value stored for `key`, or 0. Branch-free: which slot holds
+    /// a key is random, and a branch per slot would mispredict on most lookups. The
+    /// Acquire loads of the keys come before the value load, so the value read is the one
+    /// written before the matching key was published, or a later one for the same key.
+    #[inline(always)]
+    pub(crate) fn find_raw(&self, key: u64) -> u32 {
+        // A reader can see a key in two slots at once (removed from one and put back into
+        // another while it read): both values are that key's; the last match wins.
+        let mut slot = 0usize;
+        let mut found = 0u32;
+        for i in 0..SLOTS {
+            let hit = (self.keys[i].load(Ordering::Acquire) == key) as usize;
+            let mask = hit.wrapping_neg();
+            slot = (slot & !mask) | (i & mask);
+            found |= hit as u32;
+        }
+        self.values[slot].load(Ordering::Acquire) & found.wrapping_neg()
+    }
+
+    /// Reader side: as [`Bucket::find_raw`], as a value.
     #[inline(always)]
     pub(crate) fn find(&self, key: u64) -> Option<Value> {
-        for i in 0..SLOTS {
-            if self.keys[i].load(Ordering::Acquire) == key {
-                return Value::from_raw(self.values[i].load(Ordering::Acquire));
-            }
-        }
-        None
+        Value::from_raw(self.find_raw(key))
     }
 
     /// Writer side: the slot holding `key`.

@@ -15,7 +15,7 @@ pub use error::{Error, Result};
 pub use key::{EntryKind, Key, MacAddr, ParseMacError, SegmentSlot, Value};
 pub use reader::{Reader, BATCH};
 pub use segments::{SegmentSlots, MAX_SEGMENT_ID};
-pub use table::{MacTable, DEFAULT_MAX_READERS, MAX_CAPACITY};
+pub use table::{MacTable, WriterStats, DEFAULT_MAX_READERS, MAX_CAPACITY};
 
 /// Entries per 64-byte bucket.
 pub const BUCKET_SLOTS: usize = bucket::SLOTS;

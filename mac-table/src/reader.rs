@@ -47,16 +47,14 @@ impl Reader {
     #[inline]
     pub fn lookup(&mut self, key: Key) -> Option<Value> {
         self.enter();
-        let t = &*self.table;
-        let (a, b) = t.bucket_pair(key.raw());
-        let v = t.buckets[a].find(key.raw()).or_else(|| t.buckets[b].find(key.raw()));
+        let v = self.table.find(key.raw());
         self.exit();
         v
     }
 
     /// Looks up `keys` (any number, in passes of [`BATCH`]) into `out[..keys.len()]`;
-    /// returns the number of hits. Each pass hashes every key and prefetches both of its
-    /// buckets before the first compare, so the cache misses overlap.
+    /// returns the number of hits. Each pass hashes every key and prefetches its primary
+    /// bucket before the first compare, so the cache misses overlap.
     ///
     /// Panics if `out` is shorter than `keys`.
     #[inline]
@@ -71,24 +69,17 @@ impl Reader {
 
     #[inline(always)]
     fn pass(&mut self, keys: &[Key], out: &mut [Option<Value>]) -> usize {
-        let n = keys.len();
-        let mut pairs = [(0usize, 0usize); BATCH];
         let t = &*self.table;
-        for i in 0..n {
-            let p = t.bucket_pair(keys[i].raw());
-            prefetch(&t.buckets[p.0]);
-            prefetch(&t.buckets[p.1]);
-            pairs[i] = p;
+        for k in keys {
+            prefetch(t.primary(k.raw()));
         }
         self.enter();
         let t = &*self.table;
         let mut hits = 0;
-        for i in 0..n {
-            let k = keys[i].raw();
-            let (a, b) = pairs[i];
-            let v = t.buckets[a].find(k).or_else(|| t.buckets[b].find(k));
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            let v = t.find(k.raw());
             hits += v.is_some() as usize;
-            out[i] = v;
+            *o = v;
         }
         self.exit();
         hits
@@ -97,6 +88,11 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        // A reader dropped inside a lookup (its thread panicked there) must not hold up
+        // the writer's grace periods for ever.
+        if self.seq & 1 == 1 {
+            self.exit();
+        }
         self.table.release_reader(self.id);
     }
 }
