@@ -70,8 +70,11 @@ impl Reader {
     #[inline(always)]
     fn pass(&mut self, keys: &[Key], out: &mut [Option<Value>]) -> usize {
         let t = &*self.table;
-        for k in keys {
-            prefetch(t.primary(k.raw()));
+        // A table that fits in the caches gains nothing from a prefetch pass.
+        if t.prefetch {
+            for k in keys {
+                prefetch(t.primary(k.raw()));
+            }
         }
         self.enter();
         let t = &*self.table;

@@ -13,6 +13,9 @@ use crate::{Error, Key, Reader, Result, Value};
 pub const MAX_CAPACITY: usize = 1 << 26;
 /// Reader handles a table can hand out (one per worker thread).
 pub const DEFAULT_MAX_READERS: usize = 64;
+/// Tables whose buckets take more than this are prefetched in batched lookups (about the
+/// size of an L2 cache; below it the prefetch pass is pure overhead).
+const PREFETCH_ABOVE_BYTES: usize = 1 << 20;
 /// Removed slots waiting for a grace period before the writer forces one.
 const LIMBO_LIMIT: usize = 4096;
 
@@ -23,6 +26,8 @@ pub struct MacTable {
     /// 64 - log2(bucket count): multiplicative hashing keeps the top bits.
     pub(crate) shift: u32,
     capacity: usize,
+    /// Whether batched lookups prefetch: only when the buckets outgrow the L2 cache.
+    pub(crate) prefetch: bool,
     len: AtomicUsize,
     /// Per reader: a sequence number, odd while that reader is inside a lookup.
     pub(crate) reader_seqs: Box<[CachePadded<AtomicU64>]>,
@@ -65,6 +70,7 @@ impl MacTable {
             buckets: (0..buckets).map(|_| Bucket::new()).collect(),
             shift: 64 - buckets.trailing_zeros(),
             capacity,
+            prefetch: buckets * std::mem::size_of::<Bucket>() > PREFETCH_ABOVE_BYTES,
             len: AtomicUsize::new(0),
             reader_seqs: (0..max_readers).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
             reader_in_use: Mutex::new(vec![false; max_readers]),
@@ -85,15 +91,28 @@ impl MacTable {
         self.reader_in_use.lock()[id] = false;
     }
 
+    /// A key's primary bucket (multiplicative hashing keeps the product's top bits).
+    #[inline(always)]
+    fn primary_index(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// A key's secondary bucket, never its primary.
+    #[inline(always)]
+    fn secondary_index(&self, key: u64, primary: usize) -> usize {
+        let b = ((key ^ (key >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> self.shift) as usize;
+        if b == primary {
+            b ^ 1
+        } else {
+            b
+        }
+    }
+
     /// The two candidate buckets of a key.
     #[inline(always)]
     pub(crate) fn bucket_pair(&self, key: u64) -> (usize, usize) {
-        let a = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
-        let mut b = ((key ^ (key >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> self.shift) as usize;
-        if a == b {
-            b ^= 1;
-        }
-        (a, b)
+        let a = self.primary_index(key);
+        (a, self.secondary_index(key, a))
     }
 
     /// Inserts or updates `key`; returns the value it replaced.
@@ -188,11 +207,11 @@ impl MacTable {
     /// The value of `key`, reading its secondary bucket only when the primary overflowed.
     #[inline(always)]
     pub(crate) fn find(&self, key: u64) -> Option<Value> {
-        let (a, b) = self.bucket_pair(key);
+        let a = self.primary_index(key);
         let primary = &self.buckets[a];
         let v = primary.find_raw(key);
         if v == 0 && primary.overflow.load(Ordering::Acquire) != 0 {
-            return self.buckets[b].find(key);
+            return self.buckets[self.secondary_index(key, a)].find(key);
         }
         Value::from_raw(v)
     }
@@ -200,7 +219,7 @@ impl MacTable {
     /// The primary bucket of a key, for prefetching.
     #[inline(always)]
     pub(crate) fn primary(&self, key: u64) -> &Bucket {
-        &self.buckets[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize]
+        &self.buckets[self.primary_index(key)]
     }
 
     /// Every entry, as a consistent snapshot (writes are held off while it is taken),

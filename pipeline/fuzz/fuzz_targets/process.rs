@@ -1,0 +1,52 @@
+//! Parse + process over arbitrary bytes with a small table: the first byte picks the input
+//! port and switch options, the rest is cut into frames. Nothing may panic, and the
+//! counters must add up after every burst.
+#![no_main]
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use mac_table::MacTable;
+use pipeline::wire::{arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame};
+use pipeline::{ByteFrame, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+
+fn switch(responder: bool) -> Processor {
+    let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
+    let mut c = SwitchConfig::new();
+    let mut s = SegmentConfig::new(100, gw);
+    s.arp_responder = responder;
+    s.subnets.push("10.1.1.0/24".parse().unwrap());
+    c.set_segment(0, s).unwrap();
+    c.set_segment(1, SegmentConfig::new(200, gw)).unwrap();
+    c.set_port(0, PortRole::Uplink).unwrap();
+    for p in 1..=3u8 {
+        let mut v = VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p]), (p == 3) as u16);
+        v.ipv4.push(std::net::Ipv4Addr::new(10, 1, 1, p));
+        v.port_security = p != 2;
+        c.set_port(p as u16, PortRole::Vnic(v)).unwrap();
+    }
+    let table = Arc::new(MacTable::new(64).unwrap());
+    for (k, v) in c.table_entries() {
+        table.insert(k, v).unwrap();
+    }
+    Processor::new(table.reader().unwrap(), Arc::new(c))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&head, rest)) = data.split_first() else { return };
+    // The views alone, on the raw bytes.
+    let _ = EthernetFrame::new_checked(rest).map(|f| (f.dst(), f.src(), f.ethertype()));
+    let _ = VlanFrame::new_checked(rest).map(|f| (f.vid(), f.inner_ethertype()));
+    let _ = ArpPacket::new_checked(rest).map(|a| (a.sender_ip(), a.target_mac()));
+    let _ = Ipv4Packet::new_checked(rest).map(|p| (p.checksum_ok(), p.payload().len()));
+    let _ = Ipv6Packet::new_checked(rest).map(|p| p.upper_layer().map(|(nh, b)| (nh, b.len())));
+    let _ = NdiscPacket::new_checked(rest).map(|p| (p.target(), p.lladdr()));
+
+    let mut p = switch(head & 0x80 != 0);
+    let port = (head & 0x07) as u16;
+    // Frames separated by 0xfe bytes, so the fuzzer can build several in one input.
+    let frames: Vec<ByteFrame> = rest.split(|b| *b == 0xfe).map(ByteFrame::new).collect();
+    let mut out = Output::new();
+    p.process(port, frames, &mut out);
+    assert!(p.counters().balanced());
+});

@@ -1,0 +1,379 @@
+//! What the data path needs to know about ports and segments: built by the control plane,
+//! read by workers as an immutable snapshot (`Arc<SwitchConfig>`) swapped between bursts.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hashbrown::HashMap;
+use mac_table::{EntryKind, Key, MacAddr, SegmentSlot, Value};
+
+/// A port's index in the switch (dense, chosen by the control plane).
+pub type PortId = u16;
+
+/// No segment for this VLAN.
+const NO_SEGMENT: SegmentSlot = SegmentSlot::MAX;
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl Ipv4Net {
+    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Ipv4Net, ConfigError> {
+        if prefix_len > 32 {
+            return Err(ConfigError::BadPrefix(prefix_len));
+        }
+        Ok(Ipv4Net { addr, prefix_len })
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - self.prefix_len) };
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl std::str::FromStr for Ipv4Net {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ConfigError::BadNet(s.to_string());
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        Ipv4Net::new(a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
+    }
+}
+
+/// A VM's virtual NIC on a switch port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VnicConfig {
+    pub mac: MacAddr,
+    pub segment: SegmentSlot,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    /// Drop frames whose source MAC, ARP sender or NA target is not this vNIC's.
+    pub port_security: bool,
+    /// The anycast MAC unknown unicast from this vNIC is rewritten to, when it is not the
+    /// segment's (e.g. a server group with its own gateway MAC).
+    pub anycast: Option<MacAddr>,
+}
+
+impl VnicConfig {
+    /// A vNIC with port security on (the default).
+    pub fn new(mac: MacAddr, segment: SegmentSlot) -> VnicConfig {
+        VnicConfig { mac, segment, ipv4: Vec::new(), ipv6: Vec::new(), port_security: true, anycast: None }
+    }
+}
+
+/// What a port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortRole {
+    Vnic(VnicConfig),
+    /// The trunk to the leaf: every segment, 802.1Q-tagged with the segment's VLAN.
+    Uplink,
+}
+
+/// A bridge domain: the VMs of one subnet on this host, and its VLAN on the uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// VLAN id on the uplink trunk (1..=4094).
+    pub vlan: u16,
+    /// The fabric's anycast gateway MACs for this segment; unknown unicast is rewritten to
+    /// the first. All are installed in the MAC table, pointing at the uplink.
+    pub anycast: Vec<MacAddr>,
+    /// The segment's subnets, for the local ARP responder.
+    pub subnets: Vec<Ipv4Net>,
+    /// Answer local VMs' ARP requests on the host (off by default).
+    pub arp_responder: bool,
+}
+
+impl SegmentConfig {
+    pub fn new(vlan: u16, anycast: MacAddr) -> SegmentConfig {
+        SegmentConfig { vlan, anycast: vec![anycast], subnets: Vec::new(), arp_responder: false }
+    }
+}
+
+/// Why a configuration change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("VLAN {0} is out of range (1..=4094)")]
+    BadVlan(u16),
+    #[error("VLAN {vlan} is already used by segment slot {slot}")]
+    VlanInUse { vlan: u16, slot: SegmentSlot },
+    #[error("segment slot {0} is not configured")]
+    NoSegment(SegmentSlot),
+    #[error("segment slot {0} still has ports")]
+    SegmentInUse(SegmentSlot),
+    #[error("a segment needs at least one anycast MAC, and it must be unicast")]
+    BadAnycast,
+    #[error("MAC {0} is not a valid vNIC MAC (multicast or zero)")]
+    BadMac(MacAddr),
+    #[error("MAC {mac} is already on port {port} in this segment")]
+    MacInUse { mac: MacAddr, port: PortId },
+    #[error("port {0} is already configured")]
+    PortInUse(PortId),
+    #[error("port {0} is not configured")]
+    NoPort(PortId),
+    #[error("an uplink is already configured (port {0})")]
+    UplinkInUse(PortId),
+    #[error("prefix length {0} is over 32")]
+    BadPrefix(u8),
+    #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
+    BadNet(String),
+}
+
+/// The switch as the data path sees it. Derived lookup tables are rebuilt on every change
+/// (changes are rare; lookups are per frame).
+#[derive(Debug, Clone, Default)]
+pub struct SwitchConfig {
+    ports: Vec<Option<PortRole>>,
+    segments: Vec<Option<SegmentConfig>>,
+    uplink: Option<PortId>,
+    // Derived:
+    vlan_to_segment: Vec<SegmentSlot>,
+    members: Vec<Vec<PortId>>,
+    local_ipv4: HashMap<(SegmentSlot, Ipv4Addr), MacAddr>,
+    nd_targets: Vec<Vec<Ipv6Addr>>,
+}
+
+impl SwitchConfig {
+    pub fn new() -> SwitchConfig {
+        let mut c = SwitchConfig::default();
+        c.rebuild();
+        c
+    }
+
+    /// Adds or replaces a segment.
+    pub fn set_segment(&mut self, slot: SegmentSlot, seg: SegmentConfig) -> Result<(), ConfigError> {
+        if seg.vlan == 0 || seg.vlan > 4094 {
+            return Err(ConfigError::BadVlan(seg.vlan));
+        }
+        if seg.anycast.is_empty() || seg.anycast.iter().any(|m| m.is_multicast() || *m == MacAddr::ZERO) {
+            return Err(ConfigError::BadAnycast);
+        }
+        if let Some(other) = self.segment_of_vlan(seg.vlan) {
+            if other != slot {
+                return Err(ConfigError::VlanInUse { vlan: seg.vlan, slot: other });
+            }
+        }
+        let i = slot as usize;
+        if i >= self.segments.len() {
+            self.segments.resize(i + 1, None);
+        }
+        self.segments[i] = Some(seg);
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Removes a segment that no port uses.
+    pub fn remove_segment(&mut self, slot: SegmentSlot) -> Result<SegmentConfig, ConfigError> {
+        if self.members.get(slot as usize).is_some_and(|m| !m.is_empty()) {
+            return Err(ConfigError::SegmentInUse(slot));
+        }
+        let seg = self.segments.get_mut(slot as usize).and_then(Option::take).ok_or(ConfigError::NoSegment(slot))?;
+        self.rebuild();
+        Ok(seg)
+    }
+
+    /// Configures port `id`.
+    pub fn set_port(&mut self, id: PortId, role: PortRole) -> Result<(), ConfigError> {
+        if self.port(id).is_some() {
+            return Err(ConfigError::PortInUse(id));
+        }
+        match &role {
+            PortRole::Uplink => {
+                if let Some(u) = self.uplink {
+                    return Err(ConfigError::UplinkInUse(u));
+                }
+            }
+            PortRole::Vnic(v) => {
+                if v.mac.is_multicast() || v.mac == MacAddr::ZERO {
+                    return Err(ConfigError::BadMac(v.mac));
+                }
+                if self.segment(v.segment).is_none() {
+                    return Err(ConfigError::NoSegment(v.segment));
+                }
+                if let Some(a) = v.anycast {
+                    if a.is_multicast() || a == MacAddr::ZERO {
+                        return Err(ConfigError::BadAnycast);
+                    }
+                }
+                for (p, other) in self.vnics() {
+                    if other.segment == v.segment && other.mac == v.mac {
+                        return Err(ConfigError::MacInUse { mac: v.mac, port: p });
+                    }
+                }
+            }
+        }
+        let i = id as usize;
+        if i >= self.ports.len() {
+            self.ports.resize(i + 1, None);
+        }
+        self.ports[i] = Some(role);
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Unconfigures port `id`.
+    pub fn remove_port(&mut self, id: PortId) -> Result<PortRole, ConfigError> {
+        let role = self.ports.get_mut(id as usize).and_then(Option::take).ok_or(ConfigError::NoPort(id))?;
+        self.rebuild();
+        Ok(role)
+    }
+
+    fn rebuild(&mut self) {
+        self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| p as PortId);
+        self.vlan_to_segment = vec![NO_SEGMENT; 4096];
+        for (slot, seg) in self.segments.iter().enumerate() {
+            if let Some(seg) = seg {
+                self.vlan_to_segment[seg.vlan as usize] = slot as SegmentSlot;
+            }
+        }
+        self.members = vec![Vec::new(); self.segments.len()];
+        self.local_ipv4.clear();
+        self.nd_targets = vec![Vec::new(); self.ports.len()];
+        for (id, port) in self.ports.iter().enumerate() {
+            let Some(PortRole::Vnic(v)) = port else { continue };
+            self.members[v.segment as usize].push(id as PortId);
+            for ip in &v.ipv4 {
+                self.local_ipv4.insert((v.segment, *ip), v.mac);
+            }
+            let mut targets = v.ipv6.clone();
+            targets.push(eui64_link_local(v.mac));
+            self.nd_targets[id] = targets;
+        }
+    }
+
+    pub fn port(&self, id: PortId) -> Option<&PortRole> {
+        self.ports.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// The vNIC on port `id`, if that port is one.
+    #[inline]
+    pub fn vnic(&self, id: PortId) -> Option<&VnicConfig> {
+        match self.port(id) {
+            Some(PortRole::Vnic(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn vnics(&self) -> impl Iterator<Item = (PortId, &VnicConfig)> {
+        self.ports.iter().enumerate().filter_map(|(i, p)| match p {
+            Some(PortRole::Vnic(v)) => Some((i as PortId, v)),
+            _ => None,
+        })
+    }
+
+    #[inline]
+    pub fn uplink(&self) -> Option<PortId> {
+        self.uplink
+    }
+
+    #[inline]
+    pub fn segment(&self, slot: SegmentSlot) -> Option<&SegmentConfig> {
+        self.segments.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = (SegmentSlot, &SegmentConfig)> {
+        self.segments.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as SegmentSlot, s)))
+    }
+
+    /// The segment an uplink VLAN carries.
+    #[inline]
+    pub fn segment_of_vlan(&self, vlan: u16) -> Option<SegmentSlot> {
+        self.vlan_to_segment.get(vlan as usize).copied().filter(|s| *s != NO_SEGMENT)
+    }
+
+    /// The vNIC ports of a segment.
+    #[inline]
+    pub fn members(&self, slot: SegmentSlot) -> &[PortId] {
+        self.members.get(slot as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The MAC of a local VM with this IPv4 address in this segment.
+    pub fn local_ipv4_mac(&self, slot: SegmentSlot, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.local_ipv4.get(&(slot, ip)).copied()
+    }
+
+    /// IPv6 addresses a vNIC may advertise (its own, plus its EUI-64 link-local).
+    pub fn nd_targets(&self, id: PortId) -> &[Ipv6Addr] {
+        self.nd_targets.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every entry the MAC table should hold for this configuration: each vNIC's MAC in
+    /// its segment, and each segment's anycast MACs pointing at the uplink.
+    pub fn table_entries(&self) -> Vec<(Key, Value)> {
+        let mut out: Vec<(Key, Value)> = self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local, 0))).collect();
+        if let Some(up) = self.uplink {
+            for (slot, seg) in self.segments() {
+                let vnic_anycast = self.vnics().filter(|(_, v)| v.segment == slot).filter_map(|(_, v)| v.anycast);
+                let mut macs: Vec<MacAddr> = seg.anycast.iter().copied().chain(vnic_anycast).collect();
+                macs.sort();
+                macs.dedup();
+                out.extend(macs.into_iter().map(|m| (Key::new(m, slot), Value::new(up, EntryKind::Anycast, 0))));
+            }
+        }
+        out
+    }
+}
+
+/// The link-local address Linux derives from a MAC (modified EUI-64).
+pub fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(b: u8) -> MacAddr {
+        MacAddr([0x52, 0x54, 0, 0, 0, b])
+    }
+
+    #[test]
+    fn builds_members_vlans_and_table_entries() {
+        let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
+        let mut c = SwitchConfig::new();
+        c.set_segment(0, SegmentConfig::new(100, gw)).unwrap();
+        c.set_port(0, PortRole::Uplink).unwrap();
+        c.set_port(1, PortRole::Vnic(VnicConfig { ipv4: vec![Ipv4Addr::new(10, 1, 1, 1)], ..VnicConfig::new(mac(1), 0) })).unwrap();
+        c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(2), 0))).unwrap();
+        assert_eq!(c.members(0), &[1, 2]);
+        assert_eq!((c.segment_of_vlan(100), c.segment_of_vlan(101)), (Some(0), None));
+        assert_eq!(c.local_ipv4_mac(0, Ipv4Addr::new(10, 1, 1, 1)), Some(mac(1)));
+        assert_eq!(c.nd_targets(1), &["fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
+        let e = c.table_entries();
+        assert_eq!(e.len(), 3);
+        assert!(e.contains(&(Key::new(gw, 0), Value::new(0, EntryKind::Anycast, 0))));
+        c.remove_port(2).unwrap();
+        assert_eq!(c.members(0), &[1]);
+    }
+
+    #[test]
+    fn refuses_bad_changes() {
+        let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
+        let mut c = SwitchConfig::new();
+        assert_eq!(c.set_segment(0, SegmentConfig::new(0, gw)), Err(ConfigError::BadVlan(0)));
+        assert_eq!(c.set_segment(0, SegmentConfig::new(4095, gw)), Err(ConfigError::BadVlan(4095)));
+        assert_eq!(c.set_segment(0, SegmentConfig::new(10, MacAddr::BROADCAST)), Err(ConfigError::BadAnycast));
+        c.set_segment(0, SegmentConfig::new(10, gw)).unwrap();
+        assert_eq!(c.set_segment(1, SegmentConfig::new(10, gw)), Err(ConfigError::VlanInUse { vlan: 10, slot: 0 }));
+        assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 7))), Err(ConfigError::NoSegment(7)));
+        assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, 0))), Err(ConfigError::BadMac(MacAddr::BROADCAST)));
+        c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 0))).unwrap();
+        assert_eq!(c.set_port(1, PortRole::Uplink), Err(ConfigError::PortInUse(1)));
+        assert_eq!(c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(1), 0))), Err(ConfigError::MacInUse { mac: mac(1), port: 1 }));
+        c.set_port(3, PortRole::Uplink).unwrap();
+        assert_eq!(c.set_port(4, PortRole::Uplink), Err(ConfigError::UplinkInUse(3)));
+        assert_eq!(c.remove_segment(0), Err(ConfigError::SegmentInUse(0)));
+        assert_eq!(c.remove_port(9), Err(ConfigError::NoPort(9)));
+        assert!("10.1.1.0/33".parse::<Ipv4Net>().is_err() && "10.1.1.0".parse::<Ipv4Net>().is_err());
+        let net: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(Ipv4Addr::new(10, 1, 200, 3)) && !net.contains(Ipv4Addr::new(10, 2, 0, 1)));
+    }
+}

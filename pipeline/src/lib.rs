@@ -1,0 +1,18 @@
+//! Roam's data path: what happens to every frame. Zero-copy views of Ethernet, 802.1Q,
+//! ARP, IPv4, IPv6 and neighbor discovery ([`wire`]); the builders of ARP fix-up frames
+//! ([`fixup`]); and burst processing ([`Processor`]) that classifies, looks up, rewrites,
+//! floods and drops with a named reason, over any buffer type that implements [`Frame`].
+//! No DPDK here: vswitchd implements [`Frame`] for mbufs.
+
+pub mod config;
+pub mod counters;
+pub mod fixup;
+pub mod frame;
+mod process;
+pub mod wire;
+
+pub use config::{ConfigError, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+pub use counters::{Counters, DropReason, PortCounters};
+pub use frame::{ByteFrame, Frame};
+pub use mac_table::{MacAddr, BATCH};
+pub use process::{Output, Processor};

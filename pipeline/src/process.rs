@@ -1,0 +1,448 @@
+//! Burst processing: classify every frame of a burst from one input port, look all unicast
+//! destinations up in one batched MAC-table call, then forward, rewrite, flood or drop
+//! each, grouping output frames per port. Nothing here allocates once the output queues
+//! have grown to a burst, locks, or logs.
+
+use std::sync::Arc;
+
+use mac_table::{EntryKind, Key, MacAddr, Reader, SegmentSlot, Value, BATCH};
+
+use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+use crate::counters::{Counters, DropReason};
+use crate::frame::{pop_vlan, push_vlan, Frame};
+use crate::wire::arp::{self, ArpPacket};
+use crate::wire::ethernet::{ethertype, HEADER_LEN};
+use crate::wire::icmpv6::NEIGHBOR_ADVERT;
+use crate::wire::ipv6::{next_header, Ipv6Packet};
+use crate::wire::vlan::TAGGED_HEADER_LEN;
+
+/// Where the frames of a burst go: a queue per output port, and the drops with reasons.
+/// Queues keep their capacity between bursts; the caller drains them after each call.
+pub struct Output<F> {
+    queues: Vec<Vec<F>>,
+    pub drops: Vec<(F, DropReason)>,
+}
+
+impl<F> Default for Output<F> {
+    fn default() -> Self {
+        Output { queues: Vec::new(), drops: Vec::with_capacity(BATCH) }
+    }
+}
+
+impl<F> Output<F> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The queue of frames for `port`.
+    #[inline]
+    pub fn queue(&mut self, port: PortId) -> &mut Vec<F> {
+        let p = port as usize;
+        if p >= self.queues.len() {
+            self.queues.resize_with(p + 1, || Vec::with_capacity(BATCH));
+        }
+        &mut self.queues[p]
+    }
+
+    /// Every non-empty queue, by port.
+    pub fn queues_mut(&mut self) -> impl Iterator<Item = (PortId, &mut Vec<F>)> {
+        self.queues.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).map(|(p, q)| (p as PortId, q))
+    }
+
+    /// Frames queued in all queues.
+    pub fn queued(&self) -> usize {
+        self.queues.iter().map(Vec::len).sum()
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        self.queues.iter_mut().for_each(Vec::clear);
+        self.drops.clear();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Verdict {
+    /// Unicast: look the destination up.
+    Lookup,
+    /// Broadcast or multicast.
+    Flood,
+    /// An ARP request the local responder answers with this MAC.
+    Reply(MacAddr),
+    Drop(DropReason),
+}
+
+/// One worker's pipeline: its MAC-table reader, the configuration snapshot it works with,
+/// and its counters.
+pub struct Processor {
+    reader: Reader,
+    config: Arc<SwitchConfig>,
+    counters: Counters,
+}
+
+impl Processor {
+    pub fn new(reader: Reader, config: Arc<SwitchConfig>) -> Processor {
+        Processor { reader, config, counters: Counters::default() }
+    }
+
+    /// Switches to a new configuration (between bursts).
+    pub fn set_config(&mut self, config: Arc<SwitchConfig>) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &Arc<SwitchConfig> {
+        &self.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Processes the frames that came in on `in_port` (in passes of up to [`BATCH`]).
+    /// Afterwards every frame is in exactly one of `out`'s queues or its drops, plus flood
+    /// copies in further queues.
+    pub fn process<F: Frame>(&mut self, in_port: PortId, frames: impl IntoIterator<Item = F>, out: &mut Output<F>) {
+        let mut frames = frames.into_iter();
+        loop {
+            let mut burst: [Option<F>; BATCH] = std::array::from_fn(|_| None);
+            let mut n = 0;
+            for slot in burst.iter_mut() {
+                match frames.next() {
+                    Some(f) => *slot = Some(f),
+                    None => break,
+                }
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.process_burst(in_port, &mut burst[..n], out);
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn process_burst<F: Frame>(&mut self, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
+        let Processor { reader, config, counters } = self;
+        let cfg: &SwitchConfig = config;
+        counters.port(in_port).rx += burst.len() as u64;
+        match cfg.port(in_port) {
+            Some(PortRole::Vnic(v)) => from_vnic(cfg, reader, counters, in_port, v, burst, out),
+            Some(PortRole::Uplink) => from_uplink(cfg, reader, counters, in_port, burst, out),
+            None => {
+                for f in burst.iter_mut().filter_map(Option::take) {
+                    drop_frame(counters, in_port, f, DropReason::UnknownPort, out);
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn drop_frame<F>(counters: &mut Counters, in_port: PortId, f: F, reason: DropReason, out: &mut Output<F>) {
+    counters.port(in_port).dropped[reason as usize] += 1;
+    out.drops.push((f, reason));
+}
+
+#[inline]
+fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) {
+    counters.port(port).tx += 1;
+    out.queue(port).push(f);
+}
+
+#[inline]
+fn mac_at(b: &[u8], at: usize) -> MacAddr {
+    MacAddr([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]])
+}
+
+/// The verdict for a frame from a VM port.
+#[inline]
+fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg: &SegmentConfig, anycast: MacAddr) -> Verdict {
+    if b.len() < HEADER_LEN {
+        return Verdict::Drop(DropReason::Runt);
+    }
+    let src = mac_at(b, 6);
+    if src.is_multicast() || src == MacAddr::ZERO {
+        return Verdict::Drop(DropReason::BadSourceMac);
+    }
+    if v.port_security && src != v.mac {
+        return Verdict::Drop(DropReason::SpoofedSourceMac);
+    }
+    let dst_multicast = b[0] & 1 != 0;
+    match u16::from_be_bytes([b[12], b[13]]) {
+        ethertype::VLAN | ethertype::QINQ => return Verdict::Drop(DropReason::TaggedFromVnic),
+        ethertype::ARP => {
+            let Ok(a) = ArpPacket::new_checked(&b[HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::MalformedArp);
+            };
+            let spa = a.sender_ip();
+            if v.port_security && (a.sender_mac() != v.mac || !(spa.is_unspecified() || v.ipv4.contains(&spa))) {
+                return Verdict::Drop(DropReason::SpoofedArpSender);
+            }
+            if seg.arp_responder && dst_multicast && a.operation() == arp::op::REQUEST {
+                if let Some(mac) = responder_answer(cfg, v, seg, anycast, spa, a.target_ip()) {
+                    return Verdict::Reply(mac);
+                }
+            }
+        }
+        ethertype::IPV6 if v.port_security => {
+            if let Some(target) = advertised_target(&b[HEADER_LEN..]) {
+                if !cfg.nd_targets(port).contains(&target) {
+                    return Verdict::Drop(DropReason::SpoofedNaTarget);
+                }
+            }
+        }
+        _ => {}
+    }
+    if dst_multicast {
+        Verdict::Flood
+    } else {
+        Verdict::Lookup
+    }
+}
+
+/// The target of a neighbor advertisement, if this IPv6 packet is one.
+fn advertised_target(ip: &[u8]) -> Option<std::net::Ipv6Addr> {
+    let p = Ipv6Packet::new_checked(ip).ok()?;
+    let (nh, icmp) = p.upper_layer()?;
+    if nh != next_header::ICMPV6 || icmp.len() < 24 || icmp[0] != NEIGHBOR_ADVERT {
+        return None;
+    }
+    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
+    Some(t.into())
+}
+
+/// The local ARP responder's answer: a local VM's real MAC, or the anycast MAC for any
+/// other address of the segment's subnets; nothing for announcements and self-queries.
+fn responder_answer(cfg: &SwitchConfig, v: &VnicConfig, seg: &SegmentConfig, anycast: MacAddr, spa: std::net::Ipv4Addr, tpa: std::net::Ipv4Addr) -> Option<MacAddr> {
+    if tpa == spa || v.ipv4.contains(&tpa) {
+        return None;
+    }
+    match cfg.local_ipv4_mac(v.segment, tpa) {
+        Some(mac) => Some(mac),
+        None => seg.subnets.iter().any(|n| n.contains(tpa)).then_some(anycast),
+    }
+}
+
+/// Turns an ARP request into the reply "target IP is at `mac`", back to its sender.
+fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
+    let Some(b) = f.bytes_mut() else { return false };
+    let requester = mac_at(b, 6);
+    let (eth, payload) = b.split_at_mut(HEADER_LEN);
+    let mut a = ArpPacket::new_unchecked(payload);
+    let (spa, tpa) = (a.sender_ip(), a.target_ip());
+    a.set_operation(arp::op::REPLY);
+    a.set_sender(mac, tpa);
+    a.set_target(requester, spa);
+    eth[0..6].copy_from_slice(&requester.0);
+    eth[6..12].copy_from_slice(&mac.0);
+    true
+}
+
+/// Tags a frame for the uplink and queues it there.
+#[inline]
+fn to_uplink<F: Frame>(counters: &mut Counters, in_port: PortId, uplink: PortId, vlan: u16, mut f: F, out: &mut Output<F>) -> bool {
+    if push_vlan(&mut f, vlan) {
+        enqueue(counters, uplink, f, out);
+        true
+    } else {
+        drop_frame(counters, in_port, f, DropReason::NoHeadroom, out);
+        false
+    }
+}
+
+fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, v: &VnicConfig, burst: &mut [Option<F>], out: &mut Output<F>) {
+    let slot: SegmentSlot = v.segment;
+    let Some(seg) = cfg.segment(slot) else {
+        for f in burst.iter_mut().filter_map(Option::take) {
+            drop_frame(counters, in_port, f, DropReason::UnknownPort, out);
+        }
+        return;
+    };
+    let anycast = v.anycast.unwrap_or(seg.anycast[0]);
+    let uplink = cfg.uplink();
+
+    // 1. Classify, and collect the keys to look up.
+    let mut verdicts = [Verdict::Lookup; BATCH];
+    let mut keys = [Key::from_raw(0); BATCH];
+    let mut found: [Option<Value>; BATCH] = [None; BATCH];
+    let mut m = 0;
+    for (i, f) in burst.iter().enumerate() {
+        let Some(f) = f else { continue };
+        let b = f.bytes();
+        verdicts[i] = classify_vnic(b, cfg, in_port, v, seg, anycast);
+        if let Verdict::Lookup = verdicts[i] {
+            keys[m] = Key::new(mac_at(b, 0), slot);
+            m += 1;
+        }
+    }
+    // 2. One batched lookup for the whole burst.
+    reader.lookup_batch(&keys[..m], &mut found[..m]);
+
+    // 3. Act, in arrival order.
+    let mut j = 0;
+    for (i, f) in burst.iter_mut().enumerate() {
+        let Some(mut f) = f.take() else { continue };
+        match verdicts[i] {
+            Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
+            Verdict::Lookup => {
+                let hit = found[j];
+                j += 1;
+                match hit {
+                    Some(val) if val.port() == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
+                    Some(val) if val.kind() != EntryKind::Anycast && Some(val.port()) != uplink => {
+                        counters.port(in_port).forwarded += 1;
+                        enqueue(counters, val.port(), f, out);
+                    }
+                    hit => {
+                        // Unknown unicast, or a gateway MAC: up to the leaf, which routes
+                        // by IP. Unknown destinations get the anycast MAC.
+                        let Some(up) = uplink else {
+                            drop_frame(counters, in_port, f, DropReason::NoUplink, out);
+                            continue;
+                        };
+                        if hit.is_none() {
+                            let Some(b) = f.bytes_mut() else {
+                                drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+                                continue;
+                            };
+                            b[0..6].copy_from_slice(&anycast.0);
+                            counters.port(in_port).rewritten += 1;
+                        }
+                        if to_uplink(counters, in_port, up, seg.vlan, f, out) {
+                            counters.port(in_port).forwarded += 1;
+                        }
+                    }
+                }
+            }
+            Verdict::Reply(mac) => {
+                if make_arp_reply(&mut f, mac) {
+                    let c = counters.port(in_port);
+                    c.forwarded += 1;
+                    c.arp_replies += 1;
+                    enqueue(counters, in_port, f, out);
+                } else {
+                    drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+                }
+            }
+            Verdict::Flood => {
+                let others = cfg.members(slot).iter().copied().filter(|p| *p != in_port);
+                flood(counters, in_port, f, others, uplink.map(|u| (u, seg.vlan)), out);
+            }
+        }
+    }
+}
+
+/// Copies to every port of `vnics`, and the original to the uplink (tagged) when there is
+/// one, else to the last vNIC. Never back out of the input port; never rewritten.
+fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl Iterator<Item = PortId> + Clone, uplink: Option<(PortId, u16)>, out: &mut Output<F>) {
+    let mut targets = vnics.clone().count();
+    if targets == 0 && uplink.is_none() {
+        drop_frame(counters, in_port, f, DropReason::NoFloodTarget, out);
+        return;
+    }
+    // The original goes last (to the uplink, or the last vNIC); copies go to the rest.
+    if uplink.is_none() {
+        targets -= 1;
+    }
+    let mut last = None;
+    for (n, p) in vnics.enumerate() {
+        if n == targets {
+            last = Some(p);
+            break;
+        }
+        match f.duplicate() {
+            Some(copy) => {
+                counters.port(in_port).flood_copies += 1;
+                enqueue(counters, p, copy, out);
+            }
+            None => counters.port(in_port).flood_copy_failures += 1,
+        }
+    }
+    match (uplink, last) {
+        (Some((up, vlan)), _) => {
+            if to_uplink(counters, in_port, up, vlan, f, out) {
+                counters.port(in_port).flooded += 1;
+            }
+        }
+        (None, Some(p)) => {
+            counters.port(in_port).flooded += 1;
+            enqueue(counters, p, f, out);
+        }
+        (None, None) => unreachable!("targets > 0 when there is no uplink"),
+    }
+}
+
+/// The verdict for a frame from the uplink, and its segment.
+#[inline]
+fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot) {
+    if b.len() < TAGGED_HEADER_LEN {
+        return (Verdict::Drop(DropReason::Runt), 0);
+    }
+    match u16::from_be_bytes([b[12], b[13]]) {
+        ethertype::VLAN => {}
+        ethertype::QINQ => return (Verdict::Drop(DropReason::UplinkDoubleTagged), 0),
+        _ => return (Verdict::Drop(DropReason::UplinkUntagged), 0),
+    }
+    let vid = u16::from_be_bytes([b[14], b[15]]) & 0x0fff;
+    let Some(slot) = cfg.segment_of_vlan(vid) else {
+        return (Verdict::Drop(DropReason::UnknownSegment), 0);
+    };
+    if matches!(u16::from_be_bytes([b[16], b[17]]), ethertype::VLAN | ethertype::QINQ) {
+        return (Verdict::Drop(DropReason::UplinkDoubleTagged), slot);
+    }
+    let src = mac_at(b, 6);
+    if src.is_multicast() || src == MacAddr::ZERO {
+        return (Verdict::Drop(DropReason::BadSourceMac), slot);
+    }
+    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot)
+}
+
+fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
+    let mut verdicts = [Verdict::Lookup; BATCH];
+    let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
+    let mut keys = [Key::from_raw(0); BATCH];
+    let mut found: [Option<Value>; BATCH] = [None; BATCH];
+    let mut m = 0;
+    for (i, f) in burst.iter().enumerate() {
+        let Some(f) = f else { continue };
+        let b = f.bytes();
+        (verdicts[i], slots[i]) = classify_uplink(b, cfg);
+        if let Verdict::Lookup = verdicts[i] {
+            keys[m] = Key::new(mac_at(b, 0), slots[i]);
+            m += 1;
+        }
+    }
+    reader.lookup_batch(&keys[..m], &mut found[..m]);
+
+    let mut j = 0;
+    for (i, f) in burst.iter_mut().enumerate() {
+        let Some(mut f) = f.take() else { continue };
+        match verdicts[i] {
+            Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
+            Verdict::Lookup => {
+                let hit = found[j];
+                j += 1;
+                let local = hit.filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
+                match local {
+                    Some(v) if pop_vlan(&mut f) => {
+                        counters.port(in_port).forwarded += 1;
+                        enqueue(counters, v.port(), f, out);
+                    }
+                    Some(_) => drop_frame(counters, in_port, f, DropReason::Unwritable, out),
+                    None => drop_frame(counters, in_port, f, DropReason::UplinkUnknownUnicast, out),
+                }
+            }
+            Verdict::Flood => {
+                if !pop_vlan(&mut f) {
+                    drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+                    continue;
+                }
+                flood(counters, in_port, f, cfg.members(slots[i]).iter().copied(), None, out);
+            }
+            Verdict::Reply(_) => unreachable!("classify_uplink never answers ARP"),
+        }
+    }
+}
+

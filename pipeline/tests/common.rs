@@ -1,0 +1,137 @@
+//! A small switch for the tests: an uplink, three VMs in segment 0 (VLAN 100), one in
+//! segment 1 (VLAN 200), and frame builders.
+#![allow(dead_code)] // each test file uses part of this module
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use mac_table::MacTable;
+use pipeline::wire::arp::{op, ArpPacket, ArpRepr};
+use pipeline::wire::icmpv6::{na_flags, NdiscRepr};
+use pipeline::wire::ipv6::{next_header, Ipv6Repr};
+use pipeline::{ByteFrame, Counters, DropReason, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+
+pub const UPLINK: PortId = 0;
+pub const A: PortId = 1;
+pub const B: PortId = 2;
+pub const C: PortId = 3; // segment 1
+pub const D: PortId = 4; // segment 0, port security off
+
+pub const GW: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]);
+pub const GW2: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x02]);
+pub const UNKNOWN: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x99, 0x99, 0x99]);
+
+pub fn mac(port: PortId) -> MacAddr {
+    MacAddr([0x52, 0x54, 0x00, 0x00, 0x00, port as u8])
+}
+
+pub fn ip(port: PortId) -> Ipv4Addr {
+    if port == C {
+        Ipv4Addr::new(10, 2, 2, port as u8)
+    } else {
+        Ipv4Addr::new(10, 1, 1, port as u8)
+    }
+}
+
+pub fn ip6(port: PortId) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, port)
+}
+
+pub fn config(with_uplink: bool) -> SwitchConfig {
+    let mut c = SwitchConfig::new();
+    let mut s0 = SegmentConfig::new(100, GW);
+    s0.subnets.push("10.1.1.0/24".parse::<Ipv4Net>().unwrap());
+    c.set_segment(0, s0).unwrap();
+    c.set_segment(1, SegmentConfig::new(200, GW2)).unwrap();
+    if with_uplink {
+        c.set_port(UPLINK, PortRole::Uplink).unwrap();
+    }
+    for (p, seg) in [(A, 0), (B, 0), (C, 1), (D, 0)] {
+        let mut v = VnicConfig::new(mac(p), seg);
+        v.ipv4.push(ip(p));
+        v.ipv6.push(ip6(p));
+        v.port_security = p != D;
+        c.set_port(p, PortRole::Vnic(v)).unwrap();
+    }
+    c
+}
+
+pub fn processor(cfg: SwitchConfig) -> Processor {
+    let table = Arc::new(MacTable::new(1024).unwrap());
+    for (k, v) in cfg.table_entries() {
+        table.insert(k, v).unwrap();
+    }
+    Processor::new(table.reader().unwrap(), Arc::new(cfg))
+}
+
+/// An Ethernet frame padded to 60 bytes.
+pub fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    if f.len() < 60 {
+        f.resize(60, 0);
+    }
+    f
+}
+
+/// An IPv4 frame with a recognizable payload.
+pub fn ipv4(dst: MacAddr, src: MacAddr) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 1, 1, 10, 1, 1, 2];
+    p.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 8, 0, 0]);
+    eth(dst, src, 0x0800, &p)
+}
+
+/// The same frame with an 802.1Q tag.
+pub fn tagged(vlan: u16, f: &[u8]) -> Vec<u8> {
+    let mut t = f[..12].to_vec();
+    t.extend_from_slice(&[0x81, 0x00]);
+    t.extend_from_slice(&vlan.to_be_bytes());
+    t.extend_from_slice(&f[12..]);
+    t
+}
+
+pub fn arp(dst: MacAddr, src: MacAddr, operation: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut p = [0u8; 28];
+    ArpRepr { operation, sender_mac: sha, sender_ip: spa, target_mac: MacAddr::ZERO, target_ip: tpa }.emit(&mut ArpPacket::new_unchecked(&mut p[..]));
+    eth(dst, src, 0x0806, &p)
+}
+
+pub fn arp_request(from: PortId, tpa: Ipv4Addr) -> Vec<u8> {
+    arp(MacAddr::BROADCAST, mac(from), op::REQUEST, mac(from), ip(from), tpa)
+}
+
+/// A neighbor advertisement from `src` for `target` to all-nodes.
+pub fn na(src: MacAddr, target: Ipv6Addr) -> Vec<u8> {
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let nd = NdiscRepr::Advert { flags: na_flags::OVERRIDE, target, target_lladdr: Some(src) };
+    let mut p = vec![0u8; 40 + nd.buffer_len()];
+    Ipv6Repr { src: target, dst: all_nodes, next_header: next_header::ICMPV6, hop_limit: 255, payload_len: nd.buffer_len() }.emit(&mut p);
+    nd.emit(&mut p[40..], &target, &all_nodes);
+    eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), src, 0x86dd, &p)
+}
+
+/// Runs one burst from `port` and returns where everything went.
+pub fn run(p: &mut Processor, port: PortId, frames: &[Vec<u8>]) -> Output<ByteFrame> {
+    let mut out = Output::new();
+    p.process(port, frames.iter().map(|f| ByteFrame::new(f)), &mut out);
+    out
+}
+
+/// Frames queued for `port`, as bytes.
+pub fn sent(out: &mut Output<ByteFrame>, port: PortId) -> Vec<Vec<u8>> {
+    out.queue(port).iter().map(|f| pipeline::Frame::bytes(f).to_vec()).collect()
+}
+
+pub fn reasons(out: &Output<ByteFrame>) -> Vec<DropReason> {
+    out.drops.iter().map(|(_, r)| *r).collect()
+}
+
+/// Checks rx = forwarded + flooded + dropped on every port, and returns the counters.
+pub fn balanced(p: &Processor) -> &Counters {
+    let c = p.counters();
+    assert!(c.balanced(), "counters do not add up: {c:#?}");
+    c
+}
