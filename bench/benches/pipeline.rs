@@ -122,7 +122,10 @@ fn frame(dst: MacAddr, src: MacAddr, ethertype: u16) -> [u8; FRAME_LEN] {
 
 /// A switch with 64 VMs in 8 segments and a table of `entries` MACs (the VMs, the gateway
 /// per segment, and MACs behind the VMs to fill it), with bursts of the mixed workload.
-fn setup(entries: usize) -> (Processor, Vec<(PortId, Vec<[u8; FRAME_LEN]>)>) {
+/// A burst's input port and frame templates.
+type Burst = (PortId, Vec<[u8; FRAME_LEN]>);
+
+fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     let mut cfg = SwitchConfig::new();
     for s in 0..SEGMENTS {
         cfg.set_segment(s, SegmentConfig::new(100 + s, GW)).unwrap();

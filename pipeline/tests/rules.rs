@@ -12,7 +12,7 @@ use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, PortRole, VnicConf
 fn local_unicast_is_switched_with_real_macs() {
     let mut p = processor(config(true));
     let f = ipv4(mac(B), mac(A));
-    let mut out = run(&mut p, A, &[f.clone()]);
+    let mut out = run(&mut p, A, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, B), vec![f]);
     assert_eq!(out.queued(), 1);
     let c = balanced(&p);
@@ -23,7 +23,7 @@ fn local_unicast_is_switched_with_real_macs() {
 fn unknown_unicast_is_rewritten_to_the_anycast_mac_and_tagged_to_the_uplink() {
     let mut p = processor(config(true));
     let f = ipv4(UNKNOWN, mac(A));
-    let mut out = run(&mut p, A, &[f.clone()]);
+    let mut out = run(&mut p, A, std::slice::from_ref(&f));
     let up = sent(&mut out, UPLINK);
     let mut expected = f.clone();
     expected[0..6].copy_from_slice(&GW.0);
@@ -36,7 +36,7 @@ fn unknown_unicast_is_rewritten_to_the_anycast_mac_and_tagged_to_the_uplink() {
 fn frames_to_the_gateway_go_up_unchanged_but_tagged() {
     let mut p = processor(config(true));
     let f = ipv4(GW, mac(A));
-    let mut out = run(&mut p, A, &[f.clone()]);
+    let mut out = run(&mut p, A, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
     assert_eq!(balanced(&p).ports[A as usize].rewritten, 0);
 }
@@ -59,7 +59,7 @@ fn a_vnic_with_its_own_anycast_mac_is_rewritten_to_it() {
 fn broadcast_floods_the_segment_and_the_uplink_never_rewritten_never_back() {
     let mut p = processor(config(true));
     let f = arp_request(A, ip(B));
-    let mut out = run(&mut p, A, &[f.clone()]);
+    let mut out = run(&mut p, A, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, B), vec![f.clone()]);
     assert_eq!(sent(&mut out, D), vec![f.clone()]);
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
@@ -72,7 +72,7 @@ fn broadcast_floods_the_segment_and_the_uplink_never_rewritten_never_back() {
 fn multicast_is_flooded_too() {
     let mut p = processor(config(true));
     let f = ipv4(MacAddr([0x01, 0x00, 0x5e, 0, 0, 0xfb]), mac(C));
-    let mut out = run(&mut p, C, &[f.clone()]);
+    let mut out = run(&mut p, C, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(200, &f)]);
     assert_eq!(out.queued(), 1, "C is alone in segment 1");
 }
