@@ -248,6 +248,12 @@ impl SwitchConfig {
         }
     }
 
+    /// The highest port id that has ever been configured (0 when none).
+    #[inline]
+    pub fn max_port(&self) -> PortId {
+        self.ports.len().saturating_sub(1) as PortId
+    }
+
     pub fn port(&self, id: PortId) -> Option<&PortRole> {
         self.ports.get(id as usize).and_then(Option::as_ref)
     }

@@ -152,6 +152,20 @@ impl Counters {
         &mut self.ports[p]
     }
 
+    /// Makes sure ports up to `max` have counters.
+    #[inline]
+    pub fn ensure(&mut self, max: u16) {
+        if self.ports.len() <= max as usize {
+            self.ports.resize(max as usize + 1, PortCounters::default());
+        }
+    }
+
+    /// The counters of a port that [`Counters::ensure`] made room for.
+    #[inline]
+    pub(crate) fn at(&mut self, port: u16) -> &mut PortCounters {
+        &mut self.ports[port as usize]
+    }
+
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &Counters) {
         if o.ports.len() > self.ports.len() {

@@ -44,6 +44,14 @@ impl<F> Output<F> {
         &mut self.queues[p]
     }
 
+    /// Makes sure there is a queue for every port up to `max`.
+    #[inline]
+    fn ensure(&mut self, max: PortId) {
+        if self.queues.len() <= max as usize {
+            self.queues.resize_with(max as usize + 1, || Vec::with_capacity(BATCH));
+        }
+    }
+
     /// Every non-empty queue, by port.
     pub fn queues_mut(&mut self) -> impl Iterator<Item = (PortId, &mut Vec<F>)> {
         self.queues.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).map(|(p, q)| (p as PortId, q))
@@ -126,7 +134,11 @@ impl Processor {
     fn process_burst<F: Frame>(&mut self, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
         let Processor { reader, config, counters } = self;
         let cfg: &SwitchConfig = config;
-        counters.port(in_port).rx += burst.len() as u64;
+        // Size counters and queues once per burst; the per-frame paths only index.
+        let max = cfg.max_port().max(in_port);
+        counters.ensure(max);
+        out.ensure(max);
+        counters.at(in_port).rx += burst.len() as u64;
         match cfg.port(in_port) {
             Some(PortRole::Vnic(v)) => from_vnic(cfg, reader, counters, in_port, v, burst, out),
             Some(PortRole::Uplink) => from_uplink(cfg, reader, counters, in_port, burst, out),
@@ -141,19 +153,22 @@ impl Processor {
 
 #[inline]
 fn drop_frame<F>(counters: &mut Counters, in_port: PortId, f: F, reason: DropReason, out: &mut Output<F>) {
-    counters.port(in_port).dropped[reason as usize] += 1;
+    counters.at(in_port).dropped[reason as usize] += 1;
     out.drops.push((f, reason));
 }
 
 #[inline]
 fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) {
-    counters.port(port).tx += 1;
-    out.queue(port).push(f);
+    counters.at(port).tx += 1;
+    out.queues[port as usize].push(f);
 }
 
-#[inline]
+/// The MAC address at `b[at..at + 6]` (callers have checked the length).
+#[inline(always)]
 fn mac_at(b: &[u8], at: usize) -> MacAddr {
-    MacAddr([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]])
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&b[at..at + 6]);
+    MacAddr(m)
 }
 
 /// The verdict for a frame from a VM port.
@@ -292,7 +307,7 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
                 match hit {
                     Some(val) if val.port() == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
                     Some(val) if val.kind() != EntryKind::Anycast && Some(val.port()) != uplink => {
-                        counters.port(in_port).forwarded += 1;
+                        counters.at(in_port).forwarded += 1;
                         enqueue(counters, val.port(), f, out);
                     }
                     hit => {
@@ -308,17 +323,17 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
                                 continue;
                             };
                             b[0..6].copy_from_slice(&anycast.0);
-                            counters.port(in_port).rewritten += 1;
+                            counters.at(in_port).rewritten += 1;
                         }
                         if to_uplink(counters, in_port, up, seg.vlan, f, out) {
-                            counters.port(in_port).forwarded += 1;
+                            counters.at(in_port).forwarded += 1;
                         }
                     }
                 }
             }
             Verdict::Reply(mac) => {
                 if make_arp_reply(&mut f, mac) {
-                    let c = counters.port(in_port);
+                    let c = counters.at(in_port);
                     c.forwarded += 1;
                     c.arp_replies += 1;
                     enqueue(counters, in_port, f, out);
@@ -354,20 +369,20 @@ fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl I
         }
         match f.duplicate() {
             Some(copy) => {
-                counters.port(in_port).flood_copies += 1;
+                counters.at(in_port).flood_copies += 1;
                 enqueue(counters, p, copy, out);
             }
-            None => counters.port(in_port).flood_copy_failures += 1,
+            None => counters.at(in_port).flood_copy_failures += 1,
         }
     }
     match (uplink, last) {
         (Some((up, vlan)), _) => {
             if to_uplink(counters, in_port, up, vlan, f, out) {
-                counters.port(in_port).flooded += 1;
+                counters.at(in_port).flooded += 1;
             }
         }
         (None, Some(p)) => {
-            counters.port(in_port).flooded += 1;
+            counters.at(in_port).flooded += 1;
             enqueue(counters, p, f, out);
         }
         (None, None) => unreachable!("targets > 0 when there is no uplink"),
@@ -427,7 +442,7 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
                 let local = hit.filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
                 match local {
                     Some(v) if pop_vlan(&mut f) => {
-                        counters.port(in_port).forwarded += 1;
+                        counters.at(in_port).forwarded += 1;
                         enqueue(counters, v.port(), f, out);
                     }
                     Some(_) => drop_frame(counters, in_port, f, DropReason::Unwritable, out),
