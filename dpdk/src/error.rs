@@ -22,6 +22,8 @@ pub enum Error {
     HashCreate { name: String, errno: i32, text: String },
     #[error("rte_hash insert failed: {text} (errno {errno})")]
     HashInsert { errno: i32, text: String },
+    #[error("cannot hot-plug device `{name}` ({args}): {text} (errno {errno})")]
+    Hotplug { name: String, args: String, errno: i32, text: String },
     #[error("no DPDK port named `{0}`")]
     PortNotFound(String),
     #[error("port {port}: {op} failed: {text} (errno {errno})")]

@@ -64,6 +64,19 @@ impl Mbuf {
         }
     }
 
+    /// A copy of the frame in a new mbuf from the same pool (for floods), or
+    /// [`Error::MempoolExhausted`].
+    pub fn copy(&self) -> Result<Mbuf> {
+        // SAFETY: reading the pool pointer of a live mbuf we own; mbufs always carry the
+        // pool they came from, and that pool outlives them (see `Mempool`'s drop).
+        let pool = unsafe { self.0.as_ref().pool };
+        // SAFETY: pool is the live mempool this mbuf came from.
+        let ptr = unsafe { dpdk_sys::roam_pktmbuf_alloc(pool) };
+        let mut m = NonNull::new(ptr).map(Mbuf).ok_or_else(|| Error::MempoolExhausted("(copy)".into()))?;
+        m.append(self.len())?.copy_from_slice(self.data());
+        Ok(m)
+    }
+
     /// Length of the first segment's data.
     #[inline]
     pub fn len(&self) -> usize {

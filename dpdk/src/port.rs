@@ -61,6 +61,8 @@ pub struct LinkStatus {
 struct PortShared {
     id: u16,
     name: String,
+    /// Created by hot-plug (`Port::create_vdev`): removed from the vdev bus on close.
+    hotplugged: bool,
     rx_taken: Box<[AtomicBool]>,
     tx_taken: Box<[AtomicBool]>,
     // Kept alive as long as the device may use them.
@@ -91,7 +93,31 @@ impl Port {
     /// Configures and starts the port DPDK knows as `name`, taking rx buffers from `pool`.
     pub fn open(eal: &Eal, name: &str, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
         let id = Port::id_by_name(eal, name)?;
-        Port::configure(eal, id, cfg, pool, Vec::new())
+        Port::configure(eal, id, cfg, pool, Vec::new(), false)
+    }
+
+    /// Hot-plugs the virtual device `name` with `args` (e.g. `net_vhost0` with
+    /// `iface=/run/vm0.sock,client=1`), then configures and starts it. The device is
+    /// removed again when the last handle drops.
+    pub fn create_vdev(eal: &Eal, name: &str, args: &str, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+        let (c_bus, c_name, c_args) = (crate::c_name("vdev")?, crate::c_name(name)?, crate::c_name(args)?);
+        // SAFETY: the EAL is up; the three strings outlive the call.
+        let ret = unsafe { dpdk_sys::rte_eal_hotplug_add(c_bus.as_ptr(), c_name.as_ptr(), c_args.as_ptr()) };
+        if ret < 0 {
+            return Err(Error::Hotplug { name: name.to_string(), args: args.to_string(), errno: -ret, text: crate::errno_text(-ret) });
+        }
+        let id = match Port::id_by_name(eal, name) {
+            Ok(id) => id,
+            Err(e) => {
+                hotplug_remove(name);
+                return Err(e);
+            }
+        };
+        Port::configure(eal, id, cfg, pool, Vec::new(), true).inspect_err(|_| {
+            // SAFETY: the device exists and nothing else holds it.
+            unsafe { dpdk_sys::rte_eth_dev_close(id) };
+            hotplug_remove(name);
+        })
     }
 
     /// Creates a port over two rings (`rte_eth_from_rings`): what it sends goes into `tx`,
@@ -109,10 +135,10 @@ impl Port {
             return Err(Error::Port { port: u16::MAX, op: "rte_eth_from_rings", errno, text: crate::errno_text(errno) });
         }
         let cfg = PortConfig { rx_queues: 1, tx_queues: 1, ..cfg.clone() };
-        Port::configure(eal, ret as u16, &cfg, pool, vec![rx, tx])
+        Port::configure(eal, ret as u16, &cfg, pool, vec![rx, tx], false)
     }
 
-    fn configure(eal: &Eal, id: u16, cfg: &PortConfig, pool: Arc<Mempool>, rings: Vec<Arc<Ring>>) -> Result<Port> {
+    fn configure(eal: &Eal, id: u16, cfg: &PortConfig, pool: Arc<Mempool>, rings: Vec<Arc<Ring>>, hotplugged: bool) -> Result<Port> {
         let name = device_name(id)?;
         let conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: id names an existing port; conf outlives the call.
@@ -162,6 +188,7 @@ impl Port {
             shared: Arc::new(PortShared {
                 id,
                 name,
+                hotplugged,
                 rx_taken: flags(cfg.rx_queues),
                 tx_taken: flags(cfg.tx_queues),
                 _pool: pool,
@@ -236,6 +263,16 @@ impl Port {
     }
 }
 
+/// Removes a hot-plugged virtual device from the vdev bus.
+fn hotplug_remove(name: &str) {
+    let (Ok(c_bus), Ok(c_name)) = (crate::c_name("vdev"), crate::c_name(name)) else { return };
+    // SAFETY: the EAL is up (the caller holds a handle); the strings outlive the call.
+    let ret = unsafe { dpdk_sys::rte_eal_hotplug_remove(c_bus.as_ptr(), c_name.as_ptr()) };
+    if ret < 0 {
+        tracing::warn!(device = name, ret, "rte_eal_hotplug_remove failed");
+    }
+}
+
 /// The name ethdev knows port `id` by.
 fn device_name(id: u16) -> Result<String> {
     let mut buf = [0 as std::ffi::c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
@@ -266,6 +303,9 @@ impl Drop for PortShared {
             if ret < 0 {
                 tracing::warn!(port = self.id, ret, "rte_eth_dev_close failed");
             }
+        }
+        if self.hotplugged {
+            hotplug_remove(&self.name);
         }
     }
 }

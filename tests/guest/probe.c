@@ -1,0 +1,94 @@
+/*
+ * roam-probe: a TCP echo server and a client that measures stalls, for test guests.
+ *   roam-probe server PORT
+ *   roam-probe client HOST PORT SECONDS [INTERVAL_MS]
+ * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
+ * it prints "progress N max_gap_ms G" once a second and, at the end,
+ * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6;
+}
+
+static int serve(int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 8)) { perror("server"); return 1; }
+    printf("listening %d\n", port);
+    fflush(stdout);
+    for (;;) {
+        int c = accept(s, NULL, NULL);
+        if (c < 0) continue;
+        if (fork() == 0) {
+            char buf[4096];
+            ssize_t n;
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            while ((n = read(c, buf, sizeof buf)) > 0)
+                if (write(c, buf, n) != n) break;
+            _exit(0);
+        }
+        close(c);
+    }
+}
+
+static int client(const char *host, int port, int seconds, int interval) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    double start = now_ms(), last_echo = start, next_send = start, next_report = start + 1000, max_gap = 0;
+    unsigned long sent = 0, echoed = 0;
+    char buf[4096];
+    while (now_ms() - start < seconds * 1000.0) {
+        double t = now_ms();
+        if (t >= next_send) {
+            char msg[16];
+            snprintf(msg, sizeof msg, "%015lu", sent++);
+            if (write(s, msg, 16) != 16) { perror("write"); return 1; }
+            next_send += interval;
+        }
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        int wait = (int)(next_send - now_ms());
+        if (poll(&p, 1, wait < 0 ? 0 : wait) > 0) {
+            ssize_t n = read(s, buf, sizeof buf);
+            if (n <= 0) { printf("closed after %lu echoes\n", echoed); return 1; }
+            t = now_ms();
+            if (t - last_echo > max_gap) max_gap = t - last_echo;
+            last_echo = t;
+            echoed += n / 16;
+        }
+        if (now_ms() >= next_report) {
+            printf("progress %lu max_gap_ms %.1f\n", echoed, max_gap);
+            fflush(stdout);
+            next_report += 1000;
+        }
+    }
+    double tail = now_ms() - last_echo;
+    if (tail > max_gap) max_gap = tail;
+    printf("done echoes %lu max_gap_ms %.1f\n", echoed, max_gap);
+    fflush(stdout);
+    return echoed > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "server")) return serve(atoi(argv[2]));
+    if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2);
+    fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS]\n");
+    return 2;
+}

@@ -1,0 +1,133 @@
+//! The control API: newline-delimited JSON over a unix socket. A client writes one request
+//! per line and reads one response per line; `events` turns the connection into a stream
+//! of event lines.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the daemon reads.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Ports, link states, VMs, segments, workers.
+    Show,
+    /// Attach a VM: create its vhost-user port and install its MAC.
+    Attach(Attach),
+    /// Detach a VM: remove its MAC and its port.
+    Detach { name: String },
+    /// Configure a segment's anycast gateway (creates the segment).
+    SetAnycast(Segment),
+    /// The MAC table.
+    Fdb,
+    /// Counters per port and per drop reason.
+    Stats,
+    /// ARP fix-up: tell the named VMs, and only them, that `ip` is at `mac`.
+    ArpAnnounce(ArpAnnounce),
+    /// Stream attach, detach and link events.
+    Events,
+}
+
+/// A VM attachment (also what the state file keeps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attach {
+    pub name: String,
+    /// The vhost-user socket (QEMU's `-chardev socket,path=…`).
+    pub socket: PathBuf,
+    pub mac: String,
+    /// The segment: its VLAN on the uplink.
+    pub segment: u16,
+    #[serde(default)]
+    pub ipv4: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub ipv6: Vec<Ipv6Addr>,
+    #[serde(default = "yes")]
+    pub port_security: bool,
+    /// vswitchd is the vhost-user server on this socket (default: client, QEMU serves).
+    #[serde(default)]
+    pub server: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A segment's gateway configuration (also what the state file keeps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// The segment id: its VLAN on the uplink (1..=4094).
+    pub segment: u16,
+    /// The anycast gateway MAC.
+    pub mac: String,
+    /// The anycast gateway IP (informational; the leaf owns it).
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    /// Subnets of the segment, for the local ARP responder.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub arp_responder: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArpAnnounce {
+    /// VM names.
+    pub to: Vec<String>,
+    pub ip: IpAddr,
+    pub mac: String,
+}
+
+/// One response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
+
+impl Response {
+    pub fn ok(result: serde_json::Value) -> Response {
+        Response { ok: true, error: None, result: Some(result) }
+    }
+
+    pub fn error(e: impl std::fmt::Display) -> Response {
+        Response { ok: false, error: Some(e.to_string()), result: None }
+    }
+}
+
+/// An event on the `events` stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Attach { name: String, mac: String, segment: u16, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Detach { name: String, mac: String, segment: u16, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Link { name: String, up: bool },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_refuse_unknown_fields() {
+        let r: Request = serde_json::from_str(r#"{"op":"attach","name":"a","socket":"/tmp/a","mac":"52:54:00:00:00:01","segment":100,"ipv4":["10.1.1.1"]}"#).unwrap();
+        match r {
+            Request::Attach(a) => assert!(a.port_security && !a.server && a.ipv4 == vec![Ipv4Addr::new(10, 1, 1, 1)]),
+            other => panic!("{other:?}"),
+        }
+        assert!(serde_json::from_str::<Request>(r#"{"op":"show","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"nope"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"detach"}"#).is_err());
+        let e = serde_json::to_string(&Event::Link { name: "a".into(), up: true }).unwrap();
+        assert_eq!(e, r#"{"event":"link","name":"a","up":true}"#);
+    }
+}

@@ -1,0 +1,177 @@
+//! vsctl: the command line of vswitchd's control API. Readable tables by default, the raw
+//! JSON result with `--json`. Exits non-zero when vswitchd refuses a request.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use vswitchd::api::{ArpAnnounce, Attach, Request, Response, Segment};
+
+#[derive(Parser)]
+#[command(version, about = "Control Roam's vswitchd")]
+struct Args {
+    /// vswitchd's control socket.
+    #[arg(long, global = true, default_value = "/run/roam/vswitchd.sock", env = "ROAM_SOCKET")]
+    socket: PathBuf,
+    /// Print the JSON result instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ports, link states, VMs and segments.
+    Show,
+    /// Attach a VM: create its vhost-user port and install its MAC.
+    Attach {
+        name: String,
+        /// The VM's vhost-user socket (QEMU is the server unless --server).
+        #[arg(long)]
+        vhost_socket: PathBuf,
+        #[arg(long)]
+        mac: String,
+        /// Segment id (its VLAN on the uplink).
+        #[arg(long)]
+        segment: u16,
+        /// The VM's addresses (IPv4 or IPv6; repeat).
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        /// Turn port security off for this VM.
+        #[arg(long)]
+        no_port_security: bool,
+        /// vswitchd creates the socket (vhost-user server mode).
+        #[arg(long)]
+        server: bool,
+    },
+    /// Detach a VM.
+    Detach { name: String },
+    /// The MAC table.
+    Fdb,
+    /// Counters per port and per drop reason.
+    Stats,
+    /// Set a segment's anycast gateway MAC (creates the segment).
+    SetAnycast {
+        /// Segment id (its VLAN on the uplink).
+        #[arg(long)]
+        segment: u16,
+        #[arg(long)]
+        mac: String,
+        #[arg(long)]
+        gateway: Option<Ipv4Addr>,
+        /// The segment's subnets, for the local ARP responder (repeat).
+        #[arg(long = "subnet")]
+        subnets: Vec<String>,
+        /// Answer local VMs' ARP requests on the host.
+        #[arg(long)]
+        arp_responder: bool,
+    },
+    /// Tell the named VMs, and only them, that IP is at MAC (gratuitous ARP or NA).
+    ArpAnnounce {
+        /// VM names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        #[arg(long)]
+        ip: IpAddr,
+        #[arg(long)]
+        mac: String,
+    },
+    /// Stream attach, detach and link events (one JSON object per line).
+    Events,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let request = match args.command {
+        Cmd::Show => Request::Show,
+        Cmd::Attach { name, vhost_socket: socket, mac, segment, ips, no_port_security, server } => {
+            let ipv4: Vec<Ipv4Addr> = ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
+            let ipv6: Vec<Ipv6Addr> = ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
+            Request::Attach(Attach { name, socket, mac, segment, ipv4, ipv6, port_security: !no_port_security, server })
+        }
+        Cmd::Detach { name } => Request::Detach { name },
+        Cmd::Fdb => Request::Fdb,
+        Cmd::Stats => Request::Stats,
+        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder }),
+        Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
+        Cmd::Events => Request::Events,
+    };
+    let conn = UnixStream::connect(&args.socket).with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
+    let mut w = conn.try_clone()?;
+    writeln!(w, "{}", serde_json::to_string(&request)?)?;
+    let mut lines = BufReader::new(conn).lines();
+    let first = lines.next().context("vswitchd closed the connection")??;
+    let response: Response = serde_json::from_str(&first)?;
+    if !response.ok {
+        bail!("vswitchd: {}", response.error.unwrap_or_default());
+    }
+    let result = response.result.unwrap_or(Value::Null);
+    if let Request::Events = request {
+        for line in lines {
+            println!("{}", line?);
+        }
+        return Ok(());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    match request {
+        Request::Show => print_show(&result),
+        Request::Fdb => table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]),
+        Request::Stats => print_stats(&result),
+        _ => println!("{}", serde_json::to_string(&result)?),
+    }
+    Ok(())
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// A column-aligned table of `rows` (an array of objects), one column per key.
+fn table(headers: &[&str], rows: &Value, keys: &[&str]) {
+    let rows: Vec<Vec<String>> = rows.as_array().map(|a| a.iter().map(|r| keys.iter().map(|k| cell(&r[*k])).collect()).collect()).unwrap_or_default();
+    let widths: Vec<usize> = (0..headers.len()).map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0)).collect();
+    let line = |cells: Vec<String>| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
+    println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    for r in rows {
+        println!("{}", line(r));
+    }
+}
+
+fn print_show(r: &Value) {
+    println!("Ports:");
+    table(&["PORT", "NAME", "DEVICE", "LINK"], &r["ports"], &["port", "name", "device", "link_up"]);
+    println!("\nVMs:");
+    table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r["vms"], &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"]);
+    println!("\nSegments:");
+    table(&["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"], &r["segments"], &["segment", "mac", "gateway", "subnets", "arp_responder"]);
+    println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
+}
+
+fn print_stats(r: &Value) {
+    table(
+        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "TX", "REWRITTEN", "INJECTED", "TX_FULL", "BALANCED"],
+        &r["ports"],
+        &["port", "name", "rx", "forwarded", "flooded", "dropped", "tx", "rewritten", "injected", "tx_full", "balanced"],
+    );
+    if let Some(ports) = r["ports"].as_array() {
+        for p in ports {
+            if let Some(d) = p["drops"].as_object().filter(|d| !d.is_empty()) {
+                let reasons: Vec<String> = d.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("  {} drops: {}", cell(&p["name"]), reasons.join(" "));
+            }
+        }
+    }
+}

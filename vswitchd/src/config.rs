@@ -1,0 +1,69 @@
+//! vswitchd's configuration: a TOML file, overridable by command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How workers poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollMode {
+    /// Spin on the rx queues: lowest latency, a whole core per worker.
+    Busy,
+    /// Back off to short sleeps when idle, wake on traffic or a command.
+    Adaptive,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// EAL arguments, e.g. `["--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "h1"]`.
+    #[serde(default)]
+    pub eal: Vec<String>,
+    /// The control socket (created with mode 0600).
+    pub socket: PathBuf,
+    /// The state file (attachments and segments, restored at start-up).
+    pub state: PathBuf,
+    /// The uplink as a DPDK virtual device, `name,args` (e.g. `net_af_packet0,iface=up0`).
+    #[serde(default)]
+    pub uplink: Option<String>,
+    #[serde(default = "adaptive")]
+    pub poll_mode: PollMode,
+    /// Mbufs in the packet pool.
+    #[serde(default = "mbufs")]
+    pub mbufs: u32,
+    /// MAC table capacity.
+    #[serde(default = "fdb_capacity")]
+    pub fdb_capacity: usize,
+}
+
+fn adaptive() -> PollMode {
+    PollMode::Adaptive
+}
+fn mbufs() -> u32 {
+    16383
+}
+fn fdb_capacity() -> usize {
+    1 << 16
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_defaults_and_refuses_typos() {
+        let c: Config = toml::from_str("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\n").unwrap();
+        assert_eq!((c.poll_mode, c.mbufs, c.uplink), (PollMode::Adaptive, 16383, None));
+        assert!(toml::from_str::<Config>("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\npoll = \"busy\"\n").is_err());
+        let c: Config = toml::from_str("socket = \"/s\"\nstate = \"/t\"\npoll_mode = \"busy\"\nuplink = \"net_tap0\"\n").unwrap();
+        assert_eq!((c.poll_mode, c.uplink.as_deref()), (PollMode::Busy, Some("net_tap0")));
+    }
+}

@@ -1,0 +1,12 @@
+//! vswitchd: Roam's host switch. EAL and ports (vhost-user VM ports, one uplink), a worker
+//! that runs the `pipeline` over bursts, and a control thread that serves the JSON API on a
+//! unix socket, keeps the MAC table's static entries and persists attachments. `vsctl` is
+//! its CLI; `api` is the protocol both speak.
+
+pub mod api;
+pub mod config;
+pub mod control;
+pub mod frame;
+pub mod state;
+pub mod switch;
+pub mod worker;

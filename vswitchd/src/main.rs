@@ -1,0 +1,107 @@
+//! vswitchd: see the crate docs and `vswitchd --help`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use dpdk::{Eal, Mempool, MempoolConfig};
+use mac_table::MacTable;
+use parking_lot::Mutex;
+use pipeline::{Processor, SwitchConfig};
+use vswitchd::config::{Config, PollMode};
+use vswitchd::state::State;
+use vswitchd::switch::Switch;
+use vswitchd::worker::Worker;
+
+#[derive(Parser)]
+#[command(version, about = "Roam's host switch: vhost-user VM ports, an uplink to the leaf, a JSON control API")]
+struct Args {
+    /// TOML configuration file (see README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Control socket path.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// State file path (attachments and segments survive restarts here).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Uplink as a DPDK virtual device, `name,args` (e.g. `net_af_packet0,iface=up0`).
+    #[arg(long)]
+    uplink: Option<String>,
+    /// Worker polling: `adaptive` sleeps briefly when idle, `busy` spins.
+    #[arg(long, value_enum)]
+    poll_mode: Option<PollMode>,
+    /// EAL arguments after `--` (replace the configuration's).
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    let args = Args::parse();
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config {
+            eal: Vec::new(),
+            socket: PathBuf::from("/run/roam/vswitchd.sock"),
+            state: PathBuf::from("/var/lib/roam/state.json"),
+            uplink: None,
+            poll_mode: PollMode::Adaptive,
+            mbufs: 16383,
+            fdb_capacity: 1 << 16,
+        },
+    };
+    if let Some(s) = args.socket {
+        cfg.socket = s;
+    }
+    if let Some(s) = args.state {
+        cfg.state = s;
+    }
+    if args.uplink.is_some() {
+        cfg.uplink = args.uplink;
+    }
+    if let Some(m) = args.poll_mode {
+        cfg.poll_mode = m;
+    }
+    if !args.eal.is_empty() {
+        cfg.eal = args.eal;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let state = State::load(&cfg.state)?;
+    let listener = vswitchd::control::bind(&cfg.socket)?;
+    let eal = Eal::init(&cfg.eal).context("EAL")?;
+    let pool = Arc::new(Mempool::new(&eal, "roam_pkts", &MempoolConfig { size: cfg.mbufs, ..Default::default() })?);
+    let table = Arc::new(MacTable::new(cfg.fdb_capacity)?);
+
+    let (commands, worker_rx) = crossbeam::channel::unbounded();
+    let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
+    let worker = Worker::new(processor, worker_rx, pool.clone(), cfg.poll_mode);
+    let worker_thread = std::thread::Builder::new().name("roam-worker0".into()).spawn(move || worker.run())?;
+
+    let switch = Arc::new(Mutex::new(Switch::new(eal.clone(), pool.clone(), table, commands, cfg.state.clone())));
+    if let Some(up) = &cfg.uplink {
+        switch.lock().set_uplink(up)?;
+    }
+    switch.lock().restore(state)?;
+    {
+        let switch = switch.clone();
+        std::thread::Builder::new().name("roam-control".into()).spawn(move || vswitchd::control::serve(listener, switch))?;
+    }
+    tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, "vswitchd ready");
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        switch.lock().poll_links();
+    }
+    tracing::info!("shutting down");
+    switch.lock().stop();
+    let _ = worker_thread.join();
+    let _ = std::fs::remove_file(&cfg.socket);
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! The control plane's model of the switch: segments, VMs and their ports, the uplink, the
+//! MAC table's static entries, and the worker that forwards. Every change is validated
+//! first, applied to DPDK, the MAC table and the worker, then saved; a request that fails
+//! changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam::channel::{bounded, Sender};
+use dpdk::{Eal, Mempool, Port, PortConfig};
+use mac_table::{EntryKind, Key, MacAddr, MacTable, SegmentSlots, Value};
+use pipeline::{DropReason, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+use serde_json::{json, Value as Json};
+
+use crate::api::{ArpAnnounce, Attach, Event, Segment};
+use crate::state::State;
+use crate::worker::{Command, Snapshot};
+
+struct Vm {
+    attach: Attach,
+    mac: MacAddr,
+    port: Port,
+    link_up: bool,
+}
+
+pub struct Switch {
+    eal: Eal,
+    pool: Arc<Mempool>,
+    table: Arc<MacTable>,
+    slots: SegmentSlots,
+    config: SwitchConfig,
+    segments: BTreeMap<u16, Segment>,
+    vms: BTreeMap<String, Vm>,
+    uplink: Option<Port>,
+    worker: Sender<Command>,
+    state_path: PathBuf,
+    next_vdev: u32,
+    subscribers: Vec<Sender<Event>>,
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr> {
+    let m: MacAddr = s.parse()?;
+    if m.is_multicast() || m == MacAddr::ZERO {
+        bail!("{m} is not a unicast MAC address");
+    }
+    Ok(m)
+}
+
+impl Switch {
+    pub fn new(eal: Eal, pool: Arc<Mempool>, table: Arc<MacTable>, worker: Sender<Command>, state_path: PathBuf) -> Switch {
+        Switch {
+            eal,
+            pool,
+            table,
+            slots: SegmentSlots::new(),
+            config: SwitchConfig::new(),
+            segments: BTreeMap::new(),
+            vms: BTreeMap::new(),
+            uplink: None,
+            worker,
+            state_path,
+            next_vdev: 0,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// Opens the uplink device (`name,args`).
+    pub fn set_uplink(&mut self, devargs: &str) -> Result<()> {
+        let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
+        let port = Port::create_vdev(&self.eal, name, args, &PortConfig::default(), self.pool.clone()).with_context(|| format!("uplink {devargs}"))?;
+        let mut cfg = self.config.clone();
+        cfg.set_port(port.id(), PortRole::Uplink)?;
+        self.give_to_worker(&port)?;
+        self.config = cfg;
+        self.uplink = Some(port);
+        self.sync_anycast_entries()?;
+        self.push_config();
+        Ok(())
+    }
+
+    /// Applies a saved state (at start-up).
+    pub fn restore(&mut self, state: State) -> Result<()> {
+        for s in state.segments {
+            self.set_anycast(s).context("restoring a segment")?;
+        }
+        for a in state.attachments {
+            let name = a.name.clone();
+            if let Err(e) = self.attach(a) {
+                tracing::error!(vm = %name, error = %e, "cannot restore attachment");
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<()> {
+        let state = State { segments: self.segments.values().cloned().collect(), attachments: self.vms.values().map(|v| v.attach.clone()).collect() };
+        state.save(&self.state_path)
+    }
+
+    fn push_config(&self) {
+        let _ = self.worker.send(Command::Config(Arc::new(self.config.clone())));
+    }
+
+    fn give_to_worker(&self, port: &Port) -> Result<()> {
+        let (rx, tx) = (port.rx_queue(0)?, port.tx_queue(0)?);
+        self.worker.send(Command::AddPort { id: port.id(), rx, tx }).map_err(|_| anyhow!("the worker has stopped"))
+    }
+
+    fn take_from_worker(&self, id: PortId) {
+        let (done, wait) = bounded(1);
+        if self.worker.send(Command::RemovePort { id, done }).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
+        }
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.subscribers.retain(|s| s.send(e.clone()).is_ok());
+    }
+
+    pub fn subscribe(&mut self, s: Sender<Event>) {
+        self.subscribers.push(s);
+    }
+
+    /// The anycast entries the MAC table should hold, installed or removed to match.
+    fn sync_anycast_entries(&mut self) -> Result<()> {
+        let wanted: Vec<(Key, Value)> = self.config.table_entries().into_iter().filter(|(_, v)| v.kind() == EntryKind::Anycast).collect();
+        self.table.remove_where(|k, v| v.kind() == EntryKind::Anycast && !wanted.iter().any(|(wk, _)| *wk == k));
+        for (k, v) in wanted {
+            self.table.insert(k, v)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_anycast(&mut self, s: Segment) -> Result<Json> {
+        let mac = parse_mac(&s.mac)?;
+        let subnets = s.subnets.iter().map(|n| n.parse::<Ipv4Net>()).collect::<Result<Vec<_>, _>>()?;
+        let mut slots = self.slots.clone();
+        let slot = slots.intern(s.segment as u32)?;
+        let mut cfg = self.config.clone();
+        cfg.set_segment(slot, SegmentConfig { vlan: s.segment, anycast: vec![mac], subnets, arp_responder: s.arp_responder })?;
+        let previous = self.segments.insert(s.segment, s.clone());
+        let (old_cfg, old_slots) = (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
+        if let Err(e) = self.sync_anycast_entries().and_then(|_| self.save()) {
+            self.config = old_cfg;
+            self.slots = old_slots;
+            match previous {
+                Some(p) => self.segments.insert(s.segment, p),
+                None => self.segments.remove(&s.segment),
+            };
+            let _ = self.sync_anycast_entries();
+            return Err(e);
+        }
+        self.push_config();
+        Ok(json!({ "segment": s.segment, "slot": slot }))
+    }
+
+    pub fn attach(&mut self, a: Attach) -> Result<Json> {
+        if a.name.is_empty() || a.name.len() > 64 || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bail!("VM name must be 1-64 characters of [A-Za-z0-9-_.]");
+        }
+        if self.vms.contains_key(&a.name) {
+            bail!("VM {} is already attached", a.name);
+        }
+        let mac = parse_mac(&a.mac)?;
+        let slot = self.slots.slot(a.segment as u32).ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
+        if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
+            bail!("MAC {mac} is already attached in segment {}", a.segment);
+        }
+        let socket = a.socket.to_str().filter(|s| !s.is_empty() && !s.contains(',')).ok_or_else(|| anyhow!("socket path must be non-empty UTF-8 without commas"))?;
+        if a.server && a.socket.exists() {
+            bail!("{socket} exists; in server mode vswitchd creates the socket");
+        }
+
+        let name = format!("net_vhost{}", self.next_vdev);
+        let args = format!("iface={socket},client={},queues=1", if a.server { 0 } else { 1 });
+        let port = Port::create_vdev(&self.eal, &name, &args, &PortConfig::default(), self.pool.clone())?;
+        self.next_vdev += 1;
+        let id = port.id();
+        let mut cfg = self.config.clone();
+        let mut vnic = VnicConfig::new(mac, slot);
+        vnic.ipv4 = a.ipv4.clone();
+        vnic.ipv6 = a.ipv6.clone();
+        vnic.port_security = a.port_security;
+        cfg.set_port(id, PortRole::Vnic(vnic))?;
+        self.table.insert(Key::new(mac, slot), Value::new(id, EntryKind::Local, 0))?;
+        if let Err(e) = self.give_to_worker(&port) {
+            self.table.remove(Key::new(mac, slot));
+            return Err(e);
+        }
+        let old_cfg = std::mem::replace(&mut self.config, cfg);
+        self.push_config();
+        self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });
+        if let Err(e) = self.save() {
+            // Roll back: a restart must not lose an attachment we reported as made.
+            self.vms.remove(&a.name);
+            self.config = old_cfg;
+            self.push_config();
+            self.table.remove(Key::new(mac, slot));
+            self.take_from_worker(id);
+            return Err(e);
+        }
+        tracing::info!(vm = %a.name, %mac, port = id, segment = a.segment, "attached");
+        self.emit(Event::Attach { name: a.name.clone(), mac: mac.to_string(), segment: a.segment, ipv4: a.ipv4.clone(), ipv6: a.ipv6.clone() });
+        Ok(json!({ "name": a.name, "port": id, "device": name }))
+    }
+
+    pub fn detach(&mut self, name: &str) -> Result<Json> {
+        let vm = self.vms.remove(name).ok_or_else(|| anyhow!("no VM named {name}"))?;
+        let id = vm.port.id();
+        let slot = self.slots.slot(vm.attach.segment as u32).ok_or_else(|| anyhow!("segment vanished"))?;
+        self.table.remove(Key::new(vm.mac, slot));
+        let _ = self.config.remove_port(id);
+        self.push_config();
+        self.take_from_worker(id);
+        let a = vm.attach.clone();
+        drop(vm); // stops, closes and removes the vhost device
+        self.save()?;
+        tracing::info!(vm = %name, "detached");
+        self.emit(Event::Detach { name: a.name.clone(), mac: a.mac.clone(), segment: a.segment, ipv4: a.ipv4.clone(), ipv6: a.ipv6.clone() });
+        Ok(json!({ "name": name, "port": id }))
+    }
+
+    /// ARP fix-up: gratuitous ARPs (or unsolicited NAs for IPv6) saying `ip` is at `mac`,
+    /// unicast to each named VM, out of that VM's port only.
+    pub fn arp_announce(&mut self, req: &ArpAnnounce) -> Result<Json> {
+        let mac = parse_mac(&req.mac)?;
+        let targets: Vec<(String, PortId, MacAddr)> = req
+            .to
+            .iter()
+            .map(|n| self.vms.get(n).map(|v| (n.clone(), v.port.id(), v.mac)).ok_or_else(|| anyhow!("no VM named {n}")))
+            .collect::<Result<_>>()?;
+        let mut sent = serde_json::Map::new();
+        for (name, port, vm_mac) in targets {
+            let frame = match req.ip {
+                IpAddr::V4(ip) => pipeline::fixup::gratuitous_arp(vm_mac, ip, mac).to_vec(),
+                IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
+            };
+            let (done, wait) = bounded(1);
+            self.worker.send(Command::Inject { port, frames: vec![frame], done }).map_err(|_| anyhow!("the worker has stopped"))?;
+            let n = wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
+            sent.insert(name, json!(n));
+        }
+        Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent }))
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let (reply, wait) = bounded(1);
+        self.worker.send(Command::Snapshot(reply)).map_err(|_| anyhow!("the worker has stopped"))?;
+        wait.recv_timeout(Duration::from_secs(5)).map_err(|_| anyhow!("the worker did not answer"))
+    }
+
+    fn port_name(&self, id: PortId) -> String {
+        if self.uplink.as_ref().is_some_and(|u| u.id() == id) {
+            return "uplink".into();
+        }
+        self.vms.values().find(|v| v.port.id() == id).map(|v| v.attach.name.clone()).unwrap_or_else(|| format!("port{id}"))
+    }
+
+    pub fn show(&self) -> Result<Json> {
+        let mut ports = Vec::new();
+        if let Some(u) = &self.uplink {
+            ports.push(json!({ "name": "uplink", "port": u.id(), "device": u.name(), "link_up": u.link().map(|l| l.up).unwrap_or(false) }));
+        }
+        let vms: Vec<Json> = self
+            .vms
+            .values()
+            .map(|v| {
+                json!({
+                    "name": v.attach.name, "port": v.port.id(), "device": v.port.name(), "socket": v.attach.socket,
+                    "mac": v.mac.to_string(), "segment": v.attach.segment, "ipv4": v.attach.ipv4, "ipv6": v.attach.ipv6,
+                    "port_security": v.attach.port_security, "link_up": v.port.link().map(|l| l.up).unwrap_or(false),
+                })
+            })
+            .collect();
+        for v in &vms {
+            ports.push(json!({ "name": v["name"], "port": v["port"], "device": v["device"], "link_up": v["link_up"] }));
+        }
+        Ok(json!({
+            "ports": ports,
+            "vms": vms,
+            "segments": self.segments.values().collect::<Vec<_>>(),
+            "workers": [{ "id": 0, "ports": ports.len() }],
+            "mbufs": { "capacity": self.pool.capacity(), "available": self.pool.available() },
+        }))
+    }
+
+    pub fn fdb(&self) -> Result<Json> {
+        let entries: Vec<Json> = self
+            .table
+            .entries()
+            .into_iter()
+            .map(|(k, v)| {
+                let seg = self.slots.id(k.segment()).unwrap_or(u32::MAX);
+                json!({ "mac": k.mac().to_string(), "segment": seg, "port": v.port(), "port_name": self.port_name(v.port()), "kind": v.kind().name() })
+            })
+            .collect();
+        Ok(json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes() }))
+    }
+
+    pub fn stats(&self) -> Result<Json> {
+        let snap = self.snapshot()?;
+        let mut ports = Vec::new();
+        let last = snap.pipeline.ports.len().max(self.config.max_port() as usize + 1);
+        for id in 0..last {
+            let c = snap.pipeline.ports.get(id).copied().unwrap_or_default();
+            let c = &c;
+            let id = id as PortId;
+            let w = |v: &Vec<u64>| v.get(id as usize).copied().unwrap_or(0);
+            if c.rx == 0 && c.tx == 0 && w(&snap.worker.injected) == 0 && self.config.port(id).is_none() {
+                continue;
+            }
+            let drops: serde_json::Map<String, Json> = DropReason::ALL.iter().filter(|r| c.dropped[**r as usize] > 0).map(|r| (r.name().to_string(), json!(c.dropped[*r as usize]))).collect();
+            ports.push(json!({
+                "port": id, "name": self.port_name(id),
+                "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
+                "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
+                "arp_replies": c.arp_replies, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port),
+                "injected": w(&snap.worker.injected), "balanced": c.balanced(),
+            }));
+        }
+        Ok(json!({ "ports": ports, "balanced": snap.pipeline.balanced(), "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }))
+    }
+
+    /// Link changes since the last call, as events.
+    pub fn poll_links(&mut self) {
+        let mut events = Vec::new();
+        for v in self.vms.values_mut() {
+            let up = v.port.link().map(|l| l.up).unwrap_or(false);
+            if up != v.link_up {
+                v.link_up = up;
+                tracing::info!(vm = %v.attach.name, up, "link");
+                events.push(Event::Link { name: v.attach.name.clone(), up });
+            }
+        }
+        for e in events {
+            self.emit(e);
+        }
+    }
+
+    /// Stops the worker (at shutdown).
+    pub fn stop(&mut self) {
+        let _ = self.worker.send(Command::Stop);
+    }
+}
