@@ -1,12 +1,16 @@
 /*
- * roam-probe: a TCP echo server and a client that measures stalls, for test guests.
+ * roam-probe: a TCP echo server, a client that measures stalls, and an ARP counter, for
+ * test guests.
  *   roam-probe server PORT
  *   roam-probe client HOST PORT SECONDS [INTERVAL_MS]
+ *   roam-probe arp-count FILE     (counts ARP frames received; FILE always holds the count)
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
  * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
  */
 #include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -86,7 +90,23 @@ static int client(const char *host, int port, int seconds, int interval) {
     return echoed > 0 ? 0 : 1;
 }
 
+static int arp_count(const char *file) {
+    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));
+    if (s < 0) { perror("arp-count"); return 1; }
+    unsigned long n = 0;
+    char buf[2048];
+    struct sockaddr_ll from;
+    for (;;) {
+        FILE *f = fopen(file, "w");
+        if (f) { fprintf(f, "%lu\n", n); fclose(f); }
+        socklen_t len = sizeof from;
+        if (recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len) < 0) continue;
+        if (from.sll_pkttype != PACKET_OUTGOING) n++;
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "arp-count")) return arp_count(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "server")) return serve(atoi(argv[2]));
     if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2);
     fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS]\n");

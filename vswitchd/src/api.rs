@@ -15,7 +15,8 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
     /// Ports, link states, VMs, segments, workers.
-    Show,
+    // Empty struct variants, not unit ones: serde refuses unknown fields only in these.
+    Show {},
     /// Attach a VM: create its vhost-user port and install its MAC.
     Attach(Attach),
     /// Detach a VM: remove its MAC and its port.
@@ -23,13 +24,13 @@ pub enum Request {
     /// Configure a segment's anycast gateway (creates the segment).
     SetAnycast(Segment),
     /// The MAC table.
-    Fdb,
+    Fdb {},
     /// Counters per port and per drop reason.
-    Stats,
+    Stats {},
     /// ARP fix-up: tell the named VMs, and only them, that `ip` is at `mac`.
     ArpAnnounce(ArpAnnounce),
     /// Stream attach, detach and link events.
-    Events,
+    Events {},
 }
 
 /// A VM attachment (also what the state file keeps).

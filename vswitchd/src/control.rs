@@ -66,7 +66,7 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
                 continue;
             }
         };
-        if request == Request::Events {
+        if let Request::Events {} = request {
             let (tx, rx) = crossbeam::channel::unbounded();
             switch.lock().subscribe(tx);
             reply(&mut writer, &Response::ok(serde_json::json!({ "subscribed": true })))?;
@@ -83,14 +83,14 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
 fn execute(switch: &Mutex<Switch>, request: Request) -> Response {
     let mut s = switch.lock();
     let result = match request {
-        Request::Show => s.show(),
+        Request::Show {} => s.show(),
         Request::Attach(a) => s.attach(a),
         Request::Detach { name } => s.detach(&name),
         Request::SetAnycast(seg) => s.set_anycast(seg),
-        Request::Fdb => s.fdb(),
-        Request::Stats => s.stats(),
+        Request::Fdb {} => s.fdb(),
+        Request::Stats {} => s.stats(),
         Request::ArpAnnounce(a) => s.arp_announce(&a),
-        Request::Events => unreachable!("handled by the connection"),
+        Request::Events {} => unreachable!("handled by the connection"),
     };
     match result {
         Ok(v) => Response::ok(v),

@@ -88,18 +88,18 @@ enum Cmd {
 fn main() -> Result<()> {
     let args = Args::parse();
     let request = match args.command {
-        Cmd::Show => Request::Show,
+        Cmd::Show => Request::Show {},
         Cmd::Attach { name, vhost_socket: socket, mac, segment, ips, no_port_security, server } => {
             let ipv4: Vec<Ipv4Addr> = ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
             let ipv6: Vec<Ipv6Addr> = ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
             Request::Attach(Attach { name, socket, mac, segment, ipv4, ipv6, port_security: !no_port_security, server })
         }
         Cmd::Detach { name } => Request::Detach { name },
-        Cmd::Fdb => Request::Fdb,
-        Cmd::Stats => Request::Stats,
+        Cmd::Fdb => Request::Fdb {},
+        Cmd::Stats => Request::Stats {},
         Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder }),
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
-        Cmd::Events => Request::Events,
+        Cmd::Events => Request::Events {},
     };
     let conn = UnixStream::connect(&args.socket).with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
     let mut w = conn.try_clone()?;
@@ -111,7 +111,7 @@ fn main() -> Result<()> {
         bail!("vswitchd: {}", response.error.unwrap_or_default());
     }
     let result = response.result.unwrap_or(Value::Null);
-    if let Request::Events = request {
+    if let Request::Events {} = request {
         for line in lines {
             println!("{}", line?);
         }
@@ -122,9 +122,9 @@ fn main() -> Result<()> {
         return Ok(());
     }
     match request {
-        Request::Show => print_show(&result),
-        Request::Fdb => table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]),
-        Request::Stats => print_stats(&result),
+        Request::Show {} => print_show(&result),
+        Request::Fdb {} => table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]),
+        Request::Stats {} => print_stats(&result),
         _ => println!("{}", serde_json::to_string(&result)?),
     }
     Ok(())

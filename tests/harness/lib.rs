@@ -1,0 +1,332 @@
+//! The end-to-end test harness: vswitchd processes (the real binary), QEMU guests built by
+//! `scripts/mkguest` attached over vhost-user, and a shell in each guest on its second
+//! serial port. Everything a test starts is stopped when its handle drops.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// A release binary of the workspace (scripts/test builds them before the tests run).
+pub fn bin(name: &str) -> PathBuf {
+    let p = root().join("target/release").join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --release --workspace` first", p.display());
+    p
+}
+
+/// The guest kernel and initramfs, built once per test process by scripts/mkguest.
+pub fn guest_image() -> &'static (PathBuf, PathBuf) {
+    static IMAGE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let status = Command::new("bash").arg(root().join("scripts/mkguest")).status().expect("running scripts/mkguest");
+        assert!(status.success(), "scripts/mkguest failed");
+        let dir = root().join("target/guest");
+        (dir.join("vmlinuz"), dir.join("initramfs.gz"))
+    })
+}
+
+/// A scratch directory, removed when the test passes (kept for a look when it fails).
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let p = std::env::temp_dir().join(format!("roam-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("creating a test directory");
+        TestDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A vswitchd process.
+pub struct Vswitchd {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    log: PathBuf,
+    name: String,
+    uplink: Option<String>,
+}
+
+impl Vswitchd {
+    pub fn start(dir: &TestDir, name: &str, uplink: Option<&str>) -> Vswitchd {
+        let mut v = Vswitchd {
+            child: None,
+            socket: dir.path(&format!("{name}.ctl")),
+            state: dir.path(&format!("{name}.state.json")),
+            log: dir.path(&format!("{name}.log")),
+            name: name.to_string(),
+            uplink: uplink.map(String::from),
+        };
+        v.spawn();
+        v
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let mut cmd = Command::new(bin("vswitchd"));
+        cmd.arg("--socket").arg(&self.socket).arg("--state").arg(&self.state);
+        if let Some(u) = &self.uplink {
+            cmd.arg("--uplink").arg(u);
+        }
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("roam-{}-{}-{n}", self.name, std::process::id());
+        cmd.args(["--", "--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--log-level", "lib.eal:error", "--file-prefix", &prefix]);
+        cmd.args(["--lcores", "0@(0-1)"]);
+        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn().expect("starting vswitchd");
+        self.child = Some(child);
+        let sock = self.socket.clone();
+        wait_for("vswitchd's control socket", Duration::from_secs(20), || UnixStream::connect(&sock).ok().map(|_| ()));
+    }
+
+    /// Sends one raw line; returns the response line.
+    pub fn raw(&self, line: &str) -> String {
+        let conn = UnixStream::connect(&self.socket).expect("connecting to vswitchd");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut w = conn.try_clone().expect("socket");
+        w.write_all(line.as_bytes()).expect("writing a request");
+        w.write_all(b"\n").expect("writing a request");
+        let mut resp = String::new();
+        BufReader::new(conn).read_line(&mut resp).expect("reading a response");
+        resp
+    }
+
+    /// Sends a request; returns the whole response.
+    pub fn request(&self, req: &Value) -> Value {
+        serde_json::from_str(&self.raw(&req.to_string())).expect("a JSON response")
+    }
+
+    /// Sends a request that must succeed; returns its result.
+    pub fn ok(&self, req: Value) -> Value {
+        let r = self.request(&req);
+        assert_eq!(r["ok"], json!(true), "request {req} failed: {r}");
+        r["result"].clone()
+    }
+
+    /// Runs vsctl against this vswitchd.
+    pub fn vsctl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin("vsctl")).arg("--socket").arg(&self.socket).args(args).env("RUST_BACKTRACE", "0").output().expect("running vsctl");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    pub fn set_anycast(&self, segment: u16, mac: &str) {
+        self.ok(json!({ "op": "set-anycast", "segment": segment, "mac": mac, "subnets": ["10.1.1.0/24"] }));
+    }
+
+    pub fn attach(&self, g: &Guest, segment: u16) -> Value {
+        self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip] }))
+    }
+
+    /// The pipeline counters of a VM's port, by name.
+    pub fn port_stats(&self, name: &str) -> Value {
+        let s = self.ok(json!({ "op": "stats" }));
+        s["ports"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)).cloned()).unwrap_or(Value::Null)
+    }
+
+    /// SIGKILL, no clean-up: what a crash looks like.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Vswitchd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A QEMU guest on a vhost-user socket it serves (vswitchd connects as the client).
+pub struct Guest {
+    child: Option<Child>,
+    pub name: String,
+    pub mac: String,
+    pub ip: String,
+    pub vhost_socket: PathBuf,
+    console: PathBuf,
+    ctl_path: PathBuf,
+    ctl: Option<(UnixStream, BufReader<UnixStream>)>,
+    seq: u64,
+}
+
+impl Guest {
+    /// Starts QEMU; the guest boots once a vswitchd attaches its socket.
+    pub fn start(dir: &TestDir, name: &str, mac: &str, ip: &str) -> Guest {
+        let mut g = Guest {
+            child: None,
+            name: name.to_string(),
+            mac: mac.to_string(),
+            ip: ip.to_string(),
+            vhost_socket: dir.path(&format!("{name}.vhost")),
+            console: dir.path(&format!("{name}.console")),
+            ctl_path: dir.path(&format!("{name}.serial")),
+            ctl: None,
+            seq: 0,
+        };
+        g.spawn();
+        g
+    }
+
+    fn spawn(&mut self) {
+        let (kernel, initrd) = guest_image();
+        let _ = std::fs::remove_file(&self.console);
+        let child = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-display", "none"])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .arg("-append")
+            .arg(format!("console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254", self.name, self.ip))
+            .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
+            .arg("-chardev")
+            .arg(format!("socket,id=c0,path={},server=on,wait=off", self.vhost_socket.display()))
+            .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
+            // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
+            .arg("-device")
+            .arg(format!("virtio-net-pci,netdev=n0,romfile=,vectors=0,mac={}", self.mac))
+            .arg("-serial")
+            .arg(format!("file:{}", self.console.display()))
+            .arg("-serial")
+            .arg(format!("unix:{},server=on,wait=off", self.ctl_path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting qemu-system-x86_64");
+        self.child = Some(child);
+        let sock = self.vhost_socket.clone();
+        wait_for("QEMU's vhost-user socket", Duration::from_secs(20), || sock.exists().then_some(()));
+    }
+
+    /// Waits for the guest's control shell and connects to it (once: the serial line
+    /// does not survive reconnections).
+    pub fn wait_ready(&mut self) {
+        let console = self.console.clone();
+        wait_for(&format!("guest {} to boot", self.name), Duration::from_secs(120), || {
+            std::fs::read_to_string(&console).ok().filter(|c| c.contains("control shell")).map(|_| ())
+        });
+        let s = UnixStream::connect(&self.ctl_path).expect("connecting to the guest's serial port");
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok();
+        let r = BufReader::new(s.try_clone().expect("socket"));
+        self.ctl = Some((s, r));
+    }
+
+    /// Runs a shell command in the guest; returns its output and exit status.
+    pub fn sh(&mut self, cmd: &str, timeout: Duration) -> (String, i32) {
+        self.seq += 1;
+        let marker = format!("__ROAM_DONE_{}__", self.seq);
+        let (w, r) = self.ctl.as_mut().expect("wait_ready first");
+        writeln!(w, "{cmd}; echo {marker} $?").expect("writing to the guest");
+        let start = Instant::now();
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) => panic!("guest {} closed its serial port", self.name),
+                Ok(_) => {
+                    if let Some(rest) = line.trim_end().strip_prefix(&marker) {
+                        return (out, rest.trim().parse().unwrap_or(-1));
+                    }
+                    out.push_str(&line);
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    out.push_str(&line);
+                }
+                Err(e) => panic!("reading from guest {}: {e}", self.name),
+            }
+            assert!(start.elapsed() < timeout, "guest {}: `{cmd}` did not finish in {timeout:?}; output so far:\n{out}", self.name);
+        }
+    }
+
+    /// Runs a command that must succeed.
+    pub fn run(&mut self, cmd: &str) -> String {
+        let (out, status) = self.sh(cmd, Duration::from_secs(60));
+        assert_eq!(status, 0, "guest {}: `{cmd}` failed:\n{out}", self.name);
+        out
+    }
+
+    /// Pings `ip` until one answer comes (ARP and a booting peer may take a moment).
+    pub fn ping_until_reply(&mut self, ip: &str) {
+        for _ in 0..20 {
+            if self.sh(&format!("ping -c 1 -W 1 {ip}"), Duration::from_secs(10)).1 == 0 {
+                return;
+            }
+        }
+        panic!("guest {} never reached {ip}", self.name);
+    }
+
+    /// ARP frames this guest has received since boot.
+    pub fn arp_count(&mut self) -> u64 {
+        self.run("cat /tmp/arp-count").trim().parse().expect("a count")
+    }
+
+    /// The guest's neighbour entry for `ip` (the MAC), if any.
+    pub fn neighbour(&mut self, ip: &str) -> Option<String> {
+        let out = self.run(&format!("ip neigh show {ip}"));
+        let words: Vec<&str> = out.split_whitespace().collect();
+        words.iter().position(|w| *w == "lladdr").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+    }
+
+    pub fn kill(&mut self) {
+        self.ctl = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills QEMU and starts it again on the same sockets.
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.vhost_socket);
+        let _ = std::fs::remove_file(&self.ctl_path);
+        self.spawn();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

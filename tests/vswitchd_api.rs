@@ -1,0 +1,98 @@
+//! vswitchd's control API against the real daemon, no guests: bad requests get a clear
+//! error and change nothing; attachments survive a crash through the state file.
+
+use roam_tests::{TestDir, Vswitchd};
+use serde_json::json;
+
+/// A thousand malformed or invalid requests of many kinds.
+fn bad_requests() -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    let fixed = [
+        "",
+        "{",
+        "null",
+        "[]",
+        "42",
+        r#"{"op":"nope"}"#,
+        r#"{"op":"show","extra":1}"#,
+        r#"{"op":"attach"}"#,
+        r#"{"op":"attach","name":1,"socket":"/tmp/x","mac":"52:54:00:00:00:01","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"ff:ff:ff:ff:ff:ff","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"00:00:00:00:00:00","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"52:54:00:00:00:zz","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":999}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":70000}"#,
+        r#"{"op":"attach","name":"","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"a b","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/a,b","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm1","socket":"/tmp/x","mac":"52:54:00:00:00:01","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":100,"ipv4":["10.1.1.300"]}"#,
+        r#"{"op":"detach","name":"ghost"}"#,
+        r#"{"op":"detach"}"#,
+        r#"{"op":"set-anycast","segment":0,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":4095,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"mac":"01:00:5e:00:00:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"mac":"00:00:5e:00:01:01","subnets":["10.0.0.0/40"]}"#,
+        r#"{"op":"set-anycast","segment":200,"mac":"00:00:5e:00:01:01","subnets":["nonsense"]}"#,
+        r#"{"op":"arp-announce","to":["ghost"],"ip":"10.1.1.2","mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"arp-announce","to":["vm1"],"ip":"10.1.1.2","mac":"ff:ff:ff:ff:ff:ff"}"#,
+        r#"{"op":"arp-announce","to":["vm1","ghost"],"ip":"10.1.1.2","mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"arp-announce","to":["vm1"],"ip":"not-an-ip","mac":"00:00:5e:00:01:01"}"#,
+    ];
+    while v.len() < 1000 {
+        for f in fixed {
+            v.push(f.to_string());
+        }
+        // Random bytes that are not JSON, and truncations of good requests.
+        let n = v.len();
+        v.push(format!("{{\"op\":\"attach\",\"name\":\"x{n}\",\"socket\":"));
+        v.push(format!("\u{1}\u{2}garbage{n}\u{7f}"));
+    }
+    v.truncate(1000);
+    v
+}
+
+#[test]
+fn a_thousand_bad_requests_each_get_an_error_and_change_nothing() {
+    let dir = TestDir::new("api-bad");
+    let vs = Vswitchd::start(&dir, "vs", Some("net_null0,no-rx=1"));
+    vs.set_anycast(100, "00:00:5e:00:01:01");
+    vs.ok(json!({ "op": "attach", "name": "vm1", "socket": dir.path("vm1.sock"), "mac": "52:54:00:00:00:01", "segment": 100, "ipv4": ["10.1.1.1"] }));
+    let before = (vs.ok(json!({"op":"show"})), vs.ok(json!({"op":"fdb"})), std::fs::read(&vs.state).unwrap());
+    for (i, req) in bad_requests().iter().enumerate() {
+        let line = vs.raw(req);
+        let r: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("request {i} {req:?}: response {line:?} is not JSON: {e}"));
+        assert_eq!(r["ok"], json!(false), "request {i} {req:?} was accepted: {r}");
+        assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "request {i} {req:?}: no error text: {r}");
+    }
+    let after = (vs.ok(json!({"op":"show"})), vs.ok(json!({"op":"fdb"})), std::fs::read(&vs.state).unwrap());
+    assert_eq!(before.0["vms"], after.0["vms"]);
+    assert_eq!(before.0["segments"], after.0["segments"]);
+    assert_eq!(before.1, after.1, "the MAC table changed");
+    assert_eq!(before.2, after.2, "the state file changed");
+    // An over-long line is refused too, and the daemon keeps serving.
+    let long = format!("{{\"op\":\"show\",\"pad\":\"{}\"}}", "x".repeat(70_000));
+    assert!(vs.raw(&long).contains("longer than"));
+    assert_eq!(vs.ok(json!({"op":"show"}))["vms"], before.0["vms"]);
+}
+
+#[test]
+fn attachments_and_segments_survive_a_crash() {
+    let dir = TestDir::new("api-restart");
+    let mut vs = Vswitchd::start(&dir, "vs", Some("net_null0,no-rx=1"));
+    vs.set_anycast(100, "00:00:5e:00:01:01");
+    for (i, name) in ["vm1", "vm2"].iter().enumerate() {
+        vs.ok(json!({ "op": "attach", "name": name, "socket": dir.path(&format!("{name}.sock")), "mac": format!("52:54:00:00:00:0{}", i + 1), "segment": 100 }));
+    }
+    vs.ok(json!({ "op": "detach", "name": "vm2" }));
+    let fdb = vs.ok(json!({"op":"fdb"}));
+    vs.restart(); // SIGKILL, then start again
+    let show = vs.ok(json!({"op":"show"}));
+    let names: Vec<&str> = show["vms"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["vm1"]);
+    assert_eq!(show["segments"][0]["segment"], json!(100));
+    assert_eq!(vs.ok(json!({"op":"fdb"}))["entries"], fdb["entries"]);
+    let (ok, out) = vs.vsctl(&["fdb"]);
+    assert!(ok && out.contains("52:54:00:00:00:01") && out.contains("anycast"), "{out}");
+}

@@ -1,0 +1,1 @@
+//! vswitchd with real QEMU guests over vhost-user (placeholder replaced below).
