@@ -257,7 +257,7 @@ impl Guest {
         self.seq += 1;
         let marker = format!("__ROAM_DONE_{}__", self.seq);
         let (w, r) = self.ctl.as_mut().expect("wait_ready first");
-        writeln!(w, "{cmd}; echo {marker} $?").expect("writing to the guest");
+        writeln!(w, "{cmd}\necho {marker} $?").expect("writing to the guest");
         let start = Instant::now();
         let mut out = String::new();
         loop {
@@ -272,6 +272,9 @@ impl Guest {
                 }
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                     out.push_str(&line);
+                    // The emulated UART sometimes holds output until input arrives (a lost
+                    // transmit interrupt under TCG); an empty line is a no-op for the shell.
+                    let _ = w.write_all(b"\n");
                 }
                 Err(e) => panic!("reading from guest {}: {e}", self.name),
             }
