@@ -98,3 +98,43 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     let mbufs = &vs.ok(json!({ "op": "show" }))["mbufs"];
     assert!(mbufs["available"].as_u64().unwrap() + 2048 > mbufs["capacity"].as_u64().unwrap(), "mbufs leak: {mbufs}");
 }
+
+fn mac_bytes(s: &str) -> Vec<u8> {
+    s.split(':').map(|o| u8::from_str_radix(o, 16).unwrap()).collect()
+}
+
+/// 2. A guest reaches the gateway in a leaf namespace through the uplink; unknown unicast
+/// arrives at the leaf with its destination rewritten to the anycast MAC; broadcasts are
+/// never rewritten.
+#[test]
+fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
+    let dir = TestDir::new("uplink");
+    let leaf = roam_tests::Leaf::new("u", ANYCAST, "10.1.1.254/24");
+    let vs = Vswitchd::start(&dir, "host1", Some(&leaf.uplink()));
+    // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
+    let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
+    vs.attach(&a, 100);
+    a.wait_ready();
+    links_up(&vs, 1);
+    a.ping_until_reply("10.1.1.254");
+    assert_eq!(a.neighbour("10.1.1.254").as_deref(), Some(ANYCAST));
+
+    let cap = leaf.capture(6.0);
+    a.run("arp -s 10.1.1.77 52:54:00:aa:bb:cc");
+    a.sh("ping -c 2 -W 1 10.1.1.77", Duration::from_secs(15));
+    a.sh("arping -c 1 -w 1 -I eth0 10.1.1.254", Duration::from_secs(15));
+    let frames = cap.frames();
+    let (anycast, a_mac, unknown) = (mac_bytes(ANYCAST), mac_bytes(&a.mac), mac_bytes("52:54:00:aa:bb:cc"));
+    let to_77: Vec<&Vec<u8>> = frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[30..34] == [10, 1, 1, 77]).collect();
+    assert!(!to_77.is_empty(), "no frame to 10.1.1.77 reached the leaf ({} frames)", frames.len());
+    for f in &to_77 {
+        assert_eq!((&f[0..6], &f[6..12]), (&anycast[..], &a_mac[..]), "unknown unicast not rewritten to the anycast MAC");
+    }
+    assert!(!frames.iter().any(|f| f[0..6] == unknown[..]), "a frame kept the unknown destination MAC");
+    let broadcasts = frames.iter().filter(|f| f[0..6] == [0xff; 6] && f[12..14] == [8, 6]).count();
+    assert!(broadcasts >= 1, "the ARP broadcast did not reach the leaf unchanged");
+    let st = vs.port_stats("a");
+    assert!(st["rewritten"].as_u64().unwrap() >= 2, "{st}");
+    balanced(&vs);
+}

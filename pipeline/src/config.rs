@@ -89,11 +89,14 @@ pub struct SegmentConfig {
     pub subnets: Vec<Ipv4Net>,
     /// Answer local VMs' ARP requests on the host (off by default).
     pub arp_responder: bool,
+    /// The trunk's native VLAN: carried untagged on the uplink, and untagged frames from
+    /// the uplink belong to it. At most one segment is native.
+    pub native: bool,
 }
 
 impl SegmentConfig {
     pub fn new(vlan: u16, anycast: MacAddr) -> SegmentConfig {
-        SegmentConfig { vlan, anycast: vec![anycast], subnets: Vec::new(), arp_responder: false }
+        SegmentConfig { vlan, anycast: vec![anycast], subnets: Vec::new(), arp_responder: false, native: false }
     }
 }
 
@@ -102,6 +105,8 @@ impl SegmentConfig {
 pub enum ConfigError {
     #[error("VLAN {0} is out of range (1..=4094)")]
     BadVlan(u16),
+    #[error("segment slot {0} is already the native (untagged) segment")]
+    NativeInUse(SegmentSlot),
     #[error("VLAN {vlan} is already used by segment slot {slot}")]
     VlanInUse { vlan: u16, slot: SegmentSlot },
     #[error("segment slot {0} is not configured")]
@@ -134,6 +139,7 @@ pub struct SwitchConfig {
     segments: Vec<Option<SegmentConfig>>,
     uplink: Option<PortId>,
     // Derived:
+    native: Option<SegmentSlot>,
     vlan_to_segment: Vec<SegmentSlot>,
     members: Vec<Vec<PortId>>,
     local_ipv4: HashMap<(SegmentSlot, Ipv4Addr), MacAddr>,
@@ -159,6 +165,9 @@ impl SwitchConfig {
             if other != slot {
                 return Err(ConfigError::VlanInUse { vlan: seg.vlan, slot: other });
             }
+        }
+        if let Some(other) = self.native.filter(|n| seg.native && *n != slot) {
+            return Err(ConfigError::NativeInUse(other));
         }
         let i = slot as usize;
         if i >= self.segments.len() {
@@ -227,6 +236,7 @@ impl SwitchConfig {
 
     fn rebuild(&mut self) {
         self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| p as PortId);
+        self.native = self.segments.iter().position(|s| s.as_ref().is_some_and(|s| s.native)).map(|s| s as SegmentSlot);
         self.vlan_to_segment = vec![NO_SEGMENT; 4096];
         for (slot, seg) in self.segments.iter().enumerate() {
             if let Some(seg) = seg {
@@ -286,6 +296,12 @@ impl SwitchConfig {
 
     pub fn segments(&self) -> impl Iterator<Item = (SegmentSlot, &SegmentConfig)> {
         self.segments.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as SegmentSlot, s)))
+    }
+
+    /// The segment carried untagged on the uplink, if any.
+    #[inline]
+    pub fn native_segment(&self) -> Option<SegmentSlot> {
+        self.native
     }
 
     /// The segment an uplink VLAN carries.

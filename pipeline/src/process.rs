@@ -255,10 +255,10 @@ fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
     true
 }
 
-/// Tags a frame for the uplink and queues it there.
+/// Tags a frame for the uplink (unless its segment is native: `vlan` None) and queues it.
 #[inline]
-fn to_uplink<F: Frame>(counters: &mut Counters, in_port: PortId, uplink: PortId, vlan: u16, mut f: F, out: &mut Output<F>) -> bool {
-    if push_vlan(&mut f, vlan) {
+fn to_uplink<F: Frame>(counters: &mut Counters, in_port: PortId, uplink: PortId, vlan: Option<u16>, mut f: F, out: &mut Output<F>) -> bool {
+    if vlan.is_none_or(|v| push_vlan(&mut f, v)) {
         enqueue(counters, uplink, f, out);
         true
     } else {
@@ -277,6 +277,7 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
     };
     let anycast = v.anycast.unwrap_or(seg.anycast[0]);
     let uplink = cfg.uplink();
+    let uplink_vlan = (cfg.native_segment() != Some(slot)).then_some(seg.vlan);
 
     // 1. Classify, and collect the keys to look up.
     let mut verdicts = [Verdict::Lookup; BATCH];
@@ -325,7 +326,7 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
                             b[0..6].copy_from_slice(&anycast.0);
                             counters.at(in_port).rewritten += 1;
                         }
-                        if to_uplink(counters, in_port, up, seg.vlan, f, out) {
+                        if to_uplink(counters, in_port, up, uplink_vlan, f, out) {
                             counters.at(in_port).forwarded += 1;
                         }
                     }
@@ -343,7 +344,7 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
             }
             Verdict::Flood => {
                 let others = cfg.members(slot).iter().copied().filter(|p| *p != in_port);
-                flood(counters, in_port, f, others, uplink.map(|u| (u, seg.vlan)), out);
+                flood(counters, in_port, f, others, uplink.map(|u| (u, uplink_vlan)), out);
             }
         }
     }
@@ -351,7 +352,7 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
 
 /// Copies to every port of `vnics`, and the original to the uplink (tagged) when there is
 /// one, else to the last vNIC. Never back out of the input port; never rewritten.
-fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl Iterator<Item = PortId> + Clone, uplink: Option<(PortId, u16)>, out: &mut Output<F>) {
+fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl Iterator<Item = PortId> + Clone, uplink: Option<(PortId, Option<u16>)>, out: &mut Output<F>) {
     let mut targets = vnics.clone().count();
     if targets == 0 && uplink.is_none() {
         drop_frame(counters, in_port, f, DropReason::NoFloodTarget, out);
@@ -389,41 +390,50 @@ fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl I
     }
 }
 
-/// The verdict for a frame from the uplink, and its segment.
+/// The verdict for a frame from the uplink, its segment, and whether it is tagged.
 #[inline]
-fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot) {
-    if b.len() < TAGGED_HEADER_LEN {
-        return (Verdict::Drop(DropReason::Runt), 0);
+fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, bool) {
+    if b.len() < HEADER_LEN {
+        return (Verdict::Drop(DropReason::Runt), 0, false);
     }
-    match u16::from_be_bytes([b[12], b[13]]) {
-        ethertype::VLAN => {}
-        ethertype::QINQ => return (Verdict::Drop(DropReason::UplinkDoubleTagged), 0),
-        _ => return (Verdict::Drop(DropReason::UplinkUntagged), 0),
-    }
-    let vid = u16::from_be_bytes([b[14], b[15]]) & 0x0fff;
-    let Some(slot) = cfg.segment_of_vlan(vid) else {
-        return (Verdict::Drop(DropReason::UnknownSegment), 0);
+    let (slot, tagged) = match u16::from_be_bytes([b[12], b[13]]) {
+        ethertype::VLAN => {
+            if b.len() < TAGGED_HEADER_LEN {
+                return (Verdict::Drop(DropReason::Runt), 0, false);
+            }
+            let vid = u16::from_be_bytes([b[14], b[15]]) & 0x0fff;
+            let Some(slot) = cfg.segment_of_vlan(vid).filter(|s| cfg.native_segment() != Some(*s)) else {
+                return (Verdict::Drop(DropReason::UnknownSegment), 0, false);
+            };
+            if matches!(u16::from_be_bytes([b[16], b[17]]), ethertype::VLAN | ethertype::QINQ) {
+                return (Verdict::Drop(DropReason::UplinkDoubleTagged), slot, true);
+            }
+            (slot, true)
+        }
+        ethertype::QINQ => return (Verdict::Drop(DropReason::UplinkDoubleTagged), 0, false),
+        _ => match cfg.native_segment() {
+            Some(slot) => (slot, false),
+            None => return (Verdict::Drop(DropReason::UplinkUntagged), 0, false),
+        },
     };
-    if matches!(u16::from_be_bytes([b[16], b[17]]), ethertype::VLAN | ethertype::QINQ) {
-        return (Verdict::Drop(DropReason::UplinkDoubleTagged), slot);
-    }
     let src = mac_at(b, 6);
     if src.is_multicast() || src == MacAddr::ZERO {
-        return (Verdict::Drop(DropReason::BadSourceMac), slot);
+        return (Verdict::Drop(DropReason::BadSourceMac), slot, tagged);
     }
-    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot)
+    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot, tagged)
 }
 
 fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
     let mut verdicts = [Verdict::Lookup; BATCH];
     let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
+    let mut tagged = [false; BATCH];
     let mut keys = [Key::from_raw(0); BATCH];
     let mut found: [Option<Value>; BATCH] = [None; BATCH];
     let mut m = 0;
     for (i, f) in burst.iter().enumerate() {
         let Some(f) = f else { continue };
         let b = f.bytes();
-        (verdicts[i], slots[i]) = classify_uplink(b, cfg);
+        (verdicts[i], slots[i], tagged[i]) = classify_uplink(b, cfg);
         if let Verdict::Lookup = verdicts[i] {
             keys[m] = Key::new(mac_at(b, 0), slots[i]);
             m += 1;
@@ -441,7 +451,7 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
                 j += 1;
                 let local = hit.filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
                 match local {
-                    Some(v) if pop_vlan(&mut f) => {
+                    Some(v) if !tagged[i] || pop_vlan(&mut f) => {
                         counters.at(in_port).forwarded += 1;
                         enqueue(counters, v.port(), f, out);
                     }
@@ -450,7 +460,7 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
                 }
             }
             Verdict::Flood => {
-                if !pop_vlan(&mut f) {
+                if tagged[i] && !pop_vlan(&mut f) {
                     drop_frame(counters, in_port, f, DropReason::Unwritable, out);
                     continue;
                 }

@@ -335,3 +335,29 @@ fn every_drop_reason_is_named_and_counted_somewhere() {
     }
     let _ = ByteFrame::new(&[]);
 }
+
+#[test]
+fn a_native_segment_is_untagged_on_the_uplink() {
+    let mut cfg = config(true);
+    let mut seg1 = cfg.segment(1).unwrap().clone();
+    seg1.native = true;
+    cfg.set_segment(1, seg1.clone()).unwrap();
+    let mut other = cfg.segment(0).unwrap().clone();
+    other.native = true;
+    assert_eq!(cfg.set_segment(0, other), Err(pipeline::ConfigError::NativeInUse(1)), "one native segment at most");
+    let mut p = processor(cfg);
+    // Up: unknown unicast from C is rewritten and sent untagged; segment 0 stays tagged.
+    let mut out = run(&mut p, C, &[ipv4(UNKNOWN, mac(C))]);
+    let mut expected = ipv4(UNKNOWN, mac(C));
+    expected[0..6].copy_from_slice(&GW2.0);
+    assert_eq!(sent(&mut out, UPLINK), vec![expected]);
+    let mut out = run(&mut p, A, &[ipv4(UNKNOWN, mac(A))]);
+    assert_eq!(&sent(&mut out, UPLINK)[0][12..16], &[0x81, 0x00, 0x00, 100]);
+    // Down: untagged frames belong to the native segment; its VLAN tag is not accepted.
+    let to_c = ipv4(mac(C), GW2);
+    let bcast = arp(MacAddr::BROADCAST, GW2, op::REQUEST, GW2, Ipv4Addr::new(10, 2, 2, 254), ip(C));
+    let mut out = run(&mut p, UPLINK, &[to_c.clone(), bcast.clone(), tagged(200, &to_c), ipv4(mac(A), GW)]);
+    assert_eq!(sent(&mut out, C), vec![to_c, bcast]);
+    assert_eq!(reasons(&out), vec![DropReason::UnknownSegment, DropReason::UplinkUnknownUnicast]);
+    balanced(&p);
+}

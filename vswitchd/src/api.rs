@@ -74,6 +74,9 @@ pub struct Segment {
     pub subnets: Vec<String>,
     #[serde(default)]
     pub arp_responder: bool,
+    /// Carry this segment untagged on the uplink (the trunk's native VLAN; one at most).
+    #[serde(default)]
+    pub native: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

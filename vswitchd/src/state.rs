@@ -53,7 +53,7 @@ mod tests {
         let path = dir.join("state.json");
         assert_eq!(State::load(&path).unwrap(), State::default());
         let s = State {
-            segments: vec![Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec![], arp_responder: false }],
+            segments: vec![Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec![], arp_responder: false, native: false }],
             attachments: vec![],
         };
         s.save(&path).unwrap();

@@ -141,7 +141,7 @@ impl Switch {
         let mut slots = self.slots.clone();
         let slot = slots.intern(s.segment as u32)?;
         let mut cfg = self.config.clone();
-        cfg.set_segment(slot, SegmentConfig { vlan: s.segment, anycast: vec![mac], subnets, arp_responder: s.arp_responder })?;
+        cfg.set_segment(slot, SegmentConfig { vlan: s.segment, anycast: vec![mac], subnets, arp_responder: s.arp_responder, native: s.native })?;
         let previous = self.segments.insert(s.segment, s.clone());
         let (old_cfg, old_slots) = (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
         if let Err(e) = self.sync_anycast_entries().and_then(|_| self.save()) {

@@ -70,6 +70,9 @@ enum Cmd {
         /// Answer local VMs' ARP requests on the host.
         #[arg(long)]
         arp_responder: bool,
+        /// Carry the segment untagged on the uplink (native VLAN; one segment at most).
+        #[arg(long)]
+        native: bool,
     },
     /// Tell the named VMs, and only them, that IP is at MAC (gratuitous ARP or NA).
     ArpAnnounce {
@@ -97,7 +100,7 @@ fn main() -> Result<()> {
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
         Cmd::Stats => Request::Stats {},
-        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder }),
+        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder, native } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder, native }),
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
     };
@@ -156,7 +159,7 @@ fn print_show(r: &Value) {
     println!("\nVMs:");
     table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r["vms"], &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"]);
     println!("\nSegments:");
-    table(&["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"], &r["segments"], &["segment", "mac", "gateway", "subnets", "arp_responder"]);
+    table(&["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER", "NATIVE"], &r["segments"], &["segment", "mac", "gateway", "subnets", "arp_responder", "native"]);
     println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
 }
 
