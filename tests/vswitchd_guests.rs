@@ -103,9 +103,9 @@ fn mac_bytes(s: &str) -> Vec<u8> {
     s.split(':').map(|o| u8::from_str_radix(o, 16).unwrap()).collect()
 }
 
-/// 2. A guest reaches the gateway in a leaf namespace through the uplink; unknown unicast
-/// arrives at the leaf with its destination rewritten to the anycast MAC; broadcasts are
-/// never rewritten.
+/// Issue check 2: a guest reaches the gateway in a leaf namespace through the uplink;
+/// unknown unicast arrives at the leaf with its destination rewritten to the anycast MAC;
+/// broadcasts are never rewritten.
 #[test]
 fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     let dir = TestDir::new("uplink");
