@@ -96,3 +96,25 @@ fn attachments_and_segments_survive_a_crash() {
     let (ok, out) = vs.vsctl(&["fdb"]);
     assert!(ok && out.contains("52:54:00:00:00:01") && out.contains("anycast"), "{out}");
 }
+
+#[test]
+fn the_event_stream_reports_attach_and_detach() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = TestDir::new("api-events");
+    let vs = Vswitchd::start(&dir, "vs", Some("net_null0,no-rx=1"));
+    vs.set_anycast(100, "00:00:5e:00:01:01");
+    let conn = std::os::unix::net::UnixStream::connect(&vs.socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut w = conn.try_clone().unwrap();
+    writeln!(w, "{}", json!({ "op": "events" })).unwrap();
+    let mut lines = BufReader::new(conn).lines();
+    let ack: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ack["result"]["subscribed"], json!(true));
+    vs.ok(json!({ "op": "attach", "name": "vm1", "socket": dir.path("vm1.sock"), "mac": "52:54:00:00:00:01", "segment": 100, "ipv4": ["10.1.1.1"] }));
+    vs.ok(json!({ "op": "detach", "name": "vm1" }));
+    let e1: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let e2: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!((e1["event"].as_str(), e1["name"].as_str(), e1["mac"].as_str()), (Some("attach"), Some("vm1"), Some("52:54:00:00:00:01")));
+    assert_eq!((e1["segment"].clone(), e1["ipv4"].clone()), (json!(100), json!(["10.1.1.1"])));
+    assert_eq!((e2["event"].as_str(), e2["name"].as_str()), (Some("detach"), Some("vm1")));
+}
