@@ -25,7 +25,9 @@ fn links_up(vs: &Vswitchd, n: usize) {
 #[test]
 fn guests_switch_locally_get_fixups_and_survive_restarts() {
     let dir = TestDir::new("guests");
-    let mut vs = Vswitchd::start(&dir, "host1", Some("net_null0,no-rx=1"));
+    // Two workers: guests on ports owned by different workers talk through the hand-over
+    // rings.
+    let mut vs = Vswitchd::start_with_workers(&dir, "host1", Some("net_null0,no-rx=1"), 2);
     vs.set_anycast(100, ANYCAST);
     let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
     let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", "10.1.1.2");
@@ -37,6 +39,10 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
         g.wait_ready();
     }
     links_up(&vs, 3);
+    let show = vs.ok(json!({ "op": "show" }));
+    let owned: Vec<usize> = show["workers"].as_array().unwrap().iter().map(|w| w["ports"].as_array().unwrap().len()).collect();
+    assert_eq!(owned.len(), 2);
+    assert!(owned.iter().all(|n| *n >= 1), "ports are spread over the workers: {show}");
 
     // 1. Ping and a TCP stream between two guests, switched locally with real MACs.
     a.ping_until_reply("10.1.1.2");
@@ -56,11 +62,24 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     assert!(ok && table.contains("52:54:00:00:00:02") && table.contains("local"), "{table}");
     let sa = vs.port_stats("a");
     assert!(sa["forwarded"].as_u64().unwrap() > 100 && sa["rewritten"] == json!(0), "{sa}");
+    let handed: u64 = ["a", "b", "c"].iter().map(|n| vs.port_stats(n)["handed_over"].as_u64().unwrap_or(0)).sum();
+    assert!(handed > 0, "no frame crossed between workers");
     balanced(&vs);
 
     // 3. An ARP fix-up reaches the named guest only.
     c.ping_until_reply("10.1.1.1");
-    let (b_before, c_before) = (b.arp_count(), c.arp_count());
+    // Let the guests' own neighbour maintenance finish (Linux probes a neighbour 5 s after
+    // using a stale entry): wait until b and c have received no ARP frame for 6 s.
+    let mut counts = (b.arp_count(), c.arp_count());
+    loop {
+        std::thread::sleep(Duration::from_secs(6));
+        let now = (b.arp_count(), c.arp_count());
+        if now == counts {
+            break;
+        }
+        counts = now;
+    }
+    let (b_before, c_before) = counts;
     let r = vs.ok(json!({ "op": "arp-announce", "to": ["a"], "ip": "10.1.1.2", "mac": ANYCAST }));
     assert_eq!(r["sent"]["a"], json!(1), "{r}");
     wait_for("a's neighbour entry for b to become the anycast MAC", Duration::from_secs(10), || (a.neighbour("10.1.1.2").as_deref() == Some(ANYCAST)).then_some(()));

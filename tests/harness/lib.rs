@@ -78,10 +78,16 @@ pub struct Vswitchd {
     log: PathBuf,
     name: String,
     uplink: Option<String>,
+    workers: usize,
 }
 
 impl Vswitchd {
+    /// A vswitchd with one worker.
     pub fn start(dir: &TestDir, name: &str, uplink: Option<&str>) -> Vswitchd {
+        Vswitchd::start_with_workers(dir, name, uplink, 1)
+    }
+
+    pub fn start_with_workers(dir: &TestDir, name: &str, uplink: Option<&str>, workers: usize) -> Vswitchd {
         let mut v = Vswitchd {
             child: None,
             socket: dir.path(&format!("{name}.ctl")),
@@ -89,6 +95,7 @@ impl Vswitchd {
             log: dir.path(&format!("{name}.log")),
             name: name.to_string(),
             uplink: uplink.map(String::from),
+            workers,
         };
         v.spawn();
         v
@@ -97,7 +104,7 @@ impl Vswitchd {
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(bin("vswitchd"));
-        cmd.arg("--socket").arg(&self.socket).arg("--state").arg(&self.state);
+        cmd.arg("--socket").arg(&self.socket).arg("--state").arg(&self.state).arg("--workers").arg(self.workers.to_string());
         if let Some(u) = &self.uplink {
             cmd.arg("--uplink").arg(u);
         }

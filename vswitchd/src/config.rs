@@ -35,6 +35,13 @@ pub struct Config {
     /// MAC table capacity.
     #[serde(default = "fdb_capacity")]
     pub fdb_capacity: usize,
+    /// Worker threads; each port is polled (and sent on) by one of them.
+    #[serde(default = "one")]
+    pub workers: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn adaptive() -> PollMode {

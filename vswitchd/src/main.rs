@@ -34,6 +34,9 @@ struct Args {
     /// Worker polling: `adaptive` sleeps briefly when idle, `busy` spins.
     #[arg(long, value_enum)]
     poll_mode: Option<PollMode>,
+    /// Worker threads (each port is polled by one of them).
+    #[arg(long)]
+    workers: Option<usize>,
     /// EAL arguments after `--` (replace the configuration's).
     #[arg(last = true)]
     eal: Vec<String>,
@@ -52,8 +55,13 @@ fn main() -> Result<()> {
             poll_mode: PollMode::Adaptive,
             mbufs: 16383,
             fdb_capacity: 1 << 16,
+            workers: 1,
         },
     };
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    anyhow::ensure!((1..=64).contains(&cfg.workers), "workers must be 1..=64, not {}", cfg.workers);
     if let Some(s) = args.socket {
         cfg.socket = s;
     }
@@ -80,10 +88,15 @@ fn main() -> Result<()> {
     let pool = Arc::new(Mempool::new(&eal, "roam_pkts", &MempoolConfig { size: cfg.mbufs, ..Default::default() })?);
     let table = Arc::new(MacTable::new(cfg.fdb_capacity)?);
 
-    let (commands, worker_rx) = crossbeam::channel::unbounded();
-    let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
-    let worker = Worker::new(processor, worker_rx, pool.clone(), cfg.poll_mode);
-    let worker_thread = std::thread::Builder::new().name("roam-worker0".into()).spawn(move || worker.run())?;
+    let mut commands = Vec::new();
+    let mut worker_threads = Vec::new();
+    for w in 0..cfg.workers {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
+        let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode);
+        worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || worker.run())?);
+        commands.push(tx);
+    }
 
     let switch = Arc::new(Mutex::new(Switch::new(eal.clone(), pool.clone(), table, commands, cfg.state.clone())));
     if let Some(up) = &cfg.uplink {
@@ -94,14 +107,16 @@ fn main() -> Result<()> {
         let switch = switch.clone();
         std::thread::Builder::new().name("roam-control".into()).spawn(move || vswitchd::control::serve(listener, switch))?;
     }
-    tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, "vswitchd ready");
+    tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, workers = cfg.workers, "vswitchd ready");
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         switch.lock().poll_links();
     }
     tracing::info!("shutting down");
     switch.lock().stop();
-    let _ = worker_thread.join();
+    for t in worker_threads {
+        let _ = t.join();
+    }
     let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::{bounded, Sender};
-use dpdk::{Eal, Mempool, Port, PortConfig};
+use dpdk::{Eal, Mempool, Port, PortConfig, Ring};
 use mac_table::{EntryKind, Key, MacAddr, MacTable, SegmentSlots, Value};
 use pipeline::{DropReason, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use serde_json::{json, Value as Json};
@@ -36,9 +36,13 @@ pub struct Switch {
     segments: BTreeMap<u16, Segment>,
     vms: BTreeMap<String, Vm>,
     uplink: Option<Port>,
-    worker: Sender<Command>,
+    /// One command channel per worker.
+    workers: Vec<Sender<Command>>,
+    /// Which worker owns (polls and sends on) each port.
+    owners: BTreeMap<PortId, usize>,
     state_path: PathBuf,
     next_vdev: u32,
+    next_ring: u32,
     subscribers: Vec<Sender<Event>>,
 }
 
@@ -51,7 +55,7 @@ fn parse_mac(s: &str) -> Result<MacAddr> {
 }
 
 impl Switch {
-    pub fn new(eal: Eal, pool: Arc<Mempool>, table: Arc<MacTable>, worker: Sender<Command>, state_path: PathBuf) -> Switch {
+    pub fn new(eal: Eal, pool: Arc<Mempool>, table: Arc<MacTable>, workers: Vec<Sender<Command>>, state_path: PathBuf) -> Switch {
         Switch {
             eal,
             pool,
@@ -61,9 +65,11 @@ impl Switch {
             segments: BTreeMap::new(),
             vms: BTreeMap::new(),
             uplink: None,
-            worker,
+            workers,
+            owners: BTreeMap::new(),
             state_path,
             next_vdev: 0,
+            next_ring: 0,
             subscribers: Vec::new(),
         }
     }
@@ -102,19 +108,43 @@ impl Switch {
     }
 
     fn push_config(&self) {
-        let _ = self.worker.send(Command::Config(Arc::new(self.config.clone())));
+        let cfg = Arc::new(self.config.clone());
+        for w in &self.workers {
+            let _ = w.send(Command::Config(cfg.clone()));
+        }
     }
 
-    fn give_to_worker(&self, port: &Port) -> Result<()> {
-        let (rx, tx) = (port.rx_queue(0)?, port.tx_queue(0)?);
-        self.worker.send(Command::AddPort { id: port.id(), rx, tx }).map_err(|_| anyhow!("the worker has stopped"))
+    /// Gives a port to the least loaded worker (it polls and sends on the port); the other
+    /// workers get the port's hand-over ring.
+    fn give_to_worker(&mut self, port: &Port) -> Result<()> {
+        let id = port.id();
+        let owner = (0..self.workers.len()).min_by_key(|w| self.owners.values().filter(|o| *o == w).count()).unwrap_or(0);
+        self.next_ring += 1;
+        let handoff = Arc::new(Ring::new(&self.eal, &format!("roam_tx_{}", self.next_ring), 1024)?);
+        let mut queues = Some((port.rx_queue(0)?, port.tx_queue(0)?));
+        for (w, sender) in self.workers.iter().enumerate() {
+            let cmd = match queues.take_if(|_| w == owner) {
+                Some((rx, tx)) => Command::AddPort { id, rx, tx, handoff: handoff.clone() },
+                None => Command::RemotePort { id, handoff: handoff.clone() },
+            };
+            sender.send(cmd).map_err(|_| anyhow!("worker {w} has stopped"))?;
+        }
+        self.owners.insert(id, owner);
+        Ok(())
     }
 
-    fn take_from_worker(&self, id: PortId) {
-        let (done, wait) = bounded(1);
-        if self.worker.send(Command::RemovePort { id, done }).is_ok() {
+    fn take_from_worker(&mut self, id: PortId) {
+        let mut waits = Vec::new();
+        for w in &self.workers {
+            let (done, wait) = bounded(1);
+            if w.send(Command::RemovePort { id, done }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
             let _ = wait.recv_timeout(Duration::from_secs(5));
         }
+        self.owners.remove(&id);
     }
 
     fn emit(&mut self, e: Event) {
@@ -240,17 +270,25 @@ impl Switch {
                 IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
             };
             let (done, wait) = bounded(1);
-            self.worker.send(Command::Inject { port, frames: vec![frame], done }).map_err(|_| anyhow!("the worker has stopped"))?;
+            let owner = self.owners.get(&port).and_then(|w| self.workers.get(*w)).ok_or_else(|| anyhow!("no worker owns port {port}"))?;
+            owner.send(Command::Inject { port, frames: vec![frame], done }).map_err(|_| anyhow!("the worker has stopped"))?;
             let n = wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
             sent.insert(name, json!(n));
         }
         Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent }))
     }
 
+    /// Every worker's counters, summed.
     fn snapshot(&self) -> Result<Snapshot> {
-        let (reply, wait) = bounded(1);
-        self.worker.send(Command::Snapshot(reply)).map_err(|_| anyhow!("the worker has stopped"))?;
-        wait.recv_timeout(Duration::from_secs(5)).map_err(|_| anyhow!("the worker did not answer"))
+        let mut total = Snapshot { pipeline: Default::default(), worker: Default::default() };
+        for (w, sender) in self.workers.iter().enumerate() {
+            let (reply, wait) = bounded(1);
+            sender.send(Command::Snapshot(reply)).map_err(|_| anyhow!("worker {w} has stopped"))?;
+            let s = wait.recv_timeout(Duration::from_secs(5)).map_err(|_| anyhow!("worker {w} did not answer"))?;
+            total.pipeline.add(&s.pipeline);
+            total.worker.add(&s.worker);
+        }
+        Ok(total)
     }
 
     fn port_name(&self, id: PortId) -> String {
@@ -283,7 +321,7 @@ impl Switch {
             "ports": ports,
             "vms": vms,
             "segments": self.segments.values().collect::<Vec<_>>(),
-            "workers": [{ "id": 0, "ports": ports.len() }],
+            "workers": (0..self.workers.len()).map(|w| json!({ "id": w, "ports": self.owners.iter().filter(|(_, o)| **o == w).map(|(p, _)| self.port_name(*p)).collect::<Vec<_>>() })).collect::<Vec<_>>(),
             "mbufs": { "capacity": self.pool.capacity(), "available": self.pool.available() },
         }))
     }
@@ -318,7 +356,7 @@ impl Switch {
                 "port": id, "name": self.port_name(id),
                 "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
                 "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
-                "arp_replies": c.arp_replies, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port),
+                "arp_replies": c.arp_replies, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port), "handed_over": w(&snap.worker.handed_over),
                 "injected": w(&snap.worker.injected), "balanced": c.balanced(),
             }));
         }
@@ -343,6 +381,8 @@ impl Switch {
 
     /// Stops the worker (at shutdown).
     pub fn stop(&mut self) {
-        let _ = self.worker.send(Command::Stop);
+        for w in &self.workers {
+            let _ = w.send(Command::Stop);
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! A worker: polls its ports' rx queues, runs each burst through the pipeline, and sends
-//! one tx burst per output port per burst. It takes commands (ports, configuration,
-//! frames to inject, counter snapshots) from the control thread over a channel, between
-//! bursts; nothing on its path locks, allocates once warm, or logs per packet.
+//! A worker: polls the rx queues of the ports it owns, runs each burst through the
+//! pipeline, and sends one tx burst per output port per burst. Only a port's owner sends on
+//! it (vhost-user guests usually enable one queue pair); other workers hand frames for it
+//! over through the port's MP/MC ring, which the owner drains every loop. Commands (ports,
+//! configuration, frames to inject, counter snapshots) come from the control thread over a
+//! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use dpdk::{Mbuf, MbufBurst, Mempool, RxQueue, TxQueue};
+use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
 use pipeline::{Counters, Output, PortId, Processor, SwitchConfig};
 use serde::Serialize;
 
@@ -16,8 +18,11 @@ use crate::frame::MbufFrame;
 
 /// What the control thread asks of a worker.
 pub enum Command {
-    AddPort { id: PortId, rx: RxQueue, tx: TxQueue },
-    /// Stop using a port; `done` answers once its queues are dropped.
+    /// This worker owns the port: it polls `rx`, sends on `tx`, and drains `handoff`.
+    AddPort { id: PortId, rx: RxQueue, tx: TxQueue, handoff: Arc<Ring> },
+    /// Another worker owns the port: frames for it go into `handoff`.
+    RemotePort { id: PortId, handoff: Arc<Ring> },
+    /// Stop using a port; `done` answers once its queues and ring are dropped.
     RemovePort { id: PortId, done: Sender<()> },
     Config(Arc<SwitchConfig>),
     /// Send these frames out of `port`; `done` answers how many the port took.
@@ -35,9 +40,27 @@ pub struct WorkerCounters {
     pub tx_no_port: Vec<u64>,
     /// Per port: fix-up frames injected.
     pub injected: Vec<u64>,
+    /// Per port: frames handed to the port's owner worker.
+    pub handed_over: Vec<u64>,
     /// Loops that found no frame, and sleeps taken in adaptive mode.
     pub idle_loops: u64,
     pub sleeps: u64,
+}
+
+impl WorkerCounters {
+    /// Adds another worker's counters.
+    pub fn add(&mut self, o: &WorkerCounters) {
+        for (a, b) in [(&mut self.tx_full, &o.tx_full), (&mut self.tx_no_port, &o.tx_no_port), (&mut self.injected, &o.injected), (&mut self.handed_over, &o.handed_over)] {
+            if b.len() > a.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.idle_loops += o.idle_loops;
+        self.sleeps += o.sleeps;
+    }
 }
 
 /// What a worker reports on request.
@@ -50,11 +73,13 @@ pub struct Snapshot {
 struct WorkerPort {
     rx: RxQueue,
     tx: TxQueue,
+    handoff: Arc<Ring>,
 }
 
 pub struct Worker {
     processor: Processor,
     ports: Vec<Option<WorkerPort>>,
+    remote: Vec<Option<Arc<Ring>>>,
     commands: Receiver<Command>,
     pool: Arc<Mempool>,
     mode: PollMode,
@@ -75,7 +100,7 @@ const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 impl Worker {
     pub fn new(processor: Processor, commands: Receiver<Command>, pool: Arc<Mempool>, mode: PollMode) -> Worker {
-        Worker { processor, ports: Vec::new(), commands, pool, mode, counters: WorkerCounters::default() }
+        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default() }
     }
 
     /// Runs until `Command::Stop` or the control side goes away.
@@ -98,6 +123,16 @@ impl Worker {
             }
             let mut got = 0;
             for id in 0..self.ports.len() {
+                let Some(port) = self.ports[id].as_mut() else { continue };
+                // Frames other workers handed over for this port.
+                if !port.handoff.is_empty() {
+                    got += port.handoff.dequeue_burst(&mut txb);
+                    port.tx.tx_burst(&mut txb);
+                    if !txb.is_empty() {
+                        bump(&mut self.counters.tx_full, id as PortId, txb.len() as u64);
+                        txb.clear();
+                    }
+                }
                 let Some(port) = self.ports[id].as_mut() else { continue };
                 let n = port.rx.rx_burst(&mut burst);
                 if n == 0 {
@@ -131,20 +166,32 @@ impl Worker {
         }
     }
 
-    /// One tx burst per output port; drops (already counted by the pipeline) are freed.
+    /// One tx burst (or ring hand-over) per output port; drops (already counted by the
+    /// pipeline) are freed.
     fn flush(&mut self, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
         for (port, q) in out.queues_mut() {
-            let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
+            let owned = self.ports.get_mut(port as usize).and_then(Option::as_mut);
+            let remote = self.remote.get(port as usize).and_then(Option::as_ref);
+            if owned.is_none() && remote.is_none() {
                 bump(&mut self.counters.tx_no_port, port, q.len() as u64);
                 q.clear();
                 continue;
-            };
+            }
             for f in q.drain(..) {
                 if txb.push(f.0).is_err() {
                     bump(&mut self.counters.tx_full, port, 1);
                 }
             }
-            p.tx.tx_burst(txb);
+            match (owned, remote) {
+                (Some(p), _) => {
+                    p.tx.tx_burst(txb);
+                }
+                (None, Some(ring)) => {
+                    let n = ring.enqueue_burst(txb);
+                    bump(&mut self.counters.handed_over, port, n as u64);
+                }
+                (None, None) => unreachable!("checked above"),
+            }
             if !txb.is_empty() {
                 bump(&mut self.counters.tx_full, port, txb.len() as u64);
                 txb.clear();
@@ -156,16 +203,26 @@ impl Worker {
     /// Returns false on Stop.
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
-            Command::AddPort { id, rx, tx } => {
+            Command::AddPort { id, rx, tx, handoff } => {
                 let i = id as usize;
                 if i >= self.ports.len() {
                     self.ports.resize_with(i + 1, || None);
                 }
-                self.ports[i] = Some(WorkerPort { rx, tx });
+                self.ports[i] = Some(WorkerPort { rx, tx, handoff });
+            }
+            Command::RemotePort { id, handoff } => {
+                let i = id as usize;
+                if i >= self.remote.len() {
+                    self.remote.resize_with(i + 1, || None);
+                }
+                self.remote[i] = Some(handoff);
             }
             Command::RemovePort { id, done } => {
                 if let Some(p) = self.ports.get_mut(id as usize) {
                     *p = None;
+                }
+                if let Some(r) = self.remote.get_mut(id as usize) {
+                    *r = None;
                 }
                 let _ = done.send(());
             }
