@@ -22,15 +22,7 @@ const QUERIES: usize = 1 << 16;
 const SIZES: [(usize, &str); 4] = [(1 << 10, "1K"), (1 << 16, "64K"), (1 << 20, "1M"), (1 << 22, "4M")];
 const UPDATES_PER_SEC: u64 = 100_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use roam_bench::Rng;
 
 /// Present keys have first octet 0x02, absent ones 0x06: never equal.
 fn make_key(rng: &mut Rng, first_octet: u64) -> Key {

@@ -116,15 +116,7 @@ impl Frame for PoolFrame {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use roam_bench::Rng;
 
 fn vm_mac(port: PortId) -> MacAddr {
     MacAddr([0x52, 0x54, 0, 0, (port >> 8) as u8, port as u8])

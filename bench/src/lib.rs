@@ -7,6 +7,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// A small xorshift generator: reproducible workloads without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// Median of a non-empty sample.
 pub fn median(samples: &[f64]) -> f64 {
     let mut s = samples.to_vec();

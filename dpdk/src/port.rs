@@ -208,6 +208,11 @@ impl Port {
         &self.shared.name
     }
 
+    /// Rx queues the port was configured with.
+    pub fn rx_queue_count(&self) -> u16 {
+        self.shared.rx_taken.len() as u16
+    }
+
     /// Takes rx queue `queue`; each queue can be taken once.
     pub fn rx_queue(&self, queue: u16) -> Result<RxQueue> {
         take(&self.shared.rx_taken, queue).ok_or(Error::QueueUnavailable { port: self.id(), kind: "rx", queue })?;

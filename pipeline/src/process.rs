@@ -267,6 +267,39 @@ fn to_uplink<F: Frame>(counters: &mut Counters, in_port: PortId, uplink: PortId,
     }
 }
 
+/// Classifies every frame of a burst and looks all unicast destinations up in one batched
+/// table call. Returns each frame's verdict and, for lookups, what the table holds (both
+/// indexed by the frame's place in the burst).
+#[inline(always)]
+fn classify_and_look_up<F: Frame>(
+    burst: &[Option<F>],
+    reader: &mut Reader,
+    mut classify: impl FnMut(usize, &[u8]) -> (Verdict, SegmentSlot),
+) -> ([Verdict; BATCH], [Option<Value>; BATCH]) {
+    let mut verdicts = [Verdict::Lookup; BATCH];
+    let mut keys = [Key::from_raw(0); BATCH];
+    let mut frame_of = [0u8; BATCH];
+    let mut m = 0;
+    for (i, f) in burst.iter().enumerate() {
+        let Some(f) = f else { continue };
+        let b = f.bytes();
+        let (verdict, slot) = classify(i, b);
+        verdicts[i] = verdict;
+        if let Verdict::Lookup = verdict {
+            keys[m] = Key::new(mac_at(b, 0), slot);
+            frame_of[m] = i as u8;
+            m += 1;
+        }
+    }
+    let mut found: [Option<Value>; BATCH] = [None; BATCH];
+    reader.lookup_batch(&keys[..m], &mut found[..m]);
+    let mut per_frame: [Option<Value>; BATCH] = [None; BATCH];
+    for j in 0..m {
+        per_frame[frame_of[j] as usize] = found[j];
+    }
+    (verdicts, per_frame)
+}
+
 fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, v: &VnicConfig, burst: &mut [Option<F>], out: &mut Output<F>) {
     let slot: SegmentSlot = v.segment;
     let Some(seg) = cfg.segment(slot) else {
@@ -279,33 +312,16 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
     let uplink = cfg.uplink();
     let uplink_vlan = (cfg.native_segment() != Some(slot)).then_some(seg.vlan);
 
-    // 1. Classify, and collect the keys to look up.
-    let mut verdicts = [Verdict::Lookup; BATCH];
-    let mut keys = [Key::from_raw(0); BATCH];
-    let mut found: [Option<Value>; BATCH] = [None; BATCH];
-    let mut m = 0;
-    for (i, f) in burst.iter().enumerate() {
-        let Some(f) = f else { continue };
-        let b = f.bytes();
-        verdicts[i] = classify_vnic(b, cfg, in_port, v, seg, anycast);
-        if let Verdict::Lookup = verdicts[i] {
-            keys[m] = Key::new(mac_at(b, 0), slot);
-            m += 1;
-        }
-    }
-    // 2. One batched lookup for the whole burst.
-    reader.lookup_batch(&keys[..m], &mut found[..m]);
+    // 1-2. Classify, then one batched lookup for the whole burst.
+    let (verdicts, found) = classify_and_look_up(burst, reader, |_, b| (classify_vnic(b, cfg, in_port, v, seg, anycast), slot));
 
     // 3. Act, in arrival order.
-    let mut j = 0;
     for (i, f) in burst.iter_mut().enumerate() {
         let Some(mut f) = f.take() else { continue };
         match verdicts[i] {
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
-                let hit = found[j];
-                j += 1;
-                match hit {
+                match found[i] {
                     Some(val) if val.port() == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
                     Some(val) if val.kind() != EntryKind::Anycast && Some(val.port()) != uplink => {
                         counters.at(in_port).forwarded += 1;
@@ -424,32 +440,20 @@ fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, bool)
 }
 
 fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
-    let mut verdicts = [Verdict::Lookup; BATCH];
     let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
     let mut tagged = [false; BATCH];
-    let mut keys = [Key::from_raw(0); BATCH];
-    let mut found: [Option<Value>; BATCH] = [None; BATCH];
-    let mut m = 0;
-    for (i, f) in burst.iter().enumerate() {
-        let Some(f) = f else { continue };
-        let b = f.bytes();
-        (verdicts[i], slots[i], tagged[i]) = classify_uplink(b, cfg);
-        if let Verdict::Lookup = verdicts[i] {
-            keys[m] = Key::new(mac_at(b, 0), slots[i]);
-            m += 1;
-        }
-    }
-    reader.lookup_batch(&keys[..m], &mut found[..m]);
+    let (verdicts, found) = classify_and_look_up(burst, reader, |i, b| {
+        let verdict;
+        (verdict, slots[i], tagged[i]) = classify_uplink(b, cfg);
+        (verdict, slots[i])
+    });
 
-    let mut j = 0;
     for (i, f) in burst.iter_mut().enumerate() {
         let Some(mut f) = f.take() else { continue };
         match verdicts[i] {
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
-                let hit = found[j];
-                j += 1;
-                let local = hit.filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
+                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
                 match local {
                     Some(v) if !tagged[i] || pop_vlan(&mut f) => {
                         counters.at(in_port).forwarded += 1;

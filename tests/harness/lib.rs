@@ -154,7 +154,7 @@ impl Vswitchd {
     }
 
     pub fn attach(&self, g: &Guest, segment: u16) -> Value {
-        self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip] }))
+        self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip], "queues": g.queues }))
     }
 
     /// The pipeline counters of a VM's port, by name.
@@ -189,6 +189,8 @@ pub struct Guest {
     pub name: String,
     pub mac: String,
     pub ip: String,
+    /// vhost-user queue pairs.
+    pub queues: u16,
     pub vhost_socket: PathBuf,
     console: PathBuf,
     ctl_path: PathBuf,
@@ -199,11 +201,17 @@ pub struct Guest {
 impl Guest {
     /// Starts QEMU; the guest boots once a vswitchd attaches its socket.
     pub fn start(dir: &TestDir, name: &str, mac: &str, ip: &str) -> Guest {
+        Guest::start_with_queues(dir, name, mac, ip, 1)
+    }
+
+    /// As [`Guest::start`], with `queues` vhost-user queue pairs.
+    pub fn start_with_queues(dir: &TestDir, name: &str, mac: &str, ip: &str, queues: u16) -> Guest {
         let mut g = Guest {
             child: None,
             name: name.to_string(),
             mac: mac.to_string(),
             ip: ip.to_string(),
+            queues,
             vhost_socket: dir.path(&format!("{name}.vhost")),
             console: dir.path(&format!("{name}.console")),
             ctl_path: dir.path(&format!("{name}.serial")),
@@ -228,10 +236,11 @@ impl Guest {
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
             .arg("-chardev")
             .arg(format!("socket,id=c0,path={},server=on,wait=off", self.vhost_socket.display()))
-            .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
+            .arg("-netdev")
+            .arg(format!("vhost-user,id=n0,chardev=c0,queues={}", self.queues))
             // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
             .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,romfile=,vectors=0,mac={}", self.mac))
+            .arg(format!("virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}", if self.queues > 1 { "on" } else { "off" }, self.mac))
             .arg("-serial")
             .arg(format!("file:{}", self.console.display()))
             .arg("-serial")

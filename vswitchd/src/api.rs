@@ -52,6 +52,14 @@ pub struct Attach {
     /// vswitchd is the vhost-user server on this socket (default: client, QEMU serves).
     #[serde(default)]
     pub server: bool,
+    /// vhost-user queue pairs (QEMU `-netdev vhost-user,queues=N`); all rx queues are
+    /// polled, frames are sent on queue 0.
+    #[serde(default = "one_queue")]
+    pub queues: u16,
+}
+
+fn one_queue() -> u16 {
+    1
 }
 
 fn yes() -> bool {

@@ -121,7 +121,8 @@ impl Switch {
         let owner = (0..self.workers.len()).min_by_key(|w| self.owners.values().filter(|o| *o == w).count()).unwrap_or(0);
         self.next_ring += 1;
         let handoff = Arc::new(Ring::new(&self.eal, &format!("roam_tx_{}", self.next_ring), 1024)?);
-        let mut queues = Some((port.rx_queue(0)?, port.tx_queue(0)?));
+        let rx = (0..port.rx_queue_count()).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
+        let mut queues = Some((rx, port.tx_queue(0)?));
         for (w, sender) in self.workers.iter().enumerate() {
             let cmd = match queues.take_if(|_| w == owner) {
                 Some((rx, tx)) => Command::AddPort { id, rx, tx, handoff: handoff.clone() },
@@ -206,8 +207,12 @@ impl Switch {
         }
 
         let name = format!("net_vhost{}", self.next_vdev);
-        let args = format!("iface={socket},client={},queues=1", if a.server { 0 } else { 1 });
-        let port = Port::create_vdev(&self.eal, &name, &args, &PortConfig::default(), self.pool.clone())?;
+        if !(1..=8).contains(&a.queues) {
+            bail!("queues must be 1..=8, not {}", a.queues);
+        }
+        let args = format!("iface={socket},client={},queues={}", if a.server { 0 } else { 1 }, a.queues);
+        let cfg = PortConfig { rx_queues: a.queues, tx_queues: 1, ..PortConfig::default() };
+        let port = Port::create_vdev(&self.eal, &name, &args, &cfg, self.pool.clone())?;
         self.next_vdev += 1;
         let id = port.id();
         let mut cfg = self.config.clone();

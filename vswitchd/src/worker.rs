@@ -18,8 +18,9 @@ use crate::frame::MbufFrame;
 
 /// What the control thread asks of a worker.
 pub enum Command {
-    /// This worker owns the port: it polls `rx`, sends on `tx`, and drains `handoff`.
-    AddPort { id: PortId, rx: RxQueue, tx: TxQueue, handoff: Arc<Ring> },
+    /// This worker owns the port: it polls every queue of `rx`, sends on `tx`, and drains
+    /// `handoff`.
+    AddPort { id: PortId, rx: Vec<RxQueue>, tx: TxQueue, handoff: Arc<Ring> },
     /// Another worker owns the port: frames for it go into `handoff`.
     RemotePort { id: PortId, handoff: Arc<Ring> },
     /// Stop using a port; `done` answers once its queues and ring are dropped.
@@ -71,7 +72,7 @@ pub struct Snapshot {
 }
 
 struct WorkerPort {
-    rx: RxQueue,
+    rx: Vec<RxQueue>,
     tx: TxQueue,
     handoff: Arc<Ring>,
 }
@@ -133,14 +134,17 @@ impl Worker {
                         txb.clear();
                     }
                 }
-                let Some(port) = self.ports[id].as_mut() else { continue };
-                let n = port.rx.rx_burst(&mut burst);
-                if n == 0 {
-                    continue;
+                let queues = self.ports[id].as_ref().map_or(0, |p| p.rx.len());
+                for q in 0..queues {
+                    let Some(port) = self.ports[id].as_mut() else { break };
+                    let n = port.rx[q].rx_burst(&mut burst);
+                    if n == 0 {
+                        continue;
+                    }
+                    got += n;
+                    self.processor.process(id as PortId, burst.drain().map(MbufFrame), &mut out);
+                    self.flush(&mut out, &mut txb);
                 }
-                got += n;
-                self.processor.process(id as PortId, burst.drain().map(MbufFrame), &mut out);
-                self.flush(&mut out, &mut txb);
             }
             if got > 0 || self.mode == PollMode::Busy {
                 idle = 0;

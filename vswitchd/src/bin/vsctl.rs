@@ -48,6 +48,9 @@ enum Cmd {
         /// vswitchd creates the socket (vhost-user server mode).
         #[arg(long)]
         server: bool,
+        /// vhost-user queue pairs (as QEMU's `-netdev vhost-user,queues=N`).
+        #[arg(long, default_value_t = 1)]
+        queues: u16,
     },
     /// Detach a VM.
     Detach { name: String },
@@ -92,10 +95,10 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let request = match args.command {
         Cmd::Show => Request::Show {},
-        Cmd::Attach { name, vhost_socket: socket, mac, segment, ips, no_port_security, server } => {
+        Cmd::Attach { name, vhost_socket: socket, mac, segment, ips, no_port_security, server, queues } => {
             let ipv4: Vec<Ipv4Addr> = ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
             let ipv6: Vec<Ipv6Addr> = ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
-            Request::Attach(Attach { name, socket, mac, segment, ipv4, ipv6, port_security: !no_port_security, server })
+            Request::Attach(Attach { name, socket, mac, segment, ipv4, ipv6, port_security: !no_port_security, server, queues })
         }
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
