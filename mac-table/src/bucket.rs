@@ -46,17 +46,16 @@ impl Bucket {
     /// written before the matching key was published, or a later one for the same key.
     #[inline(always)]
     pub(crate) fn find_raw(&self, key: u64) -> u32 {
-        // A reader can see a key in two slots at once (removed from one and put back into
-        // another while it read): both values are that key's; the last match wins.
-        let mut slot = 0usize;
-        let mut found = 0u32;
+        // One bit per matching slot. A reader can see a key in two slots at once (removed
+        // from one and put back into another while it read): both values are that key's,
+        // and the first match is taken. With no match the index is clamped in bounds and
+        // the value masked to 0.
+        let mut hits = 0u32;
         for i in 0..SLOTS {
-            let hit = (self.keys[i].load(Ordering::Acquire) == key) as usize;
-            let mask = hit.wrapping_neg();
-            slot = (slot & !mask) | (i & mask);
-            found |= hit as u32;
+            hits |= ((self.keys[i].load(Ordering::Acquire) == key) as u32) << i;
         }
-        self.values[slot].load(Ordering::Acquire) & found.wrapping_neg()
+        let slot = (hits.trailing_zeros() as usize).min(SLOTS - 1);
+        self.values[slot].load(Ordering::Acquire) & ((hits != 0) as u32).wrapping_neg()
     }
 
     /// Reader side: as [`Bucket::find_raw`], as a value.
