@@ -144,10 +144,11 @@ fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     a.ping_until_reply("10.1.1.254");
     assert_eq!(a.neighbour("10.1.1.254").as_deref(), Some(ANYCAST));
 
-    let cap = leaf.capture(6.0);
+    // A window wide enough for a slow TCG guest to do both (the broadcast first).
+    let cap = leaf.capture(12.0);
     a.run("arp -s 10.1.1.77 52:54:00:aa:bb:cc");
-    a.sh("ping -c 2 -W 1 10.1.1.77", Duration::from_secs(15));
     a.sh("arping -c 1 -w 1 -I eth0 10.1.1.254", Duration::from_secs(15));
+    a.sh("ping -c 2 -W 1 10.1.1.77", Duration::from_secs(15));
     let frames = cap.frames();
     let (anycast, a_mac, unknown) = (mac_bytes(ANYCAST), mac_bytes(&a.mac), mac_bytes("52:54:00:aa:bb:cc"));
     let to_77: Vec<&Vec<u8>> = frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[30..34] == [10, 1, 1, 77]).collect();
