@@ -108,6 +108,9 @@ pub struct PortCounters {
     pub flood_copy_failures: u64,
     /// ARP requests from this port answered by the local ARP responder.
     pub arp_replies: u64,
+    /// Of `forwarded`: the VM's announcements of itself (gratuitous ARP, RARP, unsolicited
+    /// NA), sent to the uplink only.
+    pub announcements: u64,
 }
 
 impl PortCounters {
@@ -132,6 +135,7 @@ impl PortCounters {
         self.flood_copies += o.flood_copies;
         self.flood_copy_failures += o.flood_copy_failures;
         self.arp_replies += o.arp_replies;
+        self.announcements += o.announcements;
     }
 }
 

@@ -75,6 +75,9 @@ enum Verdict {
     Lookup,
     /// Broadcast or multicast.
     Flood,
+    /// A VM's announcement of itself (gratuitous ARP, RARP, unsolicited NA): to the uplink
+    /// only, where the leaf traps it; local VMs never hear it.
+    Announce,
     /// An ARP request the local responder answers with this MAC.
     Reply(MacAddr),
     Drop(DropReason),
@@ -195,16 +198,23 @@ fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg
             if v.port_security && (a.sender_mac() != v.mac || !(spa.is_unspecified() || v.ipv4.contains(&spa))) {
                 return Verdict::Drop(DropReason::SpoofedArpSender);
             }
+            if dst_multicast && !spa.is_unspecified() && spa == a.target_ip() {
+                return Verdict::Announce;
+            }
             if seg.arp_responder && dst_multicast && a.operation() == arp::op::REQUEST {
                 if let Some(mac) = responder_answer(cfg, v, seg, anycast, spa, a.target_ip()) {
                     return Verdict::Reply(mac);
                 }
             }
         }
-        ethertype::IPV6 if v.port_security => {
+        ethertype::RARP if dst_multicast => return Verdict::Announce,
+        ethertype::IPV6 if v.port_security || dst_multicast => {
             if let Some(target) = advertised_target(&b[HEADER_LEN..]) {
-                if !cfg.nd_targets(port).contains(&target) {
+                if v.port_security && !cfg.nd_targets(port).contains(&target) {
                     return Verdict::Drop(DropReason::SpoofedNaTarget);
+                }
+                if dst_multicast {
+                    return Verdict::Announce;
                 }
             }
         }
@@ -358,7 +368,16 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
                     drop_frame(counters, in_port, f, DropReason::Unwritable, out);
                 }
             }
-            Verdict::Flood => {
+            Verdict::Announce if uplink.is_some() => {
+                let up = uplink.expect("checked by the guard");
+                if to_uplink(counters, in_port, up, uplink_vlan, f, out) {
+                    let c = counters.at(in_port);
+                    c.forwarded += 1;
+                    c.announcements += 1;
+                }
+            }
+            // Without an uplink there is no leaf to trap it: an ordinary broadcast.
+            Verdict::Flood | Verdict::Announce => {
                 let others = cfg.members(slot).iter().copied().filter(|p| *p != in_port);
                 flood(counters, in_port, f, others, uplink.map(|u| (u, uplink_vlan)), out);
             }
@@ -470,7 +489,7 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
                 }
                 flood(counters, in_port, f, cfg.members(slots[i]).iter().copied(), None, out);
             }
-            Verdict::Reply(_) => unreachable!("classify_uplink never answers ARP"),
+            Verdict::Reply(_) | Verdict::Announce => unreachable!("classify_uplink neither answers nor traps"),
         }
     }
 }

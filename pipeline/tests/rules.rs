@@ -162,7 +162,32 @@ fn neighbor_advertisements_for_foreign_targets_are_dropped() {
     let foreign = na(mac(A), ip6(B));
     let out = run(&mut p, A, &[own, link_local, foreign]);
     assert_eq!(reasons(&out), vec![DropReason::SpoofedNaTarget]);
-    assert_eq!(out.queued(), 2 * 3, "two NAs flooded to B, D and the uplink");
+    assert_eq!(out.queued(), 2, "the two unsolicited NAs are announcements: to the uplink only");
+}
+
+#[test]
+fn announcements_go_to_the_uplink_only_and_are_never_rewritten() {
+    let mut p = processor(config(true));
+    let garp_request = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A));
+    let garp_reply = arp(MacAddr::BROADCAST, mac(A), op::REPLY, mac(A), ip(A), ip(A));
+    let rarp = eth(MacAddr::BROADCAST, mac(A), 0x8035, &[0, 1, 8, 0, 6, 4, 0, 3]);
+    let na = na(mac(A), ip6(A));
+    let frames = [garp_request, garp_reply, rarp, na];
+    let mut out = run(&mut p, A, &frames);
+    let expected: Vec<Vec<u8>> = frames.iter().map(|f| tagged(100, f)).collect();
+    assert_eq!(sent(&mut out, UPLINK), expected);
+    assert_eq!(out.queued(), 4, "B and D hear nothing");
+    // An ARP probe (sender 0.0.0.0) and an ordinary request are still flooded.
+    let probe = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), Ipv4Addr::UNSPECIFIED, ip(A));
+    let out = run(&mut p, A, &[probe, arp_request(A, ip(B))]);
+    assert_eq!(out.queued(), 2 * 3);
+    let c = balanced(&p);
+    assert_eq!((c.ports[A as usize].announcements, c.ports[A as usize].forwarded, c.ports[A as usize].flooded), (4, 4, 2));
+    // Without an uplink there is no leaf to trap them: they are flooded like any broadcast.
+    let mut p = processor(config(false));
+    let out = run(&mut p, A, &[arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A))]);
+    assert_eq!(out.queued(), 2, "to B and D");
+    assert_eq!(balanced(&p).ports[A as usize].announcements, 0);
 }
 
 #[test]
@@ -272,9 +297,10 @@ fn the_local_arp_responder_answers_for_local_vms_and_the_subnet() {
         assert_eq!((a.operation(), a.sender_mac(), a.sender_ip()), (op::REPLY, answer, asked));
         assert_eq!((a.target_mac(), a.target_ip()), (mac(A), ip(A)));
     }
-    assert_eq!(sent(&mut out, UPLINK).len(), 2, "the outside query and the announcement are flooded");
+    assert_eq!(sent(&mut out, UPLINK).len(), 2, "the outside query (flooded) and the announcement (trapped)");
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].arp_replies, c.ports[A as usize].forwarded, c.ports[A as usize].flooded), (2, 2, 2));
+    let a = &c.ports[A as usize];
+    assert_eq!((a.arp_replies, a.announcements, a.forwarded, a.flooded), (2, 1, 3, 1));
 }
 
 /// A frame whose buffer cannot be written, grown or copied.

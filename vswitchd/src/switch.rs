@@ -361,7 +361,7 @@ impl Switch {
                 "port": id, "name": self.port_name(id),
                 "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
                 "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
-                "arp_replies": c.arp_replies, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port), "handed_over": w(&snap.worker.handed_over),
+                "arp_replies": c.arp_replies, "announcements": c.announcements, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port), "handed_over": w(&snap.worker.handed_over),
                 "injected": w(&snap.worker.injected), "balanced": c.balanced(),
             }));
         }
