@@ -4,6 +4,7 @@
 //! floods and drops with a named reason, over any buffer type that implements [`Frame`].
 //! No DPDK here: vswitchd implements [`Frame`] for mbufs.
 
+pub mod announce;
 pub mod config;
 pub mod counters;
 pub mod fixup;

@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use mac_table::{EntryKind, Key, MacAddr, Reader, SegmentSlot, Value, BATCH};
 
+use crate::announce::{advertised_target, is_gratuitous};
 use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use crate::counters::{Counters, DropReason};
 use crate::frame::{pop_vlan, push_vlan, Frame};
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
-use crate::wire::icmpv6::NEIGHBOR_ADVERT;
-use crate::wire::ipv6::{next_header, Ipv6Packet};
 use crate::wire::vlan::TAGGED_HEADER_LEN;
 
 /// Where the frames of a burst go: a queue per output port, and the drops with reasons.
@@ -198,7 +197,7 @@ fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg
             if v.port_security && (a.sender_mac() != v.mac || !(spa.is_unspecified() || v.ipv4.contains(&spa))) {
                 return Verdict::Drop(DropReason::SpoofedArpSender);
             }
-            if dst_multicast && !spa.is_unspecified() && spa == a.target_ip() {
+            if dst_multicast && is_gratuitous(&a) {
                 return Verdict::Announce;
             }
             if seg.arp_responder && dst_multicast && a.operation() == arp::op::REQUEST {
@@ -225,17 +224,6 @@ fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg
     } else {
         Verdict::Lookup
     }
-}
-
-/// The target of a neighbor advertisement, if this IPv6 packet is one.
-fn advertised_target(ip: &[u8]) -> Option<std::net::Ipv6Addr> {
-    let p = Ipv6Packet::new_checked(ip).ok()?;
-    let (nh, icmp) = p.upper_layer()?;
-    if nh != next_header::ICMPV6 || icmp.len() < 24 || icmp[0] != NEIGHBOR_ADVERT {
-        return None;
-    }
-    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
-    Some(t.into())
 }
 
 /// The local ARP responder's answer: a local VM's real MAC, or the anycast MAC for any

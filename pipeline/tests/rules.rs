@@ -387,3 +387,21 @@ fn a_native_segment_is_untagged_on_the_uplink() {
     assert_eq!(reasons(&out), vec![DropReason::UnknownSegment, DropReason::UplinkUnknownUnicast]);
     balanced(&p);
 }
+
+#[test]
+fn announcements_are_recognized_by_what_the_leaf_parses() {
+    use pipeline::announce::{parse, Kind};
+    let garp = arp(MacAddr::BROADCAST, mac(A), op::REPLY, mac(A), ip(A), ip(A));
+    let got = parse(&garp).unwrap();
+    assert_eq!((got.kind, got.mac, got.ip), (Kind::GratuitousArp, mac(A), Some(ip(A).into())));
+    let rarp = eth(MacAddr::BROADCAST, mac(B), 0x8035, &[0, 1, 8, 0, 6, 4, 0, 3]);
+    assert_eq!(parse(&rarp).map(|a| (a.kind, a.mac, a.ip)), Some((Kind::Rarp, mac(B), None)));
+    let na = na(mac(A), ip6(A));
+    assert_eq!(parse(&na).map(|a| (a.kind, a.ip)), Some((Kind::UnsolicitedNa, Some(ip6(A).into()))));
+    // Not announcements: a request for someone else, a probe, unicast, garbage.
+    assert_eq!(parse(&arp_request(A, ip(B))), None);
+    assert_eq!(parse(&arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), Ipv4Addr::UNSPECIFIED, ip(A))), None);
+    assert_eq!(parse(&arp(mac(B), mac(A), op::REPLY, mac(A), ip(A), ip(A))), None);
+    assert_eq!(parse(&[0xff; 13]), None);
+    assert_eq!(parse(&eth(MacAddr::BROADCAST, mac(A), 0x0806, &[1, 2, 3])), None);
+}

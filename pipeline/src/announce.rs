@@ -1,0 +1,77 @@
+//! A VM's announcements of itself: gratuitous ARP, RARP and unsolicited IPv6 neighbor
+//! advertisements. vswitchd sends them to the uplink only; the leaf traps them to learn
+//! that a VM has arrived (after a live migration, a virtio guest sends a few gratuitous
+//! ARPs; QEMU or the vhost library send a RARP when the guest cannot).
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use mac_table::MacAddr;
+
+use crate::wire::arp::ArpPacket;
+use crate::wire::ethernet::{ethertype, HEADER_LEN};
+use crate::wire::icmpv6::NEIGHBOR_ADVERT;
+use crate::wire::ipv6::{next_header, Ipv6Packet};
+
+/// What kind of announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    GratuitousArp,
+    Rarp,
+    UnsolicitedNa,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::GratuitousArp => "garp",
+            Kind::Rarp => "rarp",
+            Kind::UnsolicitedNa => "unsolicited-na",
+        }
+    }
+}
+
+/// An announcement: who (the MAC) and, except for RARP, which address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announcement {
+    pub kind: Kind,
+    pub mac: MacAddr,
+    pub ip: Option<IpAddr>,
+}
+
+/// Whether an ARP packet announces its sender: sender IP = target IP, and not a probe
+/// (0.0.0.0). Both the request and the reply forms count.
+pub fn is_gratuitous<T: AsRef<[u8]>>(a: &ArpPacket<T>) -> bool {
+    let spa = a.sender_ip();
+    !spa.is_unspecified() && spa == a.target_ip()
+}
+
+/// The target of a neighbor advertisement, if this IPv6 packet is one.
+pub fn advertised_target(ip: &[u8]) -> Option<Ipv6Addr> {
+    let p = Ipv6Packet::new_checked(ip).ok()?;
+    let (nh, icmp) = p.upper_layer()?;
+    if nh != next_header::ICMPV6 || icmp.len() < 24 || icmp[0] != NEIGHBOR_ADVERT {
+        return None;
+    }
+    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
+    Some(t.into())
+}
+
+/// The announcement an untagged Ethernet frame carries, if any. Only frames to a broadcast
+/// or multicast address are announcements.
+pub fn parse(frame: &[u8]) -> Option<Announcement> {
+    if frame.len() < HEADER_LEN || frame[0] & 1 == 0 {
+        return None;
+    }
+    let mut src = [0u8; 6];
+    src.copy_from_slice(&frame[6..12]);
+    let payload = &frame[HEADER_LEN..];
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        ethertype::ARP => {
+            let a = ArpPacket::new_checked(payload).ok()?;
+            is_gratuitous(&a).then(|| Announcement { kind: Kind::GratuitousArp, mac: a.sender_mac(), ip: Some(IpAddr::V4(a.sender_ip())) })
+        }
+        ethertype::RARP => Some(Announcement { kind: Kind::Rarp, mac: MacAddr(src), ip: None }),
+        ethertype::IPV6 => advertised_target(payload).map(|t| Announcement { kind: Kind::UnsolicitedNa, mac: MacAddr(src), ip: Some(IpAddr::V6(t)) }),
+        _ => None,
+    }
+}
