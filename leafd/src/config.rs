@@ -1,0 +1,165 @@
+//! leafd's configuration file (TOML).
+//!
+//! ```toml
+//! name = "leaf1"
+//! anycast_mac = "00:00:5e:00:01:01"
+//! gateways = ["10.1.1.254/24"]        # the anycast gateway IPs, one per subnet
+//! fabric_address = "192.168.0.1"      # the next hop this leaf advertises its hosts with
+//! route_protocol = 200                # kernel routes leafd owns (`ip route … proto 200`)
+//! fixups = true                       # selective ARP fix-ups after a move
+//! report = "/var/log/leafd-moves.jsonl"   # optional: one JSON line per move
+//!
+//! [bgp]
+//! gobgp = "gobgp"                     # the GoBGP CLI
+//! api = "unix:///run/leaf1/gobgp.sock"
+//!
+//! [[downlinks]]
+//! iface = "down1"                     # the veth/port towards one vswitchd host
+//! vswitchd = "/run/roam/host1.ctl"    # that vswitchd's control socket
+//! host = 1                            # the host's fabric-wide id (carried in BGP)
+//! ```
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pipeline::{Ipv4Net, MacAddr};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub name: String,
+    pub anycast_mac: String,
+    pub gateways: Vec<String>,
+    pub fabric_address: Ipv4Addr,
+    #[serde(default = "default_protocol")]
+    pub route_protocol: u8,
+    #[serde(default = "default_true")]
+    pub fixups: bool,
+    #[serde(default)]
+    pub report: Option<PathBuf>,
+    pub bgp: BgpConfig,
+    pub downlinks: Vec<DownlinkConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpConfig {
+    #[serde(default = "default_gobgp")]
+    pub gobgp: PathBuf,
+    pub api: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownlinkConfig {
+    pub iface: String,
+    pub vswitchd: PathBuf,
+    pub host: u16,
+}
+
+fn default_protocol() -> u8 {
+    200
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_gobgp() -> PathBuf {
+    PathBuf::from("gobgp")
+}
+
+/// The configuration, checked and parsed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub raw: Config,
+    pub anycast: MacAddr,
+    /// (gateway address, its subnet).
+    pub gateways: Vec<(Ipv4Addr, Ipv4Net)>,
+}
+
+impl Checked {
+    /// The configured subnet holding `ip`, if any.
+    pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<Ipv4Net> {
+        self.gateways.iter().map(|(_, n)| *n).find(|n| n.contains(ip))
+    }
+}
+
+pub fn load(path: &Path) -> Result<Checked> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<Checked> {
+    let raw: Config = toml::from_str(text)?;
+    let anycast: MacAddr = raw.anycast_mac.parse().map_err(|e| anyhow::anyhow!("anycast_mac {:?}: {e}", raw.anycast_mac))?;
+    if anycast.is_multicast() || anycast == MacAddr::ZERO {
+        bail!("anycast_mac {anycast} must be a unicast address");
+    }
+    let mut gateways = Vec::new();
+    for g in &raw.gateways {
+        let net: Ipv4Net = g.parse().map_err(|e| anyhow::anyhow!("gateway {g:?}: {e}"))?;
+        if net.prefix_len >= 31 {
+            bail!("gateway {g}: give the subnet's prefix length (e.g. 10.1.1.254/24)");
+        }
+        gateways.push((net.addr, net));
+    }
+    if gateways.is_empty() {
+        bail!("no gateways: give at least one, e.g. gateways = [\"10.1.1.254/24\"]");
+    }
+    if raw.downlinks.is_empty() {
+        bail!("no downlinks");
+    }
+    for (i, d) in raw.downlinks.iter().enumerate() {
+        if raw.downlinks[..i].iter().any(|o| o.iface == d.iface || o.host == d.host) {
+            bail!("downlink {} (host {}) is listed twice", d.iface, d.host);
+        }
+    }
+    if matches!(raw.route_protocol, 0..=4 | 186..=198 | 255) {
+        bail!("route_protocol {} is reserved (kernel, boot, static or a routing daemon's): use e.g. 200", raw.route_protocol);
+    }
+    Ok(Checked { raw, anycast, gateways })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "leaf1"
+anycast_mac = "00:00:5e:00:01:01"
+gateways = ["10.1.1.254/24"]
+fabric_address = "192.168.0.1"
+[bgp]
+api = "unix:///tmp/g.sock"
+[[downlinks]]
+iface = "d1"
+vswitchd = "/tmp/h1.ctl"
+host = 1
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!((c.raw.route_protocol, c.raw.fixups, c.gateways.len()), (200, true, 1));
+        assert_eq!(c.subnet_of("10.1.1.7".parse().unwrap()).map(|n| n.to_string()).as_deref(), Some("10.1.1.254/24"));
+        assert_eq!(c.subnet_of("10.1.2.7".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        for (bad, why) in [
+            (GOOD.replace("00:00:5e:00:01:01", "01:00:5e:00:01:01"), "unicast"),
+            (GOOD.replace("10.1.1.254/24", "10.1.1.254/32"), "prefix length"),
+            (GOOD.replace("10.1.1.254/24", "10.1.1.300/24"), "gateway"),
+            (GOOD.replace("name = ", "nmae = "), "unknown field"),
+            (GOOD.replace("[bgp]", "route_protocol = 186\n[bgp]"), "reserved"),
+            (GOOD.to_string() + "[[downlinks]]\niface = \"d1\"\nvswitchd = \"/x\"\nhost = 2\n", "twice"),
+        ] {
+            let e = format!("{:#}", parse(&bad).unwrap_err());
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! leafd, Roam's reference leaf (top-of-rack): the anycast gateway on every downlink, proxy
+//! ARP for remote hosts, /32 host routes shared with the other leaves over BGP (GoBGP),
+//! and the selective ARP update after a VM moves. See `logic` for the rules.
+
+pub mod bgp;
+pub mod config;
+pub mod kernel;
+pub mod logic;
+pub mod trap;
+pub mod vswitch;
+
+use std::time::SystemTime;
+
+/// An input with the time it was seen (a trapped frame's capture time).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub input: logic::Input,
+    pub at: SystemTime,
+}
+
+/// Microseconds since the Unix epoch (what the move reports use).
+pub fn micros(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}

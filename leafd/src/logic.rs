@@ -1,0 +1,526 @@
+//! The leaf's decisions, as a pure state machine: inputs (VMs attached to or detached from
+//! a host's vswitchd, announcements trapped on a downlink, best paths from BGP) in, changes
+//! (each a list of actions on the kernel, BGP and vswitchds) out. Nothing here does I/O,
+//! so every rule is unit-tested; `main` runs the actions.
+//!
+//! Who owns an address: the leaf that advertises the highest *mobility sequence number*
+//! for its /32. A VM attached here whose address another leaf (or another downlink)
+//! already owns stays *pending* until its announcement is trapped here; then it is a move:
+//! the new owner advertises the old sequence number + 1, carried in BGP as a community and
+//! as the local preference, so BGP's own best-path choice agrees with the sequence
+//! everywhere. The old owner sees a better path with a higher sequence and steps back.
+//!
+//! Fix-ups after a move from host H (a downlink's vswitchd) to host H':
+//! - the old leaf tells the VMs still on H in the moved address's subnet that the address
+//!   is now at the anycast MAC;
+//! - the new leaf tells the moved VM that every address of H in that subnet (known from
+//!   the host community of their routes) is at the anycast MAC.
+//!
+//! Nobody else is told anything.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use pipeline::announce::Announcement;
+use pipeline::MacAddr;
+
+use crate::config::Checked;
+
+/// A downlink, by its index in the configuration.
+pub type Downlink = usize;
+
+/// A VM attached to a host's vswitchd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub name: String,
+    pub mac: MacAddr,
+    pub ipv4: Vec<Ipv4Addr>,
+}
+
+/// A /32 path learned from another leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    pub nexthop: Ipv4Addr,
+    /// The id of the host (vswitchd) the address sits behind.
+    pub host: u16,
+    /// The mobility sequence number.
+    pub seq: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A VM is attached to the downlink's vswitchd (also what a resync replays).
+    Attached(Downlink, Vm),
+    Detached(Downlink, String),
+    /// The VMs a downlink's vswitchd has now (after a (re)connection).
+    Sync(Downlink, Vec<Vm>),
+    /// An announcement trapped on a downlink.
+    Announced(Downlink, Announcement),
+    /// Another leaf's path became the best for `ip`.
+    Best(Ipv4Addr, Path),
+    /// Another leaf's best path for `ip` was withdrawn.
+    Withdrawn(Ipv4Addr, Path),
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `ip/32 dev <downlink>` and a permanent neighbour entry `ip → mac` there (the leaf
+    /// never ARPs towards its hosts).
+    RouteLocal { ip: Ipv4Addr, mac: MacAddr, downlink: Downlink },
+    /// `ip/32 via nexthop`; removes the neighbour entry on `was_on` if the address was local.
+    RouteRemote { ip: Ipv4Addr, nexthop: Ipv4Addr, was_on: Option<Downlink> },
+    /// No route for `ip/32` any more (and no neighbour entry on `was_on`).
+    Unroute { ip: Ipv4Addr, was_on: Option<Downlink> },
+    /// Originate `ip/32` in BGP with the downlink's host community and a sequence number.
+    Advertise { ip: Ipv4Addr, host: u16, seq: u32 },
+    Withdraw { ip: Ipv4Addr },
+    /// Tell the VMs `to` on the downlink's vswitchd that `ip` is at the anycast MAC.
+    Fixup { downlink: Downlink, to: Vec<String>, ip: Ipv4Addr },
+}
+
+/// Why a change happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    Attached { vm: String },
+    Detached { vm: String },
+    /// A VM arrived here from elsewhere (its announcement was trapped).
+    MoveIn { vm: String, ip: Ipv4Addr, from_host: Option<u16>, to_host: u16, seq: u32 },
+    /// An address that was ours is now another leaf's (or another downlink's).
+    MoveOut { vm: String, ip: Ipv4Addr, from_host: u16, to_host: u16, seq: u32 },
+    /// A path from another leaf, nothing of ours involved.
+    Remote { ip: Ipv4Addr },
+    /// An announcement that moved nothing (already here, or an unknown MAC).
+    Ignored { why: String },
+}
+
+/// What one input led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub cause: Cause,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owned {
+    downlink: Downlink,
+    seq: u32,
+}
+
+/// The leaf's state.
+pub struct Leaf {
+    hosts: Vec<u16>,
+    config: Checked,
+    /// Attached VMs per downlink, by name.
+    vms: Vec<HashMap<String, Vm>>,
+    /// Addresses this leaf originates.
+    owned: HashMap<Ipv4Addr, Owned>,
+    /// The best path another leaf offers for an address we do not own.
+    remote: HashMap<Ipv4Addr, Path>,
+    /// Addresses whose remote path was withdrawn, with that path: a VM arriving later
+    /// still knows where it came from.
+    gone: HashMap<Ipv4Addr, Path>,
+    /// Owned addresses whose VM was detached, with where it was: if another leaf
+    /// advertises the address later, that was a move away from that downlink.
+    departed: HashMap<Ipv4Addr, Owned>,
+}
+
+impl Leaf {
+    pub fn new(config: Checked) -> Leaf {
+        let hosts: Vec<u16> = config.raw.downlinks.iter().map(|d| d.host).collect();
+        Leaf { vms: vec![HashMap::new(); hosts.len()], hosts, config, owned: HashMap::new(), remote: HashMap::new(), gone: HashMap::new(), departed: HashMap::new() }
+    }
+
+    pub fn handle(&mut self, input: Input) -> Vec<Change> {
+        match input {
+            Input::Attached(d, vm) => self.attached(d, vm),
+            Input::Detached(d, name) => self.detached(d, &name),
+            Input::Sync(d, vms) => self.sync(d, vms),
+            Input::Announced(d, a) => self.announced(d, a),
+            Input::Best(ip, path) => self.best(ip, path),
+            Input::Withdrawn(ip, path) => self.withdrawn(ip, path),
+        }
+    }
+
+    /// Whether this leaf originates `ip` (and from which downlink).
+    pub fn owner(&self, ip: Ipv4Addr) -> Option<Downlink> {
+        self.owned.get(&ip).map(|o| o.downlink)
+    }
+
+    fn attached(&mut self, d: Downlink, vm: Vm) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if let Some(old) = self.vms[d].get(&vm.name) {
+            if *old == vm {
+                return changes;
+            }
+            changes.extend(self.detached(d, &vm.name.clone()));
+        }
+        let mut actions = Vec::new();
+        for &ip in &vm.ipv4 {
+            let elsewhere = self.owned.get(&ip).is_some_and(|o| o.downlink != d) || self.remote.contains_key(&ip);
+            if elsewhere || self.owned.contains_key(&ip) {
+                // Someone else has it: wait for the VM to announce itself here.
+                continue;
+            }
+            self.departed.remove(&ip);
+            self.gone.remove(&ip);
+            actions.extend(self.originate(ip, d, vm.mac, 0));
+        }
+        changes.push(Change { cause: Cause::Attached { vm: vm.name.clone() }, actions });
+        self.vms[d].insert(vm.name.clone(), vm);
+        changes
+    }
+
+    fn detached(&mut self, d: Downlink, name: &str) -> Vec<Change> {
+        let Some(vm) = self.vms[d].remove(name) else { return Vec::new() };
+        let mut actions = Vec::new();
+        for &ip in &vm.ipv4 {
+            if let Some(o) = self.owned.get(&ip).copied().filter(|o| o.downlink == d) {
+                actions.extend(self.step_back(ip, d));
+                self.departed.insert(ip, o);
+            }
+        }
+        vec![Change { cause: Cause::Detached { vm: name.to_string() }, actions }]
+    }
+
+    fn sync(&mut self, d: Downlink, vms: Vec<Vm>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let gone: Vec<String> = self.vms[d].keys().filter(|n| !vms.iter().any(|v| &v.name == *n)).cloned().collect();
+        for name in gone {
+            changes.extend(self.detached(d, &name));
+        }
+        for vm in vms {
+            changes.extend(self.attached(d, vm));
+        }
+        changes
+    }
+
+    fn announced(&mut self, d: Downlink, a: Announcement) -> Vec<Change> {
+        let Some(vm) = self.vms[d].values().find(|v| v.mac == a.mac).cloned() else {
+            return vec![Change { cause: Cause::Ignored { why: format!("{} from {}, which no VM of this downlink has", a.kind.as_str(), a.mac) }, actions: Vec::new() }];
+        };
+        // A gratuitous ARP names one address; a RARP or NA moves all the VM's IPv4
+        // addresses.
+        let ips: Vec<Ipv4Addr> = match a.ip {
+            Some(std::net::IpAddr::V4(ip)) if vm.ipv4.contains(&ip) => vec![ip],
+            Some(std::net::IpAddr::V4(ip)) => {
+                return vec![Change { cause: Cause::Ignored { why: format!("{} for {ip}, which is not {}'s", a.kind.as_str(), vm.name) }, actions: Vec::new() }];
+            }
+            _ => vm.ipv4.clone(),
+        };
+        let mut changes = Vec::new();
+        for ip in ips {
+            if self.owned.get(&ip).is_some_and(|o| o.downlink == d) {
+                continue;
+            }
+            changes.push(self.move_in(ip, d, &vm));
+        }
+        if changes.is_empty() {
+            changes.push(Change { cause: Cause::Ignored { why: format!("{} from {}: already here", a.kind.as_str(), vm.name) }, actions: Vec::new() });
+        }
+        changes
+    }
+
+    /// `vm` (on downlink `d`) now has `ip`: route it here, advertise it with a higher
+    /// sequence number, and fix up whoever needs it.
+    fn move_in(&mut self, ip: Ipv4Addr, d: Downlink, vm: &Vm) -> Change {
+        let mut actions = Vec::new();
+        let (from_host, prev_seq, former): (Option<u16>, Option<u32>, Vec<Ipv4Addr>) = if let Some(o) = self.owned.get(&ip).copied() {
+            // From another downlink of this leaf: its VMs in the subnet hear that `ip` is
+            // remote now.
+            let to = self.neighbours(o.downlink, ip, None);
+            if !to.is_empty() && self.config.raw.fixups {
+                actions.push(Action::Fixup { downlink: o.downlink, to, ip });
+            }
+            let former = self.owned.iter().filter(|(a, x)| x.downlink == o.downlink && **a != ip && self.same_subnet(**a, ip)).map(|(a, _)| *a).collect();
+            self.owned.remove(&ip);
+            (Some(self.hosts[o.downlink]), Some(o.seq), former)
+        } else if let Some(p) = self.remote.remove(&ip).or_else(|| self.gone.remove(&ip)) {
+            let former = self.remote.iter().filter(|(a, x)| x.host == p.host && **a != ip && self.same_subnet(**a, ip)).map(|(a, _)| *a).collect();
+            (Some(p.host), Some(p.seq), former)
+        } else if let Some(o) = self.departed.remove(&ip) {
+            (Some(self.hosts[o.downlink]), Some(o.seq), Vec::new())
+        } else {
+            (None, None, Vec::new())
+        };
+        let seq = prev_seq.map_or(0, |s| s + 1);
+        let mut first = self.originate(ip, d, vm.mac, seq);
+        first.append(&mut actions);
+        let mut actions = first;
+        if self.config.raw.fixups {
+            let mut former = former;
+            former.sort();
+            for n in former {
+                actions.push(Action::Fixup { downlink: d, to: vec![vm.name.clone()], ip: n });
+            }
+        }
+        Change { cause: Cause::MoveIn { vm: vm.name.clone(), ip, from_host, to_host: self.hosts[d], seq }, actions }
+    }
+
+    fn best(&mut self, ip: Ipv4Addr, path: Path) -> Vec<Change> {
+        if let Some(o) = self.owned.get(&ip).copied() {
+            if path.seq <= o.seq {
+                // Ours is newer (BGP agrees, by local preference); keep it.
+                self.remote.insert(ip, path);
+                return Vec::new();
+            }
+            self.remote.insert(ip, path);
+            let vm = self.vm_with(o.downlink, ip).map(|v| v.name.clone()).unwrap_or_default();
+            let mut actions = vec![Action::RouteRemote { ip, nexthop: path.nexthop, was_on: Some(o.downlink) }];
+            let to = self.neighbours(o.downlink, ip, Some(&vm));
+            if !to.is_empty() && self.config.raw.fixups {
+                actions.push(Action::Fixup { downlink: o.downlink, to, ip });
+            }
+            actions.push(Action::Withdraw { ip });
+            self.owned.remove(&ip);
+            return vec![Change { cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
+        }
+        self.remote.insert(ip, path);
+        self.gone.remove(&ip);
+        let mut actions = vec![Action::RouteRemote { ip, nexthop: path.nexthop, was_on: None }];
+        if let Some(o) = self.departed.get(&ip).copied().filter(|o| path.seq > o.seq) {
+            // Detached here first, now advertised elsewhere: it moved away.
+            self.departed.remove(&ip);
+            let to = self.neighbours(o.downlink, ip, None);
+            if !to.is_empty() && self.config.raw.fixups {
+                actions.push(Action::Fixup { downlink: o.downlink, to, ip });
+            }
+            return vec![Change { cause: Cause::MoveOut { vm: String::new(), ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
+        }
+        vec![Change { cause: Cause::Remote { ip }, actions }]
+    }
+
+    fn withdrawn(&mut self, ip: Ipv4Addr, path: Path) -> Vec<Change> {
+        if self.remote.get(&ip).is_none_or(|p| p.nexthop != path.nexthop) {
+            return Vec::new();
+        }
+        self.remote.remove(&ip);
+        self.gone.insert(ip, path);
+        if self.owned.contains_key(&ip) {
+            return Vec::new();
+        }
+        vec![Change { cause: Cause::Remote { ip }, actions: vec![Action::Unroute { ip, was_on: None }] }]
+    }
+
+    /// Routes `ip` to downlink `d` and advertises it.
+    fn originate(&mut self, ip: Ipv4Addr, d: Downlink, mac: MacAddr, seq: u32) -> Vec<Action> {
+        self.owned.insert(ip, Owned { downlink: d, seq });
+        vec![Action::RouteLocal { ip, mac, downlink: d }, Action::Advertise { ip, host: self.hosts[d], seq }]
+    }
+
+    /// Stops originating `ip` (its VM left downlink `d`).
+    fn step_back(&mut self, ip: Ipv4Addr, d: Downlink) -> Vec<Action> {
+        self.owned.remove(&ip);
+        let route = match self.remote.get(&ip) {
+            Some(p) => Action::RouteRemote { ip, nexthop: p.nexthop, was_on: Some(d) },
+            None => Action::Unroute { ip, was_on: Some(d) },
+        };
+        vec![route, Action::Withdraw { ip }]
+    }
+
+    fn same_subnet(&self, a: Ipv4Addr, b: Ipv4Addr) -> bool {
+        self.config.subnet_of(a).is_some_and(|n| n.contains(b))
+    }
+
+    fn vm_with(&self, d: Downlink, ip: Ipv4Addr) -> Option<&Vm> {
+        self.vms[d].values().find(|v| v.ipv4.contains(&ip))
+    }
+
+    /// The VMs on downlink `d` with an address in `ip`'s subnet (except `ip`'s own VM and
+    /// `except`), sorted by name.
+    fn neighbours(&self, d: Downlink, ip: Ipv4Addr, except: Option<&str>) -> Vec<String> {
+        let mut v: Vec<String> = self.vms[d]
+            .values()
+            .filter(|v| !v.ipv4.contains(&ip) && Some(v.name.as_str()) != except && v.ipv4.iter().any(|a| self.same_subnet(*a, ip)))
+            .map(|v| v.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::announce::Kind;
+
+    fn leaf(downlinks: &[u16], fixups: bool) -> Leaf {
+        let mut text = format!("name = \"l\"\nanycast_mac = \"00:00:5e:00:01:01\"\ngateways = [\"10.1.1.254/24\", \"10.2.2.254/24\"]\nfabric_address = \"192.168.0.1\"\nfixups = {fixups}\n[bgp]\napi = \"unix:///x\"\n");
+        for h in downlinks {
+            text += &format!("[[downlinks]]\niface = \"d{h}\"\nvswitchd = \"/h{h}\"\nhost = {h}\n");
+        }
+        Leaf::new(crate::config::parse(&text).unwrap())
+    }
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1, 1, last)
+    }
+
+    fn vm(name: &str, last: u8) -> Vm {
+        Vm { name: name.into(), mac: MacAddr([0x52, 0x54, 0, 0, 0, last]), ipv4: vec![ip(last)] }
+    }
+
+    fn garp(last: u8) -> Announcement {
+        Announcement { kind: Kind::GratuitousArp, mac: MacAddr([0x52, 0x54, 0, 0, 0, last]), ip: Some(ip(last).into()) }
+    }
+
+    fn path(host: u16, seq: u32) -> Path {
+        Path { nexthop: Ipv4Addr::new(192, 168, 0, host as u8 + 1), host, seq }
+    }
+
+    fn actions(changes: Vec<Change>) -> Vec<Action> {
+        changes.into_iter().flat_map(|c| c.actions).collect()
+    }
+
+    #[test]
+    fn an_attached_vm_is_routed_and_advertised_and_a_detached_one_withdrawn() {
+        let mut l = leaf(&[1], true);
+        let a = vm("a", 1);
+        assert_eq!(actions(l.handle(Input::Attached(0, a.clone()))), vec![Action::RouteLocal { ip: ip(1), mac: a.mac, downlink: 0 }, Action::Advertise { ip: ip(1), host: 1, seq: 0 }]);
+        assert_eq!(actions(l.handle(Input::Attached(0, a.clone()))), vec![], "attaching twice changes nothing");
+        assert_eq!(actions(l.handle(Input::Detached(0, "a".into()))), vec![Action::Unroute { ip: ip(1), was_on: Some(0) }, Action::Withdraw { ip: ip(1) }]);
+        assert_eq!(actions(l.handle(Input::Detached(0, "a".into()))), vec![]);
+    }
+
+    #[test]
+    fn remote_paths_are_routed_and_unrouted() {
+        let mut l = leaf(&[1], true);
+        let p = path(2, 0);
+        assert_eq!(actions(l.handle(Input::Best(ip(3), p))), vec![Action::RouteRemote { ip: ip(3), nexthop: p.nexthop, was_on: None }]);
+        assert_eq!(actions(l.handle(Input::Withdrawn(ip(3), path(7, 0)))), vec![], "not the path we use");
+        assert_eq!(actions(l.handle(Input::Withdrawn(ip(3), p))), vec![Action::Unroute { ip: ip(3), was_on: None }]);
+    }
+
+    /// The issue's scenario seen from the new leaf: A arrives from host 1, where B is.
+    #[test]
+    fn a_vm_arriving_is_pending_until_it_announces_itself_then_moves_in_with_fixups() {
+        let mut l = leaf(&[2], true);
+        l.handle(Input::Best(ip(1), path(1, 0))); // A on host 1
+        l.handle(Input::Best(ip(2), path(1, 0))); // B on host 1
+        l.handle(Input::Best(ip(9), path(5, 0))); // somebody on host 5
+        l.handle(Input::Attached(0, vm("c", 3)));
+        l.handle(Input::Attached(0, vm("d", 4)));
+        // The migration's destination port: attached, but A still runs on host 1.
+        assert_eq!(actions(l.handle(Input::Attached(0, vm("a", 1)))), vec![]);
+        assert_eq!(l.owner(ip(1)), None);
+        let changes = l.handle(Input::Announced(0, garp(1)));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].cause, Cause::MoveIn { vm: "a".into(), ip: ip(1), from_host: Some(1), to_host: 2, seq: 1 });
+        assert_eq!(
+            changes[0].actions,
+            vec![
+                Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 0 },
+                Action::Advertise { ip: ip(1), host: 2, seq: 1 },
+                // A hears that B (its old neighbour on host 1) is at the anycast MAC; C and
+                // D hear nothing; host 5's VM was never A's neighbour.
+                Action::Fixup { downlink: 0, to: vec!["a".into()], ip: ip(2) },
+            ]
+        );
+        assert_eq!(l.owner(ip(1)), Some(0));
+        // The rest of the guest's announcements change nothing.
+        assert!(matches!(l.handle(Input::Announced(0, garp(1)))[0].cause, Cause::Ignored { .. }));
+        // The old leaf's path, lower in sequence, does not take it back.
+        assert_eq!(actions(l.handle(Input::Best(ip(1), path(1, 0)))), vec![]);
+        assert_eq!(l.owner(ip(1)), Some(0));
+    }
+
+    /// The same move seen from the old leaf, both orders of "BGP says it moved" and "the
+    /// orchestrator detached it".
+    #[test]
+    fn the_old_leaf_steps_back_and_fixes_up_only_the_old_neighbours() {
+        for detach_first in [false, true] {
+            let mut l = leaf(&[1], true);
+            for (n, last) in [("a", 1), ("b", 2)] {
+                l.handle(Input::Attached(0, vm(n, last)));
+            }
+            l.handle(Input::Attached(0, Vm { name: "other-subnet".into(), mac: MacAddr([2, 0, 0, 0, 0, 9]), ipv4: vec![Ipv4Addr::new(10, 2, 2, 9)] }));
+            let new = path(2, 1);
+            let mut all = Vec::new();
+            if detach_first {
+                all.extend(actions(l.handle(Input::Detached(0, "a".into()))));
+            }
+            let changes = l.handle(Input::Best(ip(1), new));
+            assert!(matches!(changes[0].cause, Cause::MoveOut { from_host: 1, to_host: 2, seq: 1, .. }), "{changes:?}");
+            all.extend(actions(changes));
+            if !detach_first {
+                all.extend(actions(l.handle(Input::Detached(0, "a".into()))));
+            }
+            assert!(all.contains(&Action::RouteRemote { ip: ip(1), nexthop: new.nexthop, was_on: if detach_first { None } else { Some(0) } }), "{all:?}");
+            assert!(all.contains(&Action::Withdraw { ip: ip(1) }));
+            let fixups: Vec<&Action> = all.iter().filter(|a| matches!(a, Action::Fixup { .. })).collect();
+            assert_eq!(fixups, vec![&Action::Fixup { downlink: 0, to: vec!["b".into()], ip: ip(1) }], "detach first: {detach_first}");
+            assert_eq!(l.owner(ip(1)), None);
+        }
+    }
+
+    #[test]
+    fn without_fixups_routes_still_move() {
+        let mut l = leaf(&[2], false);
+        l.handle(Input::Best(ip(1), path(1, 0)));
+        l.handle(Input::Best(ip(2), path(1, 0)));
+        l.handle(Input::Attached(0, vm("a", 1)));
+        let acts = actions(l.handle(Input::Announced(0, garp(1))));
+        assert_eq!(acts, vec![Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 0 }, Action::Advertise { ip: ip(1), host: 2, seq: 1 }]);
+    }
+
+    #[test]
+    fn a_move_between_two_hosts_of_one_leaf_needs_no_bgp_peer() {
+        let mut l = leaf(&[1, 2], true);
+        l.handle(Input::Attached(0, vm("a", 1)));
+        l.handle(Input::Attached(0, vm("b", 2)));
+        l.handle(Input::Attached(1, vm("c", 3)));
+        l.handle(Input::Attached(1, vm("a", 1)));
+        assert_eq!(l.owner(ip(1)), Some(0), "pending on host 2");
+        let rarp = Announcement { kind: Kind::Rarp, mac: vm("a", 1).mac, ip: None };
+        let changes = l.handle(Input::Announced(1, rarp));
+        assert_eq!(changes[0].cause, Cause::MoveIn { vm: "a".into(), ip: ip(1), from_host: Some(1), to_host: 2, seq: 1 });
+        assert_eq!(
+            changes[0].actions,
+            vec![
+                Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 1 },
+                Action::Advertise { ip: ip(1), host: 2, seq: 1 },
+                Action::Fixup { downlink: 0, to: vec!["b".into()], ip: ip(1) },
+                Action::Fixup { downlink: 1, to: vec!["a".into()], ip: ip(2) },
+            ]
+        );
+        // The orchestrator then detaches the old port: nothing to withdraw any more.
+        assert_eq!(actions(l.handle(Input::Detached(0, "a".into()))), vec![]);
+        assert_eq!(l.owner(ip(1)), Some(1));
+    }
+
+    #[test]
+    fn a_withdrawn_origin_is_remembered_for_a_late_announcement() {
+        let mut l = leaf(&[2], true);
+        l.handle(Input::Best(ip(1), path(1, 4)));
+        l.handle(Input::Best(ip(2), path(1, 0)));
+        l.handle(Input::Attached(0, vm("a", 1)));
+        l.handle(Input::Withdrawn(ip(1), path(1, 4)));
+        assert_eq!(l.owner(ip(1)), None, "a withdrawal alone moves nothing");
+        let changes = l.handle(Input::Announced(0, garp(1)));
+        assert_eq!(changes[0].cause, Cause::MoveIn { vm: "a".into(), ip: ip(1), from_host: Some(1), to_host: 2, seq: 5 });
+        assert!(changes[0].actions.contains(&Action::Fixup { downlink: 0, to: vec!["a".into()], ip: ip(2) }));
+    }
+
+    #[test]
+    fn announcements_from_strangers_or_for_foreign_addresses_are_ignored() {
+        let mut l = leaf(&[1], true);
+        l.handle(Input::Attached(0, vm("a", 1)));
+        for a in [garp(7), Announcement { kind: Kind::GratuitousArp, mac: vm("a", 1).mac, ip: Some(ip(9).into()) }] {
+            let c = l.handle(Input::Announced(0, a));
+            assert!(matches!(c[0].cause, Cause::Ignored { .. }) && c[0].actions.is_empty(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_sync_detaches_what_vanished_and_attaches_what_appeared() {
+        let mut l = leaf(&[1], true);
+        l.handle(Input::Attached(0, vm("a", 1)));
+        l.handle(Input::Attached(0, vm("b", 2)));
+        let acts = actions(l.handle(Input::Sync(0, vec![vm("b", 2), vm("c", 3)])));
+        assert!(acts.contains(&Action::Withdraw { ip: ip(1) }) && acts.contains(&Action::Advertise { ip: ip(3), host: 1, seq: 0 }), "{acts:?}");
+        assert!(!acts.iter().any(|a| matches!(a, Action::Advertise { ip, .. } if *ip == ip_b())), "b was already there");
+        fn ip_b() -> Ipv4Addr {
+            Ipv4Addr::new(10, 1, 1, 2)
+        }
+    }
+}

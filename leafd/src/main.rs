@@ -1,0 +1,170 @@
+//! leafd: run one per leaf network namespace (`ip netns exec LEAF leafd --config …`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use leafd::bgp::Gobgp;
+use leafd::config::{self, Checked};
+use leafd::kernel::Kernel;
+use leafd::logic::{Action, Cause, Change, Input, Leaf};
+use leafd::{micros, trap, vswitch, Event};
+use serde_json::{json, Value};
+
+/// Roam's reference leaf: anycast gateway, proxy ARP, /32 host routes over BGP (GoBGP),
+/// and selective ARP fix-ups after a VM moves.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// The configuration file (TOML; see leafd/README.md).
+    #[arg(long, env = "LEAFD_CONFIG")]
+    config: PathBuf,
+    /// Move host routes only; send no ARP fix-ups (overrides `fixups` in the file).
+    #[arg(long)]
+    no_fixups: bool,
+    /// Append one JSON line per move to this file (overrides `report`).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn main() {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("leafd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let mut cfg = config::load(&args.config)?;
+    if args.no_fixups {
+        cfg.raw.fixups = false;
+    }
+    if args.report.is_some() {
+        cfg.raw.report = args.report;
+    }
+    let kernel = Kernel { protocol: cfg.raw.route_protocol };
+    kernel.setup()?;
+    let gateways: Vec<_> = cfg.gateways.iter().map(|(g, _)| *g).collect();
+    for d in &cfg.raw.downlinks {
+        kernel.setup_downlink(&d.iface, cfg.anycast, &gateways)?;
+    }
+    let gobgp = Gobgp { bin: cfg.raw.bgp.gobgp.clone(), target: cfg.raw.bgp.api.clone() };
+    let (tx, rx) = crossbeam::channel::unbounded::<Event>();
+    for (i, d) in cfg.raw.downlinks.iter().enumerate() {
+        trap::spawn(i, &d.iface, tx.clone())?;
+        let (socket, tx) = (d.vswitchd.clone(), tx.clone());
+        std::thread::Builder::new().name(format!("vswitchd-{}", d.host)).spawn(move || vswitch::watch(i, socket, tx))?;
+    }
+    {
+        let (g, tx) = (gobgp.clone(), tx.clone());
+        std::thread::Builder::new().name("bgp".into()).spawn(move || g.monitor(tx))?;
+    }
+    drop(tx);
+    let mut report = match &cfg.raw.report {
+        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening the report {}", p.display()))?),
+        None => None,
+    };
+    tracing::info!("leafd {} up: {} downlinks, fix-ups {}", cfg.raw.name, cfg.raw.downlinks.len(), if cfg.raw.fixups { "on" } else { "off" });
+    let mut leaf = Leaf::new(cfg.clone());
+    for event in rx {
+        let trigger = describe(&event);
+        for change in leaf.handle(event.input) {
+            let line = execute(&cfg, &kernel, &gobgp, &change, &trigger);
+            match &change.cause {
+                Cause::MoveIn { .. } | Cause::MoveOut { .. } => {
+                    tracing::info!("move: {line}");
+                    if let Some(f) = report.as_mut() {
+                        writeln!(f, "{line}").and_then(|_| f.flush()).context("writing the report")?;
+                    }
+                }
+                Cause::Ignored { why } => tracing::debug!("ignored: {why}"),
+                _ => tracing::info!("{line}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What set a change off, for the report.
+fn describe(e: &Event) -> Value {
+    let at = micros(e.at);
+    match &e.input {
+        Input::Announced(d, a) => json!({ "kind": a.kind.as_str(), "mac": a.mac.to_string(), "ip": a.ip, "downlink": d, "at_us": at }),
+        Input::Best(ip, p) => json!({ "kind": "bgp-best", "ip": ip, "nexthop": p.nexthop, "host": p.host, "seq": p.seq, "at_us": at }),
+        Input::Withdrawn(ip, p) => json!({ "kind": "bgp-withdrawn", "ip": ip, "nexthop": p.nexthop, "at_us": at }),
+        Input::Attached(_, vm) => json!({ "kind": "attach", "vm": vm.name, "at_us": at }),
+        Input::Detached(_, name) => json!({ "kind": "detach", "vm": name, "at_us": at }),
+        Input::Sync(_, vms) => json!({ "kind": "sync", "vms": vms.len(), "at_us": at }),
+    }
+}
+
+/// Runs a change's actions in order; returns its report line. A failed action is logged
+/// and reported, and the rest still run.
+fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigger: &Value) -> Value {
+    let iface = |d: usize| cfg.raw.downlinks[d].iface.as_str();
+    let mut routes = Vec::new();
+    let mut fixups = Vec::new();
+    let mut errors = Vec::new();
+    let mut last_fixup = None;
+    for a in &change.actions {
+        let (what, result) = match a {
+            Action::RouteLocal { ip, mac, downlink } => (format!("route {ip}/32 dev {} ({mac})", iface(*downlink)), kernel.route_local(*ip, *mac, iface(*downlink))),
+            Action::RouteRemote { ip, nexthop, was_on } => (format!("route {ip}/32 via {nexthop}"), kernel.route_remote(*ip, *nexthop, was_on.map(iface))),
+            Action::Unroute { ip, was_on } => (format!("unroute {ip}/32"), kernel.unroute(*ip, was_on.map(iface))),
+            Action::Advertise { ip, host, seq } => (format!("advertise {ip}/32 host {host} seq {seq}"), gobgp.advertise(*ip, cfg.raw.fabric_address, *host, *seq)),
+            Action::Withdraw { ip } => (format!("withdraw {ip}/32"), gobgp.withdraw(*ip)),
+            Action::Fixup { downlink, to, ip } => {
+                let socket = &cfg.raw.downlinks[*downlink].vswitchd;
+                let r = vswitch::arp_announce(socket, to, *ip, cfg.anycast);
+                let at = micros(SystemTime::now());
+                last_fixup = Some(at);
+                match r {
+                    Ok(sent) => {
+                        fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast.to_string(), "sent": sent, "at_us": at }));
+                        continue;
+                    }
+                    Err(e) => (format!("fix-up {ip} to {to:?}"), Err(e)),
+                }
+            }
+        };
+        match result {
+            Ok(()) => routes.push(what),
+            Err(e) => {
+                tracing::error!("{what}: {e:#}");
+                errors.push(format!("{what}: {e:#}"));
+            }
+        }
+    }
+    let done = micros(SystemTime::now());
+    let mut line = json!({ "leaf": cfg.raw.name, "trigger": trigger, "routes": routes, "fixups": fixups, "done_us": done });
+    match &change.cause {
+        Cause::MoveIn { vm, ip, from_host, to_host, seq } => {
+            line["move"] = json!("in");
+            line["vm"] = json!(vm);
+            line["ip"] = json!(ip);
+            line["from_host"] = json!(from_host);
+            line["to_host"] = json!(to_host);
+            line["seq"] = json!(seq);
+        }
+        Cause::MoveOut { vm, ip, from_host, to_host, seq } => {
+            line["move"] = json!("out");
+            line["vm"] = json!(vm);
+            line["ip"] = json!(ip);
+            line["from_host"] = json!(from_host);
+            line["to_host"] = json!(to_host);
+            line["seq"] = json!(seq);
+        }
+        other => line["cause"] = json!(format!("{other:?}")),
+    }
+    if let (Some(last), Some(t)) = (last_fixup, trigger["at_us"].as_u64()) {
+        line["trigger_to_last_fixup_ms"] = json!(last.saturating_sub(t) as f64 / 1000.0);
+    }
+    line["fixups_enabled"] = json!(cfg.raw.fixups);
+    if !errors.is_empty() {
+        line["errors"] = json!(errors);
+    }
+    line
+}
