@@ -32,6 +32,11 @@ impl Kernel {
     /// Forwarding on, and no routes left from an earlier run.
     pub fn setup(&self) -> Result<()> {
         sysctl("net/ipv4/ip_forward", "1")?;
+        // A leaf routes a VM's frame back down the downlink it came from when the
+        // destination moved behind the same host: no ICMP redirect may tell the VM to go
+        // direct (it would ARP, and the segment would hear it). The interface's value is
+        // OR-ed with `all`.
+        sysctl("net/ipv4/conf/all/send_redirects", "0")?;
         self.ip(&["-4", "route", "flush", "proto", &self.protocol.to_string()])
     }
 
@@ -43,6 +48,7 @@ impl Kernel {
         }
         sysctl(&format!("net/ipv4/conf/{iface}/proxy_arp"), "1")?;
         sysctl(&format!("net/ipv4/conf/{iface}/forwarding"), "1")?;
+        sysctl(&format!("net/ipv4/conf/{iface}/send_redirects"), "0")?;
         // Linux delays proxied answers by up to 0.8 s by default.
         sysctl(&format!("net/ipv4/neigh/{iface}/proxy_delay"), "0")?;
         self.ip(&["link", "set", "dev", iface, "up"])

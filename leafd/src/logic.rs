@@ -122,7 +122,7 @@ pub struct Leaf {
     gone: HashMap<Ipv4Addr, Path>,
     /// Owned addresses whose VM was detached, with where it was: if another leaf
     /// advertises the address later, that was a move away from that downlink.
-    departed: HashMap<Ipv4Addr, Owned>,
+    departed: HashMap<Ipv4Addr, (Owned, String)>,
 }
 
 impl Leaf {
@@ -177,7 +177,7 @@ impl Leaf {
         for &ip in &vm.ipv4 {
             if let Some(o) = self.owned.get(&ip).copied().filter(|o| o.downlink == d) {
                 actions.extend(self.step_back(ip, d));
-                self.departed.insert(ip, o);
+                self.departed.insert(ip, (o, name.to_string()));
             }
         }
         vec![Change { cause: Cause::Detached { vm: name.to_string() }, actions }]
@@ -238,7 +238,7 @@ impl Leaf {
         } else if let Some(p) = self.remote.remove(&ip).or_else(|| self.gone.remove(&ip)) {
             let former = self.remote.iter().filter(|(a, x)| x.host == p.host && **a != ip && self.same_subnet(**a, ip)).map(|(a, _)| *a).collect();
             (Some(p.host), Some(p.seq), former)
-        } else if let Some(o) = self.departed.remove(&ip) {
+        } else if let Some((o, _)) = self.departed.remove(&ip) {
             (Some(self.hosts[o.downlink]), Some(o.seq), Vec::new())
         } else {
             (None, None, Vec::new())
@@ -278,14 +278,17 @@ impl Leaf {
         self.remote.insert(ip, path);
         self.gone.remove(&ip);
         let mut actions = vec![Action::RouteRemote { ip, nexthop: path.nexthop, was_on: None }];
-        if let Some(o) = self.departed.get(&ip).copied().filter(|o| path.seq > o.seq) {
+        if let Some((o, vm)) = self.departed.remove(&ip) {
+            if path.seq <= o.seq {
+                self.departed.insert(ip, (o, vm));
+                return vec![Change { cause: Cause::Remote { ip }, actions }];
+            }
             // Detached here first, now advertised elsewhere: it moved away.
-            self.departed.remove(&ip);
             let to = self.neighbours(o.downlink, ip, None);
             if !to.is_empty() && self.config.raw.fixups {
                 actions.push(Action::Fixup { downlink: o.downlink, to, ip });
             }
-            return vec![Change { cause: Cause::MoveOut { vm: String::new(), ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
+            return vec![Change { cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
         }
         vec![Change { cause: Cause::Remote { ip }, actions }]
     }
@@ -440,7 +443,7 @@ mod tests {
                 all.extend(actions(l.handle(Input::Detached(0, "a".into()))));
             }
             let changes = l.handle(Input::Best(ip(1), new));
-            assert!(matches!(changes[0].cause, Cause::MoveOut { from_host: 1, to_host: 2, seq: 1, .. }), "{changes:?}");
+            assert!(matches!(&changes[0].cause, Cause::MoveOut { vm, from_host: 1, to_host: 2, seq: 1, .. } if vm == "a"), "{changes:?}");
             all.extend(actions(changes));
             if !detach_first {
                 all.extend(actions(l.handle(Input::Detached(0, "a".into()))));

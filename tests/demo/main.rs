@@ -2,6 +2,10 @@
 //! leaf network namespace holding the anycast gateway 10.1.1.254 on the uplink's far end.
 //! It shows `vsctl show`, pings (guest to guest, guest to gateway), a TCP stream, `vsctl
 //! fdb` and `vsctl stats`, then tears everything down.
+//!
+//! Then the live migration (`roam_tests::migration`): two hosts, two leaves running GoBGP
+//! and leafd, VM-A live-migrated from host 1 to host 2 under two TCP streams; it prints
+//! the leaves' reports of the move and the stalls.
 
 use std::time::Duration;
 
@@ -50,5 +54,13 @@ fn main() {
     guest(&mut a, "roam-probe client 10.1.1.2 5001 3 5");
     vsctl(&vs, &["fdb"]);
     vsctl(&vs, &["stats"]);
+    drop((a, b, vs, leaf));
+
+    println!("\n== live migration: host 1 (VM-A, VM-B) and host 2 (VM-C, VM-D), leaves leaf1/leaf2 with");
+    println!("   GoBGP and leafd; TCP streams B→A and C→A; QEMU migrates VM-A to host 2 ...");
+    let o = roam_tests::migration::scenario(true, "demo");
+    println!("\n{}", roam_tests::migration::Outcome::table(&[("fix-ups + DMAC rewrite", &o)]));
+    println!("Both TCP sessions survived; B and A were told (only they) that the other is at the");
+    println!("anycast MAC; C and D received no ARP frame; both leaves' BGP tables have A at host 2.");
     println!("\n== done; tearing down");
 }

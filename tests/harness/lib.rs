@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod fabric;
+pub mod migration;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
@@ -194,8 +197,26 @@ pub struct Guest {
     pub vhost_socket: PathBuf,
     console: PathBuf,
     ctl_path: PathBuf,
+    /// QEMU's QMP socket.
+    pub qmp_path: PathBuf,
+    /// `-incoming tcp:127.0.0.1:PORT`: this QEMU waits for a live migration.
+    incoming: Option<u16>,
     ctl: Option<(UnixStream, BufReader<UnixStream>)>,
     seq: u64,
+}
+
+/// What QEMU reported for a completed live migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub total_ms: u64,
+    pub downtime_ms: u64,
+    /// When the harness saw `completed`.
+    pub completed_at: std::time::SystemTime,
+}
+
+/// Microseconds since the Unix epoch.
+pub fn micros(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 impl Guest {
@@ -206,15 +227,27 @@ impl Guest {
 
     /// As [`Guest::start`], with `queues` vhost-user queue pairs.
     pub fn start_with_queues(dir: &TestDir, name: &str, mac: &str, ip: &str, queues: u16) -> Guest {
+        Guest::build(dir, name, name, mac, ip, queues, None)
+    }
+
+    /// The destination of a live migration of the guest `name`: the same machine, waiting
+    /// on `-incoming tcp:127.0.0.1:PORT`; its sockets are named after `tag`.
+    pub fn start_incoming(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, port: u16) -> Guest {
+        Guest::build(dir, name, tag, mac, ip, 1, Some(port))
+    }
+
+    fn build(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
         let mut g = Guest {
             child: None,
             name: name.to_string(),
             mac: mac.to_string(),
             ip: ip.to_string(),
             queues,
-            vhost_socket: dir.path(&format!("{name}.vhost")),
-            console: dir.path(&format!("{name}.console")),
-            ctl_path: dir.path(&format!("{name}.serial")),
+            vhost_socket: dir.path(&format!("{tag}.vhost")),
+            console: dir.path(&format!("{tag}.console")),
+            ctl_path: dir.path(&format!("{tag}.serial")),
+            qmp_path: dir.path(&format!("{tag}.qmp")),
+            incoming,
             ctl: None,
             seq: 0,
         };
@@ -225,7 +258,11 @@ impl Guest {
     fn spawn(&mut self) {
         let (kernel, initrd) = guest_image();
         let _ = std::fs::remove_file(&self.console);
-        let child = Command::new("qemu-system-x86_64")
+        let mut cmd = Command::new("qemu-system-x86_64");
+        if let Some(port) = self.incoming {
+            cmd.arg("-incoming").arg(format!("tcp:127.0.0.1:{port}"));
+        }
+        let child = cmd
             .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-display", "none"])
             .arg("-kernel")
             .arg(kernel)
@@ -245,6 +282,8 @@ impl Guest {
             .arg(format!("file:{}", self.console.display()))
             .arg("-serial")
             .arg(format!("unix:{},server=on,wait=off", self.ctl_path.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", self.qmp_path.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -262,10 +301,38 @@ impl Guest {
         wait_for(&format!("guest {} to boot", self.name), Duration::from_secs(120), || {
             std::fs::read_to_string(&console).ok().filter(|c| c.contains("control shell")).map(|_| ())
         });
+        self.connect();
+    }
+
+    /// Connects to the control shell of a guest that is already running (a migrated guest
+    /// does not boot again: its shell came along in its memory).
+    pub fn connect(&mut self) {
         let s = UnixStream::connect(&self.ctl_path).expect("connecting to the guest's serial port");
         s.set_read_timeout(Some(Duration::from_secs(1))).ok();
         let r = BufReader::new(s.try_clone().expect("socket"));
         self.ctl = Some((s, r));
+    }
+
+    /// Live-migrates this guest to the QEMU waiting on 127.0.0.1:`port`, over QMP; returns
+    /// as soon as QEMU reports the migration completed (with its downtime).
+    pub fn migrate_to(&mut self, port: u16) -> Migration {
+        let mut qmp = Qmp::connect(&self.qmp_path);
+        qmp.execute(json!({ "execute": "migrate-set-parameters", "arguments": { "max-bandwidth": 4_000_000_000u64 } }));
+        qmp.execute(json!({ "execute": "migrate", "arguments": { "uri": format!("tcp:127.0.0.1:{port}") } }));
+        let start = Instant::now();
+        loop {
+            let r = qmp.execute(json!({ "execute": "query-migrate" }));
+            match r["status"].as_str() {
+                // `completed` can come before QEMU fills in the times: ask again.
+                Some("completed") if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 => {
+                    return Migration { total_ms: r["total-time"].as_u64().unwrap(), downtime_ms: r["downtime"].as_u64().unwrap(), completed_at: std::time::SystemTime::now() };
+                }
+                Some("failed") | Some("cancelled") => panic!("migration of {} failed: {r}", self.name),
+                _ => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "migration of {} did not complete: {r}", self.name);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Runs a shell command in the guest; returns its output and exit status.
@@ -344,6 +411,38 @@ impl Guest {
     }
 }
 
+/// A QMP connection.
+pub struct Qmp {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Qmp {
+    pub fn connect(path: &Path) -> Qmp {
+        let w = wait_for("QEMU's QMP socket", Duration::from_secs(20), || UnixStream::connect(path).ok());
+        w.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut q = Qmp { r: BufReader::new(w.try_clone().expect("socket")), w };
+        let mut greeting = String::new();
+        q.r.read_line(&mut greeting).expect("QMP greeting");
+        q.execute(json!({ "execute": "qmp_capabilities" }));
+        q
+    }
+
+    /// Runs a command; returns its `return` value (events on the way are skipped).
+    pub fn execute(&mut self, cmd: Value) -> Value {
+        writeln!(self.w, "{cmd}").expect("writing to QMP");
+        loop {
+            let mut line = String::new();
+            self.r.read_line(&mut line).expect("reading from QMP");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("QMP said {line:?}"));
+            if let Some(r) = v.get("return") {
+                return r.clone();
+            }
+            assert!(v.get("error").is_none(), "QMP {cmd}: {v}");
+        }
+    }
+}
+
 impl Drop for Guest {
     fn drop(&mut self) {
         self.kill();
@@ -374,6 +473,20 @@ impl Leaf {
         ip(&["link", "set", &leaf.host_if, "up"]);
         leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "address", gateway_mac]);
         leaf.exec(&["ip", "addr", "add", gateway_cidr, "dev", &leaf.leaf_if]);
+        leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "up"]);
+        leaf.exec(&["ip", "link", "set", "lo", "up"]);
+        leaf
+    }
+
+    /// A namespace and a veth pair, the leaf end up and bare (leafd configures it).
+    pub fn bare(tag: &str) -> Leaf {
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let leaf = Leaf { ns: format!("roam-leaf-{id}"), host_if: format!("rh{id}"), leaf_if: format!("rl{id}") };
+        let _ = Command::new("ip").args(["netns", "del", &leaf.ns]).output();
+        ip(&["netns", "add", &leaf.ns]);
+        ip(&["link", "add", &leaf.host_if, "type", "veth", "peer", "name", &leaf.leaf_if]);
+        ip(&["link", "set", &leaf.leaf_if, "netns", &leaf.ns]);
+        ip(&["link", "set", &leaf.host_if, "up"]);
         leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "up"]);
         leaf.exec(&["ip", "link", "set", "lo", "up"]);
         leaf

@@ -1,0 +1,176 @@
+//! Two leaves for end-to-end tests: network namespaces joined by a fabric link, GoBGP
+//! (Debian's `gobgpd`) in each as one iBGP AS, and `leafd` in each, with a downlink veth
+//! whose host end is a vswitchd's uplink.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{bin, ip, wait_for, Leaf, TestDir};
+
+pub const ASN: u32 = 65000;
+
+/// One leaf: its namespace and downlink, its BGP daemon, and leafd once started.
+pub struct LeafNode {
+    pub leaf: Leaf,
+    pub name: String,
+    pub fabric_ip: String,
+    pub api: String,
+    gobgpd: Child,
+    leafd: Option<Child>,
+    pub report: PathBuf,
+    dir: PathBuf,
+}
+
+impl LeafNode {
+    /// Runs the GoBGP CLI against this leaf's daemon.
+    pub fn gobgp(&self, args: &[&str]) -> String {
+        let out = Command::new("gobgp").arg("--target").arg(&self.api).args(args).output().expect("running gobgp");
+        assert!(out.status.success(), "gobgp {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The best path for `prefix` in this leaf's BGP table: (next hop, communities as
+    /// "a:b" strings), if there is one.
+    pub fn best_path(&self, prefix: &str) -> Option<(String, Vec<String>)> {
+        let out = Command::new("gobgp").arg("--target").arg(&self.api).args(["global", "rib", "-a", "ipv4", "-j", prefix]).output().ok()?;
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let paths = v.get(prefix)?.as_array()?;
+        let best = paths.iter().find(|p| p["best"] == Value::Bool(true))?;
+        let mut nexthop = None;
+        let mut communities = Vec::new();
+        for a in best["attrs"].as_array()? {
+            match a["type"].as_u64() {
+                Some(3) => nexthop = a["nexthop"].as_str().map(String::from),
+                Some(8) => communities = a["communities"].as_array()?.iter().filter_map(Value::as_u64).map(|c| format!("{}:{}", c >> 16, c & 0xffff)).collect(),
+                _ => {}
+            }
+        }
+        Some((nexthop?, communities))
+    }
+
+    /// The kernel's route for `ip` in the leaf namespace (`ip route get`).
+    pub fn route(&self, ip: &str) -> String {
+        self.leaf.exec(&["ip", "-4", "route", "show", &format!("{ip}/32")])
+    }
+
+    /// Starts leafd for this leaf with one downlink to `vswitchd` (host id `host`).
+    pub fn start_leafd(&mut self, vswitchd: &std::path::Path, host: u16, fixups: bool) {
+        let config = self.dir.join(format!("{}-leafd.toml", self.name));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"{name}\"\nanycast_mac = \"{anycast}\"\ngateways = [\"10.1.1.254/24\"]\nfabric_address = \"{fip}\"\nfixups = {fixups}\nreport = \"{report}\"\n\n[bgp]\napi = \"{api}\"\n\n[[downlinks]]\niface = \"{iface}\"\nvswitchd = \"{vs}\"\nhost = {host}\n",
+                name = self.name,
+                anycast = crate::fabric::ANYCAST,
+                fip = self.fabric_ip,
+                report = self.report.display(),
+                api = self.api,
+                iface = self.leaf.leaf_if,
+                vs = vswitchd.display(),
+            ),
+        )
+        .expect("writing leafd's config");
+        let log = std::fs::File::create(self.dir.join(format!("{}-leafd.log", self.name))).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.leaf.ns])
+            .arg(bin("leafd"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting leafd");
+        self.leafd = Some(child);
+        let (ns, iface) = (self.leaf.ns.clone(), self.leaf.leaf_if.clone());
+        wait_for("leafd to configure its downlink", Duration::from_secs(20), || {
+            let out = Command::new("ip").args(["netns", "exec", &ns, "ip", "-4", "addr", "show", "dev", &iface]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).contains("10.1.1.254/32").then_some(())
+        });
+    }
+
+    /// The moves leafd has reported so far (one JSON object each).
+    pub fn moves(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.report).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+impl Drop for LeafNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.leafd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.gobgpd.kill();
+        let _ = self.gobgpd.wait();
+    }
+}
+
+pub const ANYCAST: &str = "00:00:5e:00:01:01";
+
+/// Two leaves joined by a fabric link, with BGP established between them.
+pub struct Fabric {
+    pub leaves: Vec<LeafNode>,
+}
+
+impl Fabric {
+    pub fn new(dir: &TestDir, tag: &str) -> Fabric {
+        let mut leaves = Vec::new();
+        let id = std::process::id() % 100_000;
+        let (fa, fb) = (format!("fa{tag}{id}"), format!("fb{tag}{id}"));
+        let mut nodes = Vec::new();
+        for i in 0..2 {
+            nodes.push(Leaf::bare(&format!("{tag}{}", i + 1)));
+        }
+        ip(&["link", "add", &fa, "type", "veth", "peer", "name", &fb]);
+        for (i, (leaf, end)) in nodes.iter().zip([&fa, &fb]).enumerate() {
+            ip(&["link", "set", end, "netns", &leaf.ns]);
+            leaf.exec(&["ip", "addr", "add", &format!("192.168.0.{}/30", i + 1), "dev", end]);
+            leaf.exec(&["ip", "link", "set", end, "up"]);
+        }
+        for (i, leaf) in nodes.into_iter().enumerate() {
+            let name = format!("leaf{}", i + 1);
+            let (me, peer) = (format!("192.168.0.{}", i + 1), format!("192.168.0.{}", 2 - i));
+            let conf = dir.path(&format!("{name}-gobgpd.toml"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "[global.config]\n  as = {ASN}\n  router-id = \"{me}\"\n  local-address-list = [\"{me}\"]\n\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{peer}\"\n    peer-as = {ASN}\n  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n  [neighbors.transport.config]\n    local-address = \"{me}\"\n"
+                ),
+            )
+            .expect("writing gobgpd's config");
+            let api = format!("unix://{}", dir.path(&format!("{name}-gobgp.sock")).display());
+            let log = std::fs::File::create(dir.path(&format!("{name}-gobgpd.log"))).expect("log");
+            let gobgpd = Command::new("ip")
+                .args(["netns", "exec", &leaf.ns, "gobgpd", "-f"])
+                .arg(&conf)
+                .args(["--api-hosts", &api, "-l", "warn"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("starting gobgpd (apt-get install gobgpd)");
+            leaves.push(LeafNode { leaf, report: dir.path(&format!("{name}-moves.jsonl")), name, fabric_ip: me, api, gobgpd, leafd: None, dir: dir.0.clone() });
+        }
+        let fabric = Fabric { leaves };
+        for l in &fabric.leaves {
+            wait_for(&format!("{}'s BGP session", l.name), Duration::from_secs(60), || {
+                let out = Command::new("gobgp").arg("--target").arg(&l.api).args(["neighbor", "-j"]).output().ok()?;
+                let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+                (v[0]["state"]["session_state"] == Value::from(6)).then_some(())
+            });
+        }
+        fabric
+    }
+}
+
+/// Lines of a guest command's output that start with `prefix`, parsed as the numbers
+/// after it ("done echoes N max_gap_ms G" → [N, G]).
+pub fn numbers_after(out: &str, prefix: &str) -> Option<Vec<f64>> {
+    let line = out.lines().find(|l| l.trim_start().starts_with(prefix))?;
+    Some(line.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+}
