@@ -56,6 +56,10 @@ pub enum Input {
     Sync(Downlink, Vec<Vm>),
     /// An announcement trapped on a downlink.
     Announced(Downlink, Announcement),
+    /// A VM's port came up on the downlink's vswitchd. For a VM waiting here (the
+    /// destination of a live migration) that is the moment it resumed: a move, usually
+    /// some 40 ms before the guest's own gratuitous ARP.
+    LinkUp(Downlink, String),
     /// Another leaf's path became the best for `ip`.
     Best(Ipv4Addr, Path),
     /// Another leaf's best path for `ip` was withdrawn.
@@ -137,6 +141,7 @@ impl Leaf {
             Input::Detached(d, name) => self.detached(d, &name),
             Input::Sync(d, vms) => self.sync(d, vms),
             Input::Announced(d, a) => self.announced(d, a),
+            Input::LinkUp(d, name) => self.link_up(d, &name),
             Input::Best(ip, path) => self.best(ip, path),
             Input::Withdrawn(ip, path) => self.withdrawn(ip, path),
         }
@@ -219,6 +224,12 @@ impl Leaf {
             changes.push(Change { cause: Cause::Ignored { why: format!("{} from {}: already here", a.kind.as_str(), vm.name) }, actions: Vec::new() });
         }
         changes
+    }
+
+    fn link_up(&mut self, d: Downlink, name: &str) -> Vec<Change> {
+        let Some(vm) = self.vms[d].get(name).cloned() else { return Vec::new() };
+        let pending: Vec<Ipv4Addr> = vm.ipv4.iter().copied().filter(|ip| self.owned.get(ip).is_none_or(|o| o.downlink != d)).collect();
+        pending.into_iter().map(|ip| self.move_in(ip, d, &vm)).collect()
     }
 
     /// `vm` (on downlink `d`) now has `ip`: route it here, advertise it with a higher
@@ -454,6 +465,23 @@ mod tests {
             assert_eq!(fixups, vec![&Action::Fixup { downlink: 0, to: vec!["b".into()], ip: ip(1) }], "detach first: {detach_first}");
             assert_eq!(l.owner(ip(1)), None);
         }
+    }
+
+    #[test]
+    fn the_port_coming_up_moves_a_waiting_vm_in_and_nothing_else() {
+        let mut l = leaf(&[2], true);
+        l.handle(Input::Best(ip(1), path(1, 0)));
+        l.handle(Input::Best(ip(2), path(1, 0)));
+        l.handle(Input::Attached(0, vm("c", 3)));
+        l.handle(Input::Attached(0, vm("a", 1)));
+        assert_eq!(actions(l.handle(Input::LinkUp(0, "c".into()))), vec![], "c is at home here");
+        assert_eq!(actions(l.handle(Input::LinkUp(0, "nobody".into()))), vec![]);
+        let changes = l.handle(Input::LinkUp(0, "a".into()));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].cause, Cause::MoveIn { vm: "a".into(), ip: ip(1), from_host: Some(1), to_host: 2, seq: 1 });
+        assert!(changes[0].actions.contains(&Action::Fixup { downlink: 0, to: vec!["a".into()], ip: ip(2) }));
+        // Its gratuitous ARPs, a moment later, change nothing.
+        assert!(matches!(l.handle(Input::Announced(0, garp(1)))[0].cause, Cause::Ignored { .. }));
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn describe(e: &Event) -> Value {
         Input::Announced(d, a) => json!({ "kind": a.kind.as_str(), "mac": a.mac.to_string(), "ip": a.ip, "downlink": d, "at_us": at }),
         Input::Best(ip, p) => json!({ "kind": "bgp-best", "ip": ip, "nexthop": p.nexthop, "host": p.host, "seq": p.seq, "at_us": at }),
         Input::Withdrawn(ip, p) => json!({ "kind": "bgp-withdrawn", "ip": ip, "nexthop": p.nexthop, "at_us": at }),
+        Input::LinkUp(d, name) => json!({ "kind": "link-up", "vm": name, "downlink": d, "at_us": at }),
         Input::Attached(_, vm) => json!({ "kind": "attach", "vm": vm.name, "at_us": at }),
         Input::Detached(_, name) => json!({ "kind": "detach", "vm": name, "at_us": at }),
         Input::Sync(_, vms) => json!({ "kind": "sync", "vms": vms.len(), "at_us": at }),

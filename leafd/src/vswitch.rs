@@ -85,6 +85,7 @@ fn watch_once(d: Downlink, socket: &Path, tx: &Sender<Event>) -> Result<()> {
         let input = match e["event"].as_str() {
             Some("attach") => parse_vm(&e).map(|vm| Input::Attached(d, vm)),
             Some("detach") => e["name"].as_str().map(|n| Input::Detached(d, n.to_string())),
+            Some("link") if e["up"] == json!(true) => e["name"].as_str().map(|n| Input::LinkUp(d, n.to_string())),
             _ => None,
         };
         if let Some(input) = input {

@@ -161,7 +161,7 @@ impl Fabric {
             wait_for(&format!("{}'s BGP session", l.name), Duration::from_secs(60), || {
                 let out = Command::new("gobgp").arg("--target").arg(&l.api).args(["neighbor", "-j"]).output().ok()?;
                 let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-                (v[0]["state"]["session_state"] == Value::from(6)).then_some(())
+                (v[0]["state"]["session_state"] == 6).then_some(())
             });
         }
         fabric

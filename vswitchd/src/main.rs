@@ -108,8 +108,11 @@ fn main() -> Result<()> {
         std::thread::Builder::new().name("roam-control".into()).spawn(move || vswitchd::control::serve(listener, switch))?;
     }
     tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, workers = cfg.workers, "vswitchd ready");
+    // Link changes are events: a migrated VM's port comes up on its new host the moment
+    // the VM resumes there, and leafd reacts to that, so look often (a link read is a
+    // memory read).
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(5));
         switch.lock().poll_links();
     }
     tracing::info!("shutting down");
