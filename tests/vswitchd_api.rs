@@ -28,6 +28,14 @@ fn bad_requests() -> Vec<String> {
         r#"{"op":"attach","name":"vm","socket":"/tmp/a,b","mac":"52:54:00:00:00:09","segment":100}"#,
         r#"{"op":"attach","name":"vm1","socket":"/tmp/x","mac":"52:54:00:00:00:01","segment":100}"#,
         r#"{"op":"attach","name":"vm","socket":"/tmp/x","mac":"52:54:00:00:00:09","segment":100,"ipv4":["10.1.1.300"]}"#,
+        r#"{"op":"attach","name":"vm","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","socket":"/tmp/x","device":"net_null9","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","device":"net null","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","device":"net_nosuchdriver0","mac":"52:54:00:00:00:09","segment":100}"#,
+        r#"{"op":"attach","name":"vm","device":"net_null9","mac":"52:54:00:00:00:09","segment":100,"extra_macs":[{"base":"01:00:00:00:00:00","count":5}]}"#,
+        r#"{"op":"attach","name":"vm","device":"net_null9","mac":"52:54:00:00:00:09","segment":100,"extra_macs":[{"base":"02:00:00:00:00:00","count":0}]}"#,
+        r#"{"op":"attach","name":"vm","device":"net_null9","mac":"52:54:00:00:00:09","segment":100,"extra_macs":[{"base":"52:54:00:00:00:00","count":5}]}"#,
+        r#"{"op":"attach","name":"vm","device":"net_null9","mac":"52:54:00:00:00:09","segment":100,"extra_macs":[{"base":"02:00:00:00:00:00","count":99999999}]}"#,
         r#"{"op":"detach","name":"ghost"}"#,
         r#"{"op":"detach"}"#,
         r#"{"op":"set-anycast","segment":0,"mac":"00:00:5e:00:01:01"}"#,
@@ -117,4 +125,31 @@ fn the_event_stream_reports_attach_and_detach() {
     assert_eq!((e1["event"].as_str(), e1["name"].as_str(), e1["mac"].as_str()), (Some("attach"), Some("vm1"), Some("52:54:00:00:00:01")));
     assert_eq!((e1["segment"].clone(), e1["ipv4"].clone()), (json!(100), json!(["10.1.1.1"])));
     assert_eq!((e2["event"].as_str(), e2["name"].as_str()), (Some("detach"), Some("vm1")));
+}
+
+/// A port that is not vhost-user (any DPDK vdev) with extra MACs behind it: all installed
+/// statically, restored after a crash, and removed at detach.
+#[test]
+fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
+    let dir = TestDir::new("vdev");
+    let mut vs = Vswitchd::start(&dir, "host1", Some("net_null0,no-rx=1"));
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": "00:00:5e:00:01:01" }));
+    let r = vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null7,no-rx=1", "mac": "52:54:00:00:00:07", "segment": 100, "port_security": false,
+                          "extra_macs": [{ "base": "02:00:00:00:00:fe", "count": 1000 }] }));
+    assert_eq!(r["device"], json!("net_null7"), "{r}");
+    let count = |vs: &Vswitchd| vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.iter().filter(|x| x["port_name"] == json!("sink")).count()).unwrap_or(0);
+    assert_eq!(count(&vs), 1001);
+    let fdb = vs.ok(json!({ "op": "fdb" }));
+    for mac in ["02:00:00:00:00:fe", "02:00:00:00:01:00", "02:00:00:00:04:e5"] {
+        assert!(fdb["entries"].as_array().unwrap().iter().any(|e| e["mac"] == json!(mac) && e["port_name"] == json!("sink")), "{mac} missing");
+    }
+    // A second range overlapping the first is refused and changes nothing.
+    let r = vs.request(&json!({ "op": "attach", "name": "other", "device": "net_null8", "mac": "52:54:00:00:00:08", "segment": 100, "extra_macs": [{ "base": "02:00:00:00:04:e5", "count": 2 }] }));
+    assert_eq!(r["ok"], json!(false), "{r}");
+    assert!(r["error"].as_str().unwrap().contains("already"), "{r}");
+    vs.restart();
+    assert_eq!(count(&vs), 1001, "restored from the state file");
+    vs.ok(json!({ "op": "detach", "name": "sink" }));
+    assert_eq!(count(&vs), 0);
+    assert_eq!(vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.len()), Some(1), "only the anycast entry is left");
 }

@@ -39,7 +39,12 @@ pub enum Request {
 pub struct Attach {
     pub name: String,
     /// The vhost-user socket (QEMU's `-chardev socket,path=…`).
-    pub socket: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// Instead of a vhost-user socket: any DPDK virtual device, `driver<N>[,args]`
+    /// (e.g. `net_tap3,iface=vm3`, `net_memif0,…`, or `net_pcap0,rx_pcap=…` in benchmarks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     pub mac: String,
     /// The segment: its VLAN on the uplink.
     pub segment: u16,
@@ -56,6 +61,18 @@ pub struct Attach {
     /// polled, frames are sent on queue 0.
     #[serde(default = "one_queue")]
     pub queues: u16,
+    /// More MACs behind this port (containers or nested guests in the VM), each range
+    /// `count` consecutive addresses from `base`, installed statically like the VM's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_macs: Vec<MacRange>,
+}
+
+/// `count` consecutive MAC addresses from `base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacRange {
+    pub base: String,
+    pub count: u32,
 }
 
 fn one_queue() -> u16 {

@@ -201,19 +201,32 @@ impl Switch {
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
             bail!("MAC {mac} is already attached in segment {}", a.segment);
         }
-        let socket = a.socket.to_str().filter(|s| !s.is_empty() && !s.contains(',')).ok_or_else(|| anyhow!("socket path must be non-empty UTF-8 without commas"))?;
-        if a.server && a.socket.exists() {
-            bail!("{socket} exists; in server mode vswitchd creates the socket");
-        }
-
-        let name = format!("net_vhost{}", self.next_vdev);
         if !(1..=8).contains(&a.queues) {
             bail!("queues must be 1..=8, not {}", a.queues);
         }
-        let args = format!("iface={socket},client={},queues={}", if a.server { 0 } else { 1 }, a.queues);
-        let cfg = PortConfig { rx_queues: a.queues, tx_queues: 1, ..PortConfig::default() };
+        let extra = self.extra_keys(&a, slot)?;
+        let (name, args, cfg) = match (&a.socket, &a.device) {
+            (Some(path), None) => {
+                let socket = path.to_str().filter(|s| !s.is_empty() && !s.contains(',')).ok_or_else(|| anyhow!("socket path must be non-empty UTF-8 without commas"))?;
+                if a.server && path.exists() {
+                    bail!("{socket} exists; in server mode vswitchd creates the socket");
+                }
+                let args = format!("iface={socket},client={},queues={}", if a.server { 0 } else { 1 }, a.queues);
+                (format!("net_vhost{}", self.next_vdev), args, PortConfig { rx_queues: a.queues, tx_queues: 1, ..PortConfig::default() })
+            }
+            (None, Some(device)) => {
+                let (name, args) = device.split_once(',').unwrap_or((device.as_str(), ""));
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    bail!("device {device:?}: give a DPDK vdev as driver<N>[,args], e.g. net_tap3,iface=vm3");
+                }
+                (name.to_string(), args.to_string(), PortConfig::default())
+            }
+            _ => bail!("give exactly one of socket (vhost-user) and device (a DPDK vdev)"),
+        };
         let port = Port::create_vdev(&self.eal, &name, &args, &cfg, self.pool.clone())?;
-        self.next_vdev += 1;
+        if a.socket.is_some() {
+            self.next_vdev += 1;
+        }
         let id = port.id();
         let mut cfg = self.config.clone();
         let mut vnic = VnicConfig::new(mac, slot);
@@ -222,8 +235,18 @@ impl Switch {
         vnic.port_security = a.port_security;
         cfg.set_port(id, PortRole::Vnic(vnic))?;
         self.table.insert(Key::new(mac, slot), Value::new(id, EntryKind::Local, 0))?;
+        for (n, k) in extra.iter().enumerate() {
+            if let Err(e) = self.table.insert(*k, Value::new(id, EntryKind::Local, 0)) {
+                for k in extra[..n].iter().chain([Key::new(mac, slot)].iter()) {
+                    self.table.remove(*k);
+                }
+                return Err(e.into());
+            }
+        }
         if let Err(e) = self.give_to_worker(&port) {
-            self.table.remove(Key::new(mac, slot));
+            for k in extra.iter().chain([Key::new(mac, slot)].iter()) {
+                self.table.remove(*k);
+            }
             return Err(e);
         }
         let old_cfg = std::mem::replace(&mut self.config, cfg);
@@ -234,7 +257,9 @@ impl Switch {
             self.vms.remove(&a.name);
             self.config = old_cfg;
             self.push_config();
-            self.table.remove(Key::new(mac, slot));
+            for k in extra.iter().chain([Key::new(mac, slot)].iter()) {
+                self.table.remove(*k);
+            }
             self.take_from_worker(id);
             return Err(e);
         }
@@ -243,11 +268,42 @@ impl Switch {
         Ok(json!({ "name": a.name, "port": id, "device": name }))
     }
 
+    /// The table keys of an attachment's extra MACs, checked: valid, unicast, not taken.
+    fn extra_keys(&self, a: &Attach, slot: mac_table::SegmentSlot) -> Result<Vec<Key>> {
+        let total: u64 = a.extra_macs.iter().map(|r| r.count as u64).sum();
+        if total as usize + self.table.len() >= self.table.capacity() {
+            bail!("{total} extra MACs do not fit in the MAC table ({} of {} used)", self.table.len(), self.table.capacity());
+        }
+        let mut keys = Vec::with_capacity(total as usize);
+        for r in &a.extra_macs {
+            let base = parse_mac(&r.base)?;
+            let base_n = mac_u64(base);
+            if r.count == 0 || base_n + r.count as u64 > 1 << 48 || base.is_multicast() || mac_plus(base, r.count - 1).is_multicast() != base.is_multicast() {
+                bail!("extra MACs {}+{}: the range must be non-empty and unicast", r.base, r.count);
+            }
+            for i in 0..r.count {
+                let k = Key::new(mac_plus(base, i), slot);
+                if self.table.get(k).is_some() {
+                    bail!("extra MAC {} is already in segment {}", mac_plus(base, i), a.segment);
+                }
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn detach(&mut self, name: &str) -> Result<Json> {
         let vm = self.vms.remove(name).ok_or_else(|| anyhow!("no VM named {name}"))?;
         let id = vm.port.id();
         let slot = self.slots.slot(vm.attach.segment as u32).ok_or_else(|| anyhow!("segment vanished"))?;
         self.table.remove(Key::new(vm.mac, slot));
+        for r in &vm.attach.extra_macs {
+            if let Ok(base) = parse_mac(&r.base) {
+                for i in 0..r.count {
+                    self.table.remove(Key::new(mac_plus(base, i), slot));
+                }
+            }
+        }
         let _ = self.config.remove_port(id);
         self.push_config();
         self.take_from_worker(id);
@@ -390,4 +446,15 @@ impl Switch {
             let _ = w.send(Command::Stop);
         }
     }
+}
+
+fn mac_u64(m: MacAddr) -> u64 {
+    m.0.iter().fold(0u64, |acc, b| acc << 8 | *b as u64)
+}
+
+/// `base` + `i`, as 48-bit numbers.
+fn mac_plus(base: MacAddr, i: u32) -> MacAddr {
+    let n = mac_u64(base) + i as u64;
+    let b = n.to_be_bytes();
+    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
 }

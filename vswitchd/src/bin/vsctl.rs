@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use vswitchd::api::{ArpAnnounce, Attach, Request, Response, Segment};
+use vswitchd::api::{MacRange, ArpAnnounce, Attach, Request, Response, Segment};
 
 #[derive(Parser)]
 #[command(version, about = "Control Roam's vswitchd")]
@@ -28,12 +28,15 @@ struct Args {
 enum Cmd {
     /// Ports, link states, VMs and segments.
     Show,
-    /// Attach a VM: create its vhost-user port and install its MAC.
+    /// Attach a VM: create its port (vhost-user, or any DPDK vdev) and install its MAC.
     Attach {
         name: String,
         /// The VM's vhost-user socket (QEMU is the server unless --server).
+        #[arg(long, required_unless_present = "device", conflicts_with = "device")]
+        vhost_socket: Option<PathBuf>,
+        /// Instead of vhost-user: a DPDK vdev, `driver<N>[,args]` (e.g. net_tap3,iface=vm3).
         #[arg(long)]
-        vhost_socket: PathBuf,
+        device: Option<String>,
         #[arg(long)]
         mac: String,
         /// Segment id (its VLAN on the uplink).
@@ -51,6 +54,9 @@ enum Cmd {
         /// vhost-user queue pairs (as QEMU's `-netdev vhost-user,queues=N`).
         #[arg(long, default_value_t = 1)]
         queues: u16,
+        /// More MACs behind the port, as BASE/COUNT consecutive addresses (repeat).
+        #[arg(long = "extra-macs", value_name = "BASE/COUNT")]
+        extra_macs: Vec<String>,
     },
     /// Detach a VM.
     Detach { name: String },
@@ -95,10 +101,18 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let request = match args.command {
         Cmd::Show => Request::Show {},
-        Cmd::Attach { name, vhost_socket: socket, mac, segment, ips, no_port_security, server, queues } => {
+        Cmd::Attach { name, vhost_socket: socket, device, mac, segment, ips, no_port_security, server, queues, extra_macs } => {
             let ipv4: Vec<Ipv4Addr> = ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
             let ipv6: Vec<Ipv6Addr> = ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
-            Request::Attach(Attach { name, socket, mac, segment, ipv4, ipv6, port_security: !no_port_security, server, queues })
+            let mut ranges = Vec::new();
+            for r in extra_macs {
+                let Some((base, count)) = r.split_once('/').and_then(|(b, c)| Some((b.to_string(), c.parse().ok()?))) else {
+                    eprintln!("vsctl: --extra-macs {r:?}: expected BASE/COUNT, e.g. 02:00:00:00:00:00/1000");
+                    std::process::exit(2);
+                };
+                ranges.push(MacRange { base, count });
+            }
+            Request::Attach(Attach { name, socket, device, mac, segment, ipv4, ipv6, port_security: !no_port_security, server, queues, extra_macs: ranges })
         }
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
