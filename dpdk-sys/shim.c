@@ -42,6 +42,8 @@ unsigned int roam_ring_count(const struct rte_ring *r) { return rte_ring_count(r
 unsigned int roam_ring_free_count(const struct rte_ring *r) { return rte_ring_free_count(r); }
 
 unsigned int roam_lcore_id(void) { return rte_lcore_id(); }
+int roam_thread_register(void) { return rte_thread_register(); }
+void roam_thread_unregister(void) { rte_thread_unregister(); }
 int roam_errno(void) { return rte_errno; }
 uint64_t roam_rdtsc(void) { return rte_rdtsc(); }
 void roam_pause(void) { rte_pause(); }

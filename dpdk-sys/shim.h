@@ -41,6 +41,9 @@ unsigned int roam_ring_free_count(const struct rte_ring *r);
 
 /* lcore, errno, time */
 unsigned int roam_lcore_id(void);
+/* Gives a non-EAL thread an lcore id (so mempool caches work for it), and takes it back. */
+int roam_thread_register(void);
+void roam_thread_unregister(void);
 int roam_errno(void);
 uint64_t roam_rdtsc(void);
 void roam_pause(void);

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod workload;
+
 /// A small xorshift generator: reproducible workloads without a dependency.
 pub struct Rng(pub u64);
 

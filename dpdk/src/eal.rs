@@ -72,10 +72,50 @@ impl Eal {
         unsafe { dpdk_sys::rte_eth_dev_count_avail() }
     }
 
+    /// Registers the calling thread with the EAL (`rte_thread_register`): it gets an lcore
+    /// id, so mempool per-lcore caches serve its allocations and frees instead of the
+    /// shared ring. The registration lasts until the guard drops (on this thread: the
+    /// guard is not `Send`).
+    pub fn register_thread(&self) -> Result<LcoreRegistration> {
+        // SAFETY: the EAL is up (we hold a handle); registration only touches the calling
+        // thread's per-lcore state.
+        let ret = unsafe { dpdk_sys::roam_thread_register() };
+        if ret < 0 {
+            // SAFETY: reads this thread's rte_errno.
+            let errno = unsafe { dpdk_sys::roam_errno() };
+            return Err(Error::Dpdk { what: "rte_thread_register", errno, text: crate::errno_text(errno) });
+        }
+        // SAFETY: reads this thread's lcore id, just assigned.
+        let lcore = unsafe { dpdk_sys::roam_lcore_id() };
+        Ok(LcoreRegistration { lcore, _eal: self.clone(), _not_send: std::marker::PhantomData })
+    }
+
     /// The NUMA socket of the calling thread (`rte_socket_id`).
     pub fn socket_id(&self) -> i32 {
         // SAFETY: the EAL is up; reads a per-thread value.
         unsafe { dpdk_sys::rte_socket_id() as i32 }
+    }
+}
+
+/// A thread's EAL registration (see [`Eal::register_thread`]).
+pub struct LcoreRegistration {
+    lcore: u32,
+    _eal: Eal,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl LcoreRegistration {
+    /// The lcore id the thread was given.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+}
+
+impl Drop for LcoreRegistration {
+    fn drop(&mut self) {
+        // SAFETY: we are on the registered thread (the guard cannot leave it) and the EAL
+        // is still up (we hold a handle).
+        unsafe { dpdk_sys::roam_thread_unregister() };
     }
 }
 

@@ -32,6 +32,8 @@ pub enum Error {
     QueueUnavailable { port: u16, kind: &'static str, queue: u16 },
     #[error("mbuf has no room for {0} more bytes")]
     NoRoom(usize),
+    #[error("{what} failed: {text} (errno {errno})")]
+    Dpdk { what: &'static str, errno: i32, text: String },
 }
 
 impl Error {

@@ -15,7 +15,7 @@ mod port;
 mod ring;
 pub mod time;
 
-pub use eal::Eal;
+pub use eal::{Eal, LcoreRegistration};
 pub use error::{Error, Result};
 pub use hash::{RteHash, HASH_BULK_MAX};
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};

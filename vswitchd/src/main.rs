@@ -94,7 +94,19 @@ fn main() -> Result<()> {
         let (tx, rx) = crossbeam::channel::unbounded();
         let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
         let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode);
-        worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || worker.run())?);
+        let eal = eal.clone();
+        worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || {
+            // An lcore id for the worker: the mempool's per-lcore cache then serves its
+            // mbuf allocations and frees (without one, every one goes to the shared ring).
+            let _lcore = match eal.register_thread() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!("worker {w} runs without an lcore id (no mempool cache): {e}");
+                    None
+                }
+            };
+            worker.run()
+        })?);
         commands.push(tx);
     }
 

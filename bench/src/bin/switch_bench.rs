@@ -1,0 +1,514 @@
+//! The end-to-end packet-rate harness: one workload (a pcap replayed forever with DPDK's
+//! `net_pcap`, `infinite_rx=1`) into each contender on one forwarding core, sinks on
+//! `net_null`, the contenders alternating within each round:
+//! - `vswitchd`: the real binary with a config file, ports attached through its API;
+//! - `dpdk-testpmd` in `io` and `macswap` modes (the limit: forwarders without a lookup);
+//! - Open vSwitch 3.1 with DPDK (Debian's `openvswitch-switch-dpdk`): a private database
+//!   and run directory, a netdev bridge with the NORMAL action, static MAC entries.
+//!
+//! A contender's rate is the median of its per-second receive rates on the pcap port,
+//! the first two seconds left out. Prints a Markdown table, writes it with a JSON copy and
+//! a PNG bar chart into `--out`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use roam_bench::workload::{Workload, ANYCAST, SINKS};
+use roam_bench::{median, run_for, steady_rate};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Packet rate of vswitchd against dpdk-testpmd (io, macswap) and OVS-DPDK: same pcap workload, same sinks, one forwarding core each")]
+struct Args {
+    /// Rounds; each runs every contender once per workload.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per contender per round.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// The forwarding core (the contenders' other threads go to another one).
+    #[arg(long, default_value_t = 1)]
+    core: usize,
+    /// Workloads, as table sizes (MACs behind the sinks), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1024usize, 1_048_576])]
+    tables: Vec<usize>,
+    /// Frame length without FCS (60 = 64-byte frames); a second length adds a variant of
+    /// the first table size.
+    #[arg(long, value_delimiter = ',', default_values_t = [60usize, 508])]
+    frame_lens: Vec<usize>,
+    /// Contenders to run.
+    #[arg(long, value_delimiter = ',', default_values_t = ["vswitchd".to_string(), "testpmd-io".into(), "testpmd-macswap".into(), "ovs".into()])]
+    contenders: Vec<String>,
+    /// OVS is given static MAC entries one `ovs-appctl fdb/add` at a time: skip it for
+    /// tables larger than this.
+    #[arg(long, default_value_t = 4096)]
+    ovs_max_table: usize,
+    /// Where the workloads, logs and results go.
+    #[arg(long, default_value = "target/switch-bench")]
+    out: PathBuf,
+    /// Memory settings to run every workload under: `nohuge` (4 KiB pages, `--no-huge`),
+    /// `huge` (2 MiB hugepages, reserved by the harness), or both.
+    #[arg(long, value_delimiter = ',', default_values_t = ["nohuge".to_string(), "huge".into()])]
+    memory: Vec<String>,
+    /// A short run that only checks that every contender forwards (CI smoke test).
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// EAL memory arguments for one setting.
+#[derive(Clone, Copy, PartialEq)]
+enum Memory {
+    NoHuge,
+    Huge,
+}
+
+impl Memory {
+    fn eal(self) -> Vec<&'static str> {
+        match self {
+            Memory::NoHuge => vec!["--no-huge", "-m", "2048"],
+            Memory::Huge => vec!["-m", "2048"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Memory::NoHuge => "4K pages",
+            Memory::Huge => "2M hugepages",
+        }
+    }
+}
+
+/// Reserves enough 2 MiB hugepages for one contender at a time (and a margin).
+fn reserve_hugepages() -> Result<()> {
+    let want = 1400;
+    let path = "/proc/sys/vm/nr_hugepages";
+    let have: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
+    if have < want {
+        std::fs::write(path, want.to_string()).context("reserving hugepages (root needed)")?;
+    }
+    let got: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
+    if got < 1100 {
+        bail!("only {got} hugepages could be reserved");
+    }
+    Ok(())
+}
+
+/// One workload of the run, under one memory setting.
+struct Case {
+    name: String,
+    workload: Workload,
+    pcap: PathBuf,
+    memory: Memory,
+}
+
+fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.rounds = 1;
+        args.seconds = 4;
+        args.tables = vec![1024];
+        args.frame_lens = vec![60];
+        args.memory = vec!["nohuge".into()];
+    }
+    let mut memories = Vec::new();
+    for m in &args.memory {
+        memories.push(match m.as_str() {
+            "nohuge" => Memory::NoHuge,
+            "huge" => Memory::Huge,
+            other => bail!("--memory {other}: nohuge or huge"),
+        });
+    }
+    if memories.contains(&Memory::Huge) {
+        reserve_hugepages()?;
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.canonicalize()?;
+    let vswitchd = sibling_or_release("vswitchd")?;
+    let mut cases = Vec::new();
+    for &memory in &memories {
+        for (i, &t) in args.tables.iter().enumerate() {
+            let frames = if t > 65536 { 65536 } else { 8192 };
+            let lens: Vec<usize> = if i == 0 { args.frame_lens.clone() } else { args.frame_lens[..1].to_vec() };
+            for len in lens {
+                let w = Workload { frames, frame_len: len, ..Workload::mixed(t) };
+                cases.push(Case { name: format!("{} MACs, {} B, {}", human(t), len + 4, memory.name()), pcap: out.join(format!("mixed-{t}-{len}.pcap")), workload: w, memory });
+            }
+        }
+    }
+    let mut written = std::collections::HashSet::new();
+    for c in &cases {
+        if written.insert(c.pcap.clone()) {
+            c.workload.write_pcap(&c.pcap)?;
+        }
+    }
+    // results[case][contender] = per-round rates
+    let mut results: Vec<Vec<(String, Vec<f64>)>> = cases.iter().map(|_| args.contenders.iter().map(|c| (c.clone(), Vec::new())).collect()).collect();
+    let started = Instant::now();
+    for round in 1..=args.rounds {
+        for (ci, case) in cases.iter().enumerate() {
+            for (k, contender) in args.contenders.iter().enumerate() {
+                if contender == "ovs" && case.workload.table_macs > args.ovs_max_table {
+                    continue;
+                }
+                let rate = match contender.as_str() {
+                    "vswitchd" => run_vswitchd(&vswitchd, case, &out, args.core, args.seconds),
+                    "testpmd-io" => run_testpmd("io", case, args.core, args.seconds),
+                    "testpmd-macswap" => run_testpmd("macswap", case, args.core, args.seconds),
+                    "ovs" => run_ovs(case, &out, args.core, args.seconds),
+                    other => bail!("unknown contender {other}"),
+                }
+                .with_context(|| format!("{contender} on {}", case.name))?;
+                println!("round {round} | {} | {contender}: {:.2} Mpps", case.name, rate / 1e6);
+                results[ci][k].1.push(rate);
+            }
+        }
+    }
+    let report = report(&cases, &results);
+    println!("\n{report}");
+    std::fs::write(out.join("results.md"), &report)?;
+    let json: Vec<Value> = cases
+        .iter()
+        .zip(&results)
+        .map(|(c, r)| json!({ "workload": c.name, "table_macs": c.workload.table_macs, "frame_len": c.workload.frame_len + 4, "rates_pps": r.iter().map(|(n, v)| (n.clone(), json!(v))).collect::<serde_json::Map<_, _>>() }))
+        .collect();
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    let png = out.join("results.png");
+    match chart(&png, &cases, &results) {
+        Ok(()) => println!("chart: {}", png.display()),
+        Err(e) => println!("chart not drawn: {e:#}"),
+    }
+    println!("total time {:.0} s", started.elapsed().as_secs_f64());
+    if args.smoke {
+        for (c, r) in cases.iter().zip(&results) {
+            for (name, rates) in r {
+                if rates.iter().any(|x| *x <= 0.0) {
+                    bail!("smoke: {name} forwarded nothing on {}", c.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn human(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{}M", n >> 20)
+    } else if n >= 1024 && n % 1024 == 0 {
+        format!("{}K", n >> 10)
+    } else {
+        n.to_string()
+    }
+}
+
+/// vswitchd, testpmd, ovs-vswitchd: a binary of this workspace next to this one.
+fn sibling_or_release(name: &str) -> Result<PathBuf> {
+    let p = std::env::current_exe()?.with_file_name(name);
+    if p.exists() {
+        return Ok(p);
+    }
+    bail!("{} not found; build with `cargo build --release --workspace`", p.display())
+}
+
+fn mbufs_for(w: &Workload) -> usize {
+    // net_pcap keeps the whole file in mbufs, plus rings and bursts in flight.
+    (w.frames * 2 + 16384).next_power_of_two() - 1
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+// ---- testpmd
+
+fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<f64> {
+    let main_core = if core == 0 { 1 } else { 0 };
+    let mut cmd = Command::new("dpdk-testpmd");
+    cmd.arg("-l").arg(format!("{main_core},{core}"));
+    cmd.args(case.memory.eal()).args(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"]);
+    cmd.arg("--vdev").arg(format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()));
+    cmd.args(["--vdev", "net_null0,no-rx=1", "--"]);
+    cmd.arg(format!("--total-num-mbufs={}", mbufs_for(&case.workload)));
+    cmd.arg(format!("--forward-mode={mode}")).args(["--auto-start", "--stats-period", "1"]);
+    let lines = run_for(&mut cmd, secs)?;
+    steady_rate(&testpmd_rx_rates(&lines)).with_context(|| format!("testpmd reported no rate:\n{}", lines.join("\n")))
+}
+
+/// testpmd's `--stats-period 1` output: the sum over ports of each period's `Rx-pps`.
+fn testpmd_rx_rates(lines: &[String]) -> Vec<f64> {
+    let mut rates = Vec::new();
+    let mut current: Option<f64> = None;
+    for line in lines {
+        if line.contains("Port statistics") {
+            rates.extend(current.take());
+            current = Some(0.0);
+        } else if let (Some(acc), Some(rest)) = (current.as_mut(), line.trim_start().strip_prefix("Rx-pps:")) {
+            *acc += rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        }
+    }
+    rates.extend(current);
+    rates
+}
+
+// ---- vswitchd
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn vs_request(socket: &Path, req: &Value) -> Result<Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    writeln!(s, "{req}")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    let v: Value = serde_json::from_str(&line)?;
+    if v["ok"] != json!(true) {
+        bail!("vswitchd: {req} → {}", v["error"]);
+    }
+    Ok(v["result"].clone())
+}
+
+fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
+    let w = &case.workload;
+    let dir = out.join("vswitchd");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (socket, config) = (dir.join("vswitchd.sock"), dir.join("vswitchd.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "eal = [{}, \"--no-pci\", \"--no-telemetry\", \"--file-prefix\", \"roam-bench-vswitchd\", \"--log-level\", \"lib.eal:error\"]\nsocket = \"{}\"\nstate = \"{}\"\nuplink = \"net_null0,no-rx=1\"\npoll_mode = \"busy\"\nworkers = 1\nmbufs = {}\nfdb_capacity = {}\n",
+            case.memory.eal().iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "),
+            socket.display(),
+            dir.join("state.json").display(),
+            mbufs_for(w),
+            (w.table_macs + w.sources + 16).next_power_of_two() * 2,
+        ),
+    )?;
+    let log = std::fs::File::create(dir.join("vswitchd.log"))?;
+    // The whole process on the forwarding core: its only other thread, the control
+    // thread, sleeps between requests.
+    let child = Command::new("taskset")
+        .arg("-c")
+        .arg(core.to_string())
+        .arg(bin)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting vswitchd")?;
+    let _guard = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("vswitchd did not come up; see {}", dir.join("vswitchd.log").display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vs_request(&socket, &json!({ "op": "set-anycast", "segment": 100, "mac": mac(ANYCAST), "native": true }))?;
+    for k in 0..SINKS {
+        let (base, count) = w.sink_range(k);
+        vs_request(
+            &socket,
+            &json!({ "op": "attach", "name": format!("sink{}", k + 1), "device": format!("net_null{},no-rx=1", k + 1), "mac": mac([0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff]),
+                     "segment": 100, "port_security": false, "extra_macs": [{ "base": mac(base), "count": count }] }),
+        )?;
+    }
+    vs_request(
+        &socket,
+        &json!({ "op": "attach", "name": "src", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()), "mac": mac(Workload::source(0)),
+                 "segment": 100, "port_security": false, "extra_macs": [{ "base": mac(Workload::source(1)), "count": w.sources - 1 }] }),
+    )?;
+    let rx = || -> Result<u64> {
+        let s = vs_request(&socket, &json!({ "op": "stats" }))?;
+        s["ports"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == json!("src"))).and_then(|p| p["rx"].as_u64()).context("no rx counter for src")
+    };
+    let rates = sample_rates(secs, rx)?;
+    steady_rate(&rates).context("vswitchd forwarded nothing")
+}
+
+/// Reads a counter once a second for `secs` seconds; returns the per-second increases.
+fn sample_rates(secs: u64, mut read: impl FnMut() -> Result<u64>) -> Result<Vec<f64>> {
+    let mut rates = Vec::new();
+    let (mut last, mut at) = (read()?, Instant::now());
+    for _ in 0..secs {
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
+        let (now, t) = (read()?, Instant::now());
+        rates.push(now.saturating_sub(last) as f64 / t.duration_since(at).as_secs_f64());
+        (last, at) = (now, t);
+    }
+    Ok(rates)
+}
+
+// ---- Open vSwitch with DPDK
+
+const OVS_VSWITCHD: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
+
+fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
+    let w = &case.workload;
+    let dir = out.join("ovs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("conf.db");
+    let db_sock = format!("unix:{}", dir.join("db.sock").display());
+    let ctl = dir.join("ovs-vswitchd.ctl");
+    let env = |c: &mut Command| {
+        c.env("OVS_RUNDIR", &dir).env("OVS_DBDIR", &dir).env("OVS_LOGDIR", &dir).env("OVS_SYSCONFDIR", &dir);
+    };
+    let mut c = Command::new("ovsdb-tool");
+    c.arg("create").arg(&db).arg("/usr/share/openvswitch/vswitch.ovsschema");
+    check(&mut c)?;
+    let mut c = Command::new("ovsdb-server");
+    env(&mut c);
+    c.arg(&db).arg(format!("--remote=p{db_sock}")).arg(format!("--unixctl={}", dir.join("ovsdb-server.ctl").display())).arg(format!("--log-file={}", dir.join("ovsdb-server.log").display())).arg("--no-chdir");
+    let _db = Killed(c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting ovsdb-server (apt-get install openvswitch-switch-dpdk)")?);
+    let vsctl = |args: &[&str]| -> Result<String> {
+        let mut c = Command::new("ovs-vsctl");
+        env(&mut c);
+        c.arg(format!("--db={db_sock}")).arg("--timeout=60").args(args);
+        check(&mut c)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vsctl(&["--no-wait", "init"]).is_err() {
+        if Instant::now() > deadline {
+            bail!("ovsdb-server did not come up");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let main_core = if core == 0 { 1 } else { 0 };
+    vsctl(&[
+        "--no-wait",
+        "set",
+        "Open_vSwitch",
+        ".",
+        "other_config:dpdk-init=true",
+        // --legacy-mem: without it OVS adds --in-memory, which EAL refuses with --no-huge.
+        &format!("other_config:dpdk-extra={} --legacy-mem --no-pci --no-telemetry --file-prefix roam-bench-ovs", case.memory.eal().join(" ")),
+        &format!("other_config:dpdk-lcore-mask={:#x}", 1u64 << main_core),
+        &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << core),
+    ])?;
+    let mut c = Command::new(OVS_VSWITCHD);
+    env(&mut c);
+    c.arg(&db_sock).arg(format!("--unixctl={}", ctl.display())).arg(format!("--log-file={}", dir.join("ovs-vswitchd.log").display())).arg("--no-chdir");
+    let _vs = Killed(c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting ovs-vswitchd-dpdk")?);
+    vsctl(&["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])?;
+    let add_port = |name: &str, devargs: &str| vsctl(&["add-port", "br0", name, "--", "set", "Interface", name, "type=dpdk", &format!("options:dpdk-devargs={devargs}")]);
+    add_port("uplink", "net_null0,no-rx=1")?;
+    for k in 0..SINKS {
+        add_port(&format!("sink{}", k + 1), &format!("net_null{},no-rx=1", k + 1))?;
+    }
+    // Static entries before traffic starts (otherwise OVS floods until it learns): the
+    // sinks' MACs, and the anycast MAC behind the uplink.
+    let appctl = |args: &[&str]| -> Result<String> {
+        let mut c = Command::new("ovs-appctl");
+        env(&mut c);
+        c.arg("-t").arg(&ctl).args(args);
+        check(&mut c)
+    };
+    appctl(&["fdb/add", "br0", "uplink", "0", &mac(ANYCAST)])?;
+    for k in 0..SINKS {
+        for i in 0..w.sink_range(k).1 {
+            appctl(&["fdb/add", "br0", &format!("sink{}", k + 1), "0", &mac(Workload::sink_mac(k, i))])?;
+        }
+    }
+    add_port("src", &format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()))?;
+    let rx = || -> Result<u64> {
+        let s = vsctl(&["get", "Interface", "src", "statistics:rx_packets"])?;
+        s.trim().trim_matches('"').parse().context("rx_packets")
+    };
+    let rates = sample_rates(secs, rx)?;
+    steady_rate(&rates).with_context(|| format!("OVS forwarded nothing; see {}", dir.display()))
+}
+
+fn check(c: &mut Command) -> Result<String> {
+    let out = c.output().with_context(|| format!("running {:?}", c.get_program()))?;
+    if !out.status.success() {
+        bail!("{:?} {:?}: {}", c.get_program(), c.get_args().collect::<Vec<_>>(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+// ---- report
+
+fn spread(v: &[f64]) -> String {
+    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    format!("{:.2}–{:.2}", lo / 1e6, hi / 1e6)
+}
+
+fn report(cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> String {
+    let mut t = String::from("| workload | contender | Mpps (median) | spread over rounds |\n| --- | --- | --- | --- |\n");
+    let mut ratios = String::from("\n| workload | vswitchd / OVS | vswitchd / testpmd macswap | vswitchd / testpmd io |\n| --- | --- | --- | --- |\n");
+    for (c, r) in cases.iter().zip(results) {
+        let get = |name: &str| r.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| median(v));
+        for (name, v) in r.iter().filter(|(_, v)| !v.is_empty()) {
+            t += &format!("| {} | {name} | {:.2} | {} |\n", c.name, median(v) / 1e6, spread(v));
+        }
+        let ratio = |other: &str| match (get("vswitchd"), get(other)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        ratios += &format!("| {} | {} | {} | {} |\n", c.name, ratio("ovs"), ratio("testpmd-macswap"), ratio("testpmd-io"));
+    }
+    t + &ratios
+}
+
+fn chart(path: &Path, cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> Result<()> {
+    use plotters::prelude::*;
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").context("DejaVuSans.ttf (apt-get install fonts-dejavu-core)")?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice())).map_err(|_| anyhow::anyhow!("bad font"))?;
+    let names: Vec<String> = results.first().map(|r| r.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+    let max = results.iter().flatten().filter(|(_, v)| !v.is_empty()).map(|(_, v)| median(v)).fold(0.0, f64::max) / 1e6;
+    let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let groups = cases.len();
+    let per = names.len() + 1;
+    let mut ch = ChartBuilder::on(&root)
+        .caption("Packet rate, one forwarding core (Mpps, median of rounds)", ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..(groups * per) as f64, 0.0..max * 1.15)?;
+    ch.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups * 2 + 1)
+        .x_label_formatter(&|x| {
+            let g = (*x / per as f64) as usize;
+            let mid = g as f64 * per as f64 + (per as f64 - 1.0) / 2.0;
+            if (x - mid).abs() < 0.51 && g < groups {
+                cases[g].name.clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("Mpps")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let colors = [RGBColor(214, 39, 40), RGBColor(120, 120, 120), RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
+    for (k, name) in names.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        let bars: Vec<(f64, f64)> = results.iter().enumerate().filter_map(|(g, r)| r.get(k).filter(|(_, v)| !v.is_empty()).map(|(_, v)| ((g * per + k) as f64, median(v) / 1e6))).collect();
+        ch.draw_series(bars.iter().map(|&(x, y)| Rectangle::new([(x + 0.1, 0.0), (x + 0.9, y)], color.filled())))?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
+        ch.draw_series(bars.iter().map(|&(x, y)| Text::new(format!("{y:.1}"), (x + 0.15, y + max * 0.05), ("sans-serif", 13))))?;
+    }
+    ch.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 15)).position(SeriesLabelPosition::UpperRight).draw()?;
+    root.present()?;
+    Ok(())
+}
