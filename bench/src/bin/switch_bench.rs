@@ -428,9 +428,11 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
         }
     }
     add_port("src", &format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()))?;
+    // OVSDB's interface statistics are refreshed every 5 s; the PMD's own counter is live
+    // (its only receiving port is the pcap port).
     let rx = || -> Result<u64> {
-        let s = vsctl(&["get", "Interface", "src", "statistics:rx_packets"])?;
-        s.trim().trim_matches('"').parse().context("rx_packets")
+        let s = appctl(&["dpif-netdev/pmd-stats-show"])?;
+        s.lines().find_map(|l| l.trim().strip_prefix("packets received:")).and_then(|v| v.trim().parse().ok()).with_context(|| format!("no packet count in pmd-stats-show:\n{s}"))
     };
     let rates = sample_rates(secs, rx)?;
     steady_rate(&rates).with_context(|| format!("OVS forwarded nothing; see {}", dir.display()))
