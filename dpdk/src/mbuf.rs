@@ -77,6 +77,21 @@ impl Mbuf {
         Ok(m)
     }
 
+    /// Another handle on the same buffer (its reference count goes up; each handle frees
+    /// one reference). Neither handle can write the data afterwards (`data_mut` is `None`
+    /// while it is shared). How a frame goes to several ports without a copy.
+    pub fn share(&self) -> Result<Mbuf> {
+        // SAFETY: reading the reference count of a live mbuf we own.
+        let refs = unsafe { dpdk_sys::roam_mbuf_refcnt_read(self.0.as_ptr()) };
+        if refs >= u16::MAX - 1 {
+            return Err(Error::NoRoom(0));
+        }
+        // SAFETY: we own a reference, so the mbuf is live; the update is atomic, and the
+        // new reference is owned by the handle returned (its drop frees it).
+        unsafe { dpdk_sys::roam_mbuf_refcnt_update(self.0.as_ptr(), 1) };
+        Ok(Mbuf(self.0))
+    }
+
     /// Length of the first segment's data.
     #[inline]
     pub fn len(&self) -> usize {

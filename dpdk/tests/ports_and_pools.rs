@@ -145,7 +145,18 @@ fn mbuf_head_and_tail_edits() {
     assert!(matches!(m.prepend(head + 10), Err(Error::NoRoom(_))));
     assert!(matches!(m.adj(5), Err(Error::NoRoom(5))));
     assert!(matches!(m.trim(5), Err(Error::NoRoom(5))));
+    // Shared handles: one buffer, read-only while shared, freed with the last handle.
+    let shared = m.share().unwrap();
+    let third = shared.share().unwrap();
+    assert_eq!((shared.data(), third.data()), (&[7u8][..], &[7u8][..]));
+    assert!(m.data_mut().is_none(), "a shared mbuf is not writable");
+    assert_eq!(pool.available(), pool.capacity() - 1, "one buffer for three handles");
+    drop(shared);
     drop(m);
+    assert_eq!(pool.available(), pool.capacity() - 1, "still held by the last handle");
+    let mut last = third;
+    assert!(last.data_mut().is_some(), "writable again once it is the only handle");
+    drop(last);
     assert_all_back(&pool);
 }
 

@@ -15,6 +15,12 @@ pub trait Frame: Sized {
     fn adj(&mut self, n: usize) -> bool;
     /// A copy (for floods), or `None` when no buffer is free.
     fn duplicate(&self) -> Option<Self>;
+    /// Another handle on the same frame, for a port that only reads it (a flood to a VM);
+    /// no handle can write it afterwards. Defaults to a copy.
+    #[inline]
+    fn share(&self) -> Option<Self> {
+        self.duplicate()
+    }
 }
 
 /// Inserts an 802.1Q tag after the MAC addresses.

@@ -373,25 +373,37 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
     }
 }
 
-/// Copies to every port of `vnics`, and the original to the uplink (tagged) when there is
-/// one, else to the last vNIC. Never back out of the input port; never rewritten.
+/// Sends `f` to every port of `vnics` and to the uplink (tagged) when there is one. Never
+/// back out of the input port; never rewritten. The VMs get shared handles on the frame
+/// (no copy); only an uplink that needs a tag gets a copy of its own to write.
 fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl Iterator<Item = PortId> + Clone, uplink: Option<(PortId, Option<u16>)>, out: &mut Output<F>) {
-    let mut targets = vnics.clone().count();
+    let targets = vnics.clone().count();
     if targets == 0 && uplink.is_none() {
         drop_frame(counters, in_port, f, DropReason::NoFloodTarget, out);
         return;
     }
-    // The original goes last (to the uplink, or the last vNIC); copies go to the rest.
-    if uplink.is_none() {
-        targets -= 1;
+    let mut up = uplink;
+    if let (Some((port, Some(vlan))), true) = (uplink, targets > 0) {
+        // The original goes to a VM below; the uplink gets its own copy to tag.
+        up = None;
+        match f.duplicate() {
+            Some(copy) => {
+                if to_uplink(counters, in_port, port, Some(vlan), copy, out) {
+                    counters.at(in_port).flood_copies += 1;
+                }
+            }
+            None => counters.at(in_port).flood_copy_failures += 1,
+        }
     }
+    // The original goes last (to an untagged uplink, or the last VM); shares to the rest.
+    let shares = if up.is_none() { targets - 1 } else { targets };
     let mut last = None;
     for (n, p) in vnics.enumerate() {
-        if n == targets {
+        if n == shares {
             last = Some(p);
             break;
         }
-        match f.duplicate() {
+        match f.share() {
             Some(copy) => {
                 counters.at(in_port).flood_copies += 1;
                 enqueue(counters, p, copy, out);
@@ -399,9 +411,9 @@ fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl I
             None => counters.at(in_port).flood_copy_failures += 1,
         }
     }
-    match (uplink, last) {
-        (Some((up, vlan)), _) => {
-            if to_uplink(counters, in_port, up, vlan, f, out) {
+    match (up, last) {
+        (Some((port, vlan)), _) => {
+            if to_uplink(counters, in_port, port, vlan, f, out) {
                 counters.at(in_port).flooded += 1;
             }
         }
@@ -409,7 +421,7 @@ fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl I
             counters.at(in_port).flooded += 1;
             enqueue(counters, p, f, out);
         }
-        (None, None) => unreachable!("targets > 0 when there is no uplink"),
+        (None, None) => unreachable!("targets > 0 when the original does not go up"),
     }
 }
 

@@ -27,4 +27,8 @@ impl Frame for MbufFrame {
     fn duplicate(&self) -> Option<Self> {
         self.0.copy().ok().map(MbufFrame)
     }
+    #[inline]
+    fn share(&self) -> Option<Self> {
+        self.0.share().ok().map(MbufFrame)
+    }
 }

@@ -93,7 +93,7 @@ fn main() -> Result<()> {
     for w in 0..cfg.workers {
         let (tx, rx) = crossbeam::channel::unbounded();
         let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
-        let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode);
+        let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode, cfg.workers);
         let eal = eal.clone();
         worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || {
             // An lcore id for the worker: the mempool's per-lcore cache then serves its

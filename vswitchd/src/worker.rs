@@ -81,6 +81,8 @@ pub struct Worker {
     processor: Processor,
     ports: Vec<Option<WorkerPort>>,
     remote: Vec<Option<Arc<Ring>>>,
+    /// Whether other workers may hand frames over to this one.
+    handoffs: bool,
     commands: Receiver<Command>,
     pool: Arc<Mempool>,
     mode: PollMode,
@@ -100,8 +102,10 @@ const MIN_SLEEP: Duration = Duration::from_micros(20);
 const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 impl Worker {
-    pub fn new(processor: Processor, commands: Receiver<Command>, pool: Arc<Mempool>, mode: PollMode) -> Worker {
-        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default() }
+    /// `workers` is how many workers the switch runs: with one, nothing is ever handed
+    /// over, and the hand-over rings are not polled.
+    pub fn new(processor: Processor, commands: Receiver<Command>, pool: Arc<Mempool>, mode: PollMode, workers: usize) -> Worker {
+        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default(), handoffs: workers > 1 }
     }
 
     /// Runs until `Command::Stop` or the control side goes away.
@@ -126,7 +130,7 @@ impl Worker {
             for id in 0..self.ports.len() {
                 let Some(port) = self.ports[id].as_mut() else { continue };
                 // Frames other workers handed over for this port.
-                if !port.handoff.is_empty() {
+                if self.handoffs && !port.handoff.is_empty() {
                     got += port.handoff.dequeue_burst(&mut txb);
                     port.tx.tx_burst(&mut txb);
                     if !txb.is_empty() {

@@ -483,21 +483,12 @@ fn chart(path: &Path, cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> Re
     let mut ch = ChartBuilder::on(&root)
         .caption("Packet rate, one forwarding core (Mpps, median of rounds)", ("sans-serif", 22))
         .margin(16)
-        .x_label_area_size(40)
+        .x_label_area_size(48)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..(groups * per) as f64, 0.0..max * 1.15)?;
     ch.configure_mesh()
         .disable_x_mesh()
-        .x_labels(groups * 2 + 1)
-        .x_label_formatter(&|x| {
-            let g = (*x / per as f64) as usize;
-            let mid = g as f64 * per as f64 + (per as f64 - 1.0) / 2.0;
-            if (x - mid).abs() < 0.51 && g < groups {
-                cases[g].name.clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_labels(0)
         .y_desc("Mpps")
         .label_style(("sans-serif", 15))
         .draw()?;
@@ -509,6 +500,15 @@ fn chart(path: &Path, cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> Re
             .label(name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
         ch.draw_series(bars.iter().map(|&(x, y)| Text::new(format!("{y:.1}"), (x + 0.15, y + max * 0.05), ("sans-serif", 13))))?;
+    }
+    // The workload names under each group of bars.
+    for (g, c) in cases.iter().enumerate() {
+        let (px, py) = ch.backend_coord(&((g * per) as f64 + (per as f64 - 1.0) / 2.0, 0.0));
+        let label = c.name.replace(", 4K", "\n4K").replace(", 2M", "\n2M");
+        for (i, line) in label.lines().enumerate() {
+            let w = line.len() as i32 * 7 / 2;
+            root.draw(&Text::new(line.to_string(), (px - w, py + 8 + 17 * i as i32), ("sans-serif", 14)))?;
+        }
     }
     ch.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 15)).position(SeriesLabelPosition::UpperRight).draw()?;
     root.present()?;
