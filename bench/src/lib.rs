@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod report;
 pub mod workload;
 
 /// A small xorshift generator: reproducible workloads without a dependency.

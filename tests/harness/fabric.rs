@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{bin, ip, wait_for, Leaf, TestDir};
+use crate::leaf::ip;
+use crate::{bin, wait_for, Leaf, TestDir};
 
 pub const ASN: u32 = 65000;
 

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
-use roam_bench::{median, run_for, steady_rate};
+use roam_bench::{run_for, steady_rate};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -66,10 +67,13 @@ enum Memory {
 }
 
 impl Memory {
-    fn eal(self) -> Vec<&'static str> {
+    /// EAL memory arguments for a workload of `frames` frames (the pcap is preloaded into
+    /// mbufs; the large workload needs more memory).
+    fn eal(self, frames: usize) -> Vec<&'static str> {
+        let mb = if frames > 8192 { "2048" } else { "1024" };
         match self {
-            Memory::NoHuge => vec!["--no-huge", "-m", "1024"],
-            Memory::Huge => vec!["-m", "1024"],
+            Memory::NoHuge => vec!["--no-huge", "-m", mb],
+            Memory::Huge => vec!["-m", mb],
         }
     }
 
@@ -83,14 +87,14 @@ impl Memory {
 
 /// Reserves enough 2 MiB hugepages for one contender at a time (and a margin).
 fn reserve_hugepages() -> Result<()> {
-    let want = 700;
+    let want = 1100;
     let path = "/proc/sys/vm/nr_hugepages";
     let have: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
     if have < want {
         std::fs::write(path, want.to_string()).context("reserving hugepages (root needed)")?;
     }
     let got: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
-    if got < 550 {
+    if got < 1030 {
         bail!("only {got} hugepages could be reserved");
     }
     // EAL finds hugepages through a mounted hugetlbfs.
@@ -185,7 +189,8 @@ fn main() -> Result<()> {
             }
         }
     }
-    let report = report(&cases, &results);
+    let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    let report = report(&names, &results);
     println!("\n{report}");
     std::fs::write(out.join("results.md"), &report)?;
     let json: Vec<Value> = cases
@@ -195,7 +200,7 @@ fn main() -> Result<()> {
         .collect();
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
     let png = out.join("results.png");
-    match chart(&png, &cases, &results) {
+    match chart(&png, &names, &results) {
         Ok(()) => println!("chart: {}", png.display()),
         Err(e) => println!("chart not drawn: {e:#}"),
     }
@@ -246,12 +251,14 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<f64> {
     let main_core = if core == 0 { 1 } else { 0 };
     let mut cmd = Command::new("dpdk-testpmd");
     cmd.arg("-l").arg(format!("{main_core},{core}"));
-    cmd.args(case.memory.eal()).args(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"]);
+    cmd.args(case.memory.eal(case.workload.frames)).args(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"]);
     cmd.arg("--vdev").arg(format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()));
     cmd.args(["--vdev", "net_null0,no-rx=1", "--"]);
     cmd.arg(format!("--total-num-mbufs={}", mbufs_for(&case.workload)));
     cmd.arg(format!("--forward-mode={mode}")).args(["--auto-start", "--stats-period", "1"]);
-    let lines = run_for(&mut cmd, secs)?;
+    // testpmd's clock starts at launch: give it time to set up (EAL memory, the pcap
+    // preload) on top of the seconds measured.
+    let lines = run_for(&mut cmd, secs + 3)?;
     steady_rate(&testpmd_rx_rates(&lines)).with_context(|| format!("testpmd reported no rate:\n{}", lines.join("\n")))
 }
 
@@ -311,7 +318,7 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         &config,
         format!(
             "eal = [{}, \"--no-pci\", \"--no-telemetry\", \"--file-prefix\", \"roam-bench-vswitchd\", \"--log-level\", \"lib.eal:error\"]\nsocket = \"{}\"\nstate = \"{}\"\nuplink = \"net_null0,no-rx=1\"\npoll_mode = \"busy\"\nworkers = 1\nmbufs = {}\nfdb_capacity = {}\n",
-            case.memory.eal().iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "),
+            case.memory.eal(case.workload.frames).iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "),
             socket.display(),
             dir.join("state.json").display(),
             mbufs_for(w),
@@ -418,7 +425,7 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
         ".",
         "other_config:dpdk-init=true",
         // --legacy-mem: without it OVS adds --in-memory, which EAL refuses with --no-huge.
-        &format!("other_config:dpdk-extra={} --legacy-mem --no-pci --no-telemetry --file-prefix roam-bench-ovs", case.memory.eal().join(" ")),
+        &format!("other_config:dpdk-extra={} --legacy-mem --no-pci --no-telemetry --file-prefix roam-bench-ovs", case.memory.eal(case.workload.frames).join(" ")),
         &format!("other_config:dpdk-lcore-mask={:#x}", 1u64 << main_core),
         &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << core),
     ])?;
@@ -463,73 +470,4 @@ fn check(c: &mut Command) -> Result<String> {
         bail!("{:?} {:?}: {}", c.get_program(), c.get_args().collect::<Vec<_>>(), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-// ---- report
-
-fn spread(v: &[f64]) -> String {
-    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-    format!("{:.2}–{:.2}", lo / 1e6, hi / 1e6)
-}
-
-fn report(cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> String {
-    let mut t = String::from("| workload | contender | Mpps (median) | spread over rounds |\n| --- | --- | --- | --- |\n");
-    let mut ratios = String::from("\n| workload | vswitchd / OVS | vswitchd / testpmd macswap | vswitchd / testpmd io |\n| --- | --- | --- | --- |\n");
-    for (c, r) in cases.iter().zip(results) {
-        let get = |name: &str| r.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| median(v));
-        for (name, v) in r.iter().filter(|(_, v)| !v.is_empty()) {
-            t += &format!("| {} | {name} | {:.2} | {} |\n", c.name, median(v) / 1e6, spread(v));
-        }
-        let ratio = |other: &str| match (get("vswitchd"), get(other)) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
-        };
-        ratios += &format!("| {} | {} | {} | {} |\n", c.name, ratio("ovs"), ratio("testpmd-macswap"), ratio("testpmd-io"));
-    }
-    t + &ratios
-}
-
-fn chart(path: &Path, cases: &[Case], results: &[Vec<(String, Vec<f64>)>]) -> Result<()> {
-    use plotters::prelude::*;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").context("DejaVuSans.ttf (apt-get install fonts-dejavu-core)")?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice())).map_err(|_| anyhow::anyhow!("bad font"))?;
-    let names: Vec<String> = results.first().map(|r| r.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
-    let max = results.iter().flatten().filter(|(_, v)| !v.is_empty()).map(|(_, v)| median(v)).fold(0.0, f64::max) / 1e6;
-    let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let groups = cases.len();
-    let per = names.len() + 1;
-    let mut ch = ChartBuilder::on(&root)
-        .caption("Packet rate, one forwarding core (Mpps, median of rounds)", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..(groups * per) as f64, 0.0..max * 1.15)?;
-    ch.configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc("Mpps")
-        .label_style(("sans-serif", 15))
-        .draw()?;
-    let colors = [RGBColor(214, 39, 40), RGBColor(120, 120, 120), RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
-    for (k, name) in names.iter().enumerate() {
-        let color = colors[k % colors.len()];
-        let bars: Vec<(f64, f64)> = results.iter().enumerate().filter_map(|(g, r)| r.get(k).filter(|(_, v)| !v.is_empty()).map(|(_, v)| ((g * per + k) as f64, median(v) / 1e6))).collect();
-        ch.draw_series(bars.iter().map(|&(x, y)| Rectangle::new([(x + 0.1, 0.0), (x + 0.9, y)], color.filled())))?
-            .label(name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
-        ch.draw_series(bars.iter().map(|&(x, y)| Text::new(format!("{y:.1}"), (x + 0.15, y + max * 0.05), ("sans-serif", 13))))?;
-    }
-    // The workload names under each group of bars.
-    for (g, c) in cases.iter().enumerate() {
-        let (px, py) = ch.backend_coord(&((g * per) as f64 + (per as f64 - 1.0) / 2.0, 0.0));
-        let label = c.name.replace(", 4K", "\n4K").replace(", 2M", "\n2M");
-        for (i, line) in label.lines().enumerate() {
-            let w = line.len() as i32 * 7 / 2;
-            root.draw(&Text::new(line.to_string(), (px - w, py + 8 + 17 * i as i32), ("sans-serif", 14)))?;
-        }
-    }
-    ch.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 15)).position(SeriesLabelPosition::UpperRight).draw()?;
-    root.present()?;
-    Ok(())
 }

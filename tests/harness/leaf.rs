@@ -1,0 +1,116 @@
+//! A leaf in a network namespace, and frame captures on it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A leaf in a network namespace: a veth whose leaf end holds the anycast gateway's MAC
+/// and IP. The host end is vswitchd's uplink (`net_af_packet`).
+pub struct Leaf {
+    pub ns: String,
+    pub host_if: String,
+    pub leaf_if: String,
+}
+
+pub(crate) fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+impl Leaf {
+    pub fn new(tag: &str, gateway_mac: &str, gateway_cidr: &str) -> Leaf {
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let leaf = Leaf { ns: format!("roam-leaf-{id}"), host_if: format!("rh{id}"), leaf_if: format!("rl{id}") };
+        let _ = Command::new("ip").args(["netns", "del", &leaf.ns]).output();
+        ip(&["netns", "add", &leaf.ns]);
+        ip(&["link", "add", &leaf.host_if, "type", "veth", "peer", "name", &leaf.leaf_if]);
+        ip(&["link", "set", &leaf.leaf_if, "netns", &leaf.ns]);
+        ip(&["link", "set", &leaf.host_if, "up"]);
+        leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "address", gateway_mac]);
+        leaf.exec(&["ip", "addr", "add", gateway_cidr, "dev", &leaf.leaf_if]);
+        leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "up"]);
+        leaf.exec(&["ip", "link", "set", "lo", "up"]);
+        leaf
+    }
+
+    /// A namespace and a veth pair, the leaf end up and bare (leafd configures it).
+    pub fn bare(tag: &str) -> Leaf {
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let leaf = Leaf { ns: format!("roam-leaf-{id}"), host_if: format!("rh{id}"), leaf_if: format!("rl{id}") };
+        let _ = Command::new("ip").args(["netns", "del", &leaf.ns]).output();
+        ip(&["netns", "add", &leaf.ns]);
+        ip(&["link", "add", &leaf.host_if, "type", "veth", "peer", "name", &leaf.leaf_if]);
+        ip(&["link", "set", &leaf.leaf_if, "netns", &leaf.ns]);
+        ip(&["link", "set", &leaf.host_if, "up"]);
+        leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "up"]);
+        leaf.exec(&["ip", "link", "set", "lo", "up"]);
+        leaf
+    }
+
+    /// Runs a command in the namespace; it must succeed.
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let out = Command::new("ip").args(["netns", "exec", &self.ns]).args(cmd).output().expect("ip netns exec");
+        assert!(out.status.success(), "{}: {}", cmd.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The uplink device string for vswitchd.
+    pub fn uplink(&self) -> String {
+        format!("net_af_packet0,iface={}", self.host_if)
+    }
+
+    /// Captures frames arriving on the leaf's interface for `secs` seconds (in the
+    /// background); `Capture::frames` returns them.
+    pub fn capture(&self, secs: f64) -> Capture {
+        const SCRIPT: &str = r#"
+import socket, sys, time, binascii
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+print('capturing', flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        d, a = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if a[2] != 4:
+        print(binascii.hexlify(d[:64]).decode(), flush=True)
+"#;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "python3", "-c", SCRIPT, &self.leaf_if, &secs.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the capture");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        out.read_line(&mut first).expect("capture start");
+        assert_eq!(first.trim(), "capturing");
+        Capture { child, out }
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+pub struct Capture {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Capture {
+    /// Waits for the capture to end; returns each frame's first 64 bytes.
+    pub fn frames(mut self) -> Vec<Vec<u8>> {
+        let _ = self.child.wait();
+        let mut frames = Vec::new();
+        for line in self.out.lines().map_while(Result::ok) {
+            let bytes: Vec<u8> = (0..line.len() / 2).filter_map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).ok()).collect();
+            frames.push(bytes);
+        }
+        frames
+    }
+}
