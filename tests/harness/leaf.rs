@@ -17,18 +17,11 @@ pub(crate) fn ip(args: &[&str]) {
 }
 
 impl Leaf {
+    /// A leaf holding the anycast gateway's MAC and address itself (no leafd).
     pub fn new(tag: &str, gateway_mac: &str, gateway_cidr: &str) -> Leaf {
-        let id = format!("{}{}", tag, std::process::id() % 100_000);
-        let leaf = Leaf { ns: format!("roam-leaf-{id}"), host_if: format!("rh{id}"), leaf_if: format!("rl{id}") };
-        let _ = Command::new("ip").args(["netns", "del", &leaf.ns]).output();
-        ip(&["netns", "add", &leaf.ns]);
-        ip(&["link", "add", &leaf.host_if, "type", "veth", "peer", "name", &leaf.leaf_if]);
-        ip(&["link", "set", &leaf.leaf_if, "netns", &leaf.ns]);
-        ip(&["link", "set", &leaf.host_if, "up"]);
+        let leaf = Leaf::bare(tag);
         leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "address", gateway_mac]);
         leaf.exec(&["ip", "addr", "add", gateway_cidr, "dev", &leaf.leaf_if]);
-        leaf.exec(&["ip", "link", "set", &leaf.leaf_if, "up"]);
-        leaf.exec(&["ip", "link", "set", "lo", "up"]);
         leaf
     }
 
