@@ -141,24 +141,19 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
     }
     let done = micros(SystemTime::now());
     let mut line = json!({ "leaf": cfg.raw.name, "trigger": trigger, "routes": routes, "fixups": fixups, "done_us": done });
-    match &change.cause {
-        Cause::MoveIn { vm, ip, from_host, to_host, seq } => {
-            line["move"] = json!("in");
-            line["vm"] = json!(vm);
-            line["ip"] = json!(ip);
-            line["from_host"] = json!(from_host);
-            line["to_host"] = json!(to_host);
-            line["seq"] = json!(seq);
+    // The two kinds of move carry the same facts (from_host is optional only moving in).
+    let moved = match &change.cause {
+        Cause::MoveIn { vm, ip, from_host, to_host, seq } => Some(("in", vm, ip, json!(from_host), to_host, seq)),
+        Cause::MoveOut { vm, ip, from_host, to_host, seq } => Some(("out", vm, ip, json!(from_host), to_host, seq)),
+        _ => None,
+    };
+    match moved {
+        Some((dir, vm, ip, from_host, to_host, seq)) => {
+            for (k, v) in [("move", json!(dir)), ("vm", json!(vm)), ("ip", json!(ip)), ("from_host", from_host), ("to_host", json!(to_host)), ("seq", json!(seq))] {
+                line[k] = v;
+            }
         }
-        Cause::MoveOut { vm, ip, from_host, to_host, seq } => {
-            line["move"] = json!("out");
-            line["vm"] = json!(vm);
-            line["ip"] = json!(ip);
-            line["from_host"] = json!(from_host);
-            line["to_host"] = json!(to_host);
-            line["seq"] = json!(seq);
-        }
-        other => line["cause"] = json!(format!("{other:?}")),
+        None => line["cause"] = json!(format!("{:?}", change.cause)),
     }
     if let (Some(last), Some(t)) = (last_fixup, trigger["at_us"].as_u64()) {
         line["trigger_to_last_fixup_ms"] = json!(last.saturating_sub(t) as f64 / 1000.0);
