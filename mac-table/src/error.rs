@@ -21,4 +21,6 @@ pub enum Error {
     SegmentOutOfRange(u32),
     #[error("all 65536 segment slots are in use")]
     TooManySegments,
+    #[error("this CPU cannot run the {} key search", .0.name())]
+    SearchUnsupported(crate::Search),
 }

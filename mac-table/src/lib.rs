@@ -7,6 +7,7 @@ mod bucket;
 mod error;
 mod key;
 mod reader;
+mod search;
 mod segments;
 mod sync;
 mod table;
@@ -14,6 +15,7 @@ mod table;
 pub use error::{Error, Result};
 pub use key::{EntryKind, Key, MacAddr, ParseMacError, SegmentSlot, Value};
 pub use reader::{Reader, BATCH};
+pub use search::Search;
 pub use segments::{SegmentSlots, MAX_SEGMENT_ID};
 pub use table::{MacTable, WriterStats, DEFAULT_MAX_READERS, MAX_CAPACITY};
 

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::sync::{fence, prefetch, Ordering};
-use crate::{Key, MacTable, Value};
+use crate::table::Probe;
+use crate::{Key, MacTable, Search, Value};
 
 /// Most keys a batched lookup handles in one pass (a burst).
 pub const BATCH: usize = 32;
@@ -27,28 +28,13 @@ impl Reader {
         &self.table
     }
 
-    #[inline(always)]
-    fn enter(&mut self) {
-        self.seq += 1;
-        self.table.reader_seqs[self.id].store(self.seq, Ordering::Relaxed);
-        // Pairs with the writer's fence in `synchronize`: either the writer sees us inside,
-        // or we see every tombstone it stored before looking.
-        fence(Ordering::SeqCst);
-    }
-
-    #[inline(always)]
-    fn exit(&mut self) {
-        self.seq += 1;
-        // Release: our loads of slots happen before the writer sees us out.
-        self.table.reader_seqs[self.id].store(self.seq, Ordering::Release);
-    }
-
     /// Looks up one key.
     #[inline]
     pub fn lookup(&mut self, key: Key) -> Option<Value> {
-        self.enter();
-        let v = self.table.find(key.raw());
-        self.exit();
+        let Reader { table, id, seq } = self;
+        enter(table, *id, seq);
+        let v = table.find(key.raw());
+        exit(table, *id, seq);
         v
     }
 
@@ -69,24 +55,52 @@ impl Reader {
 
     #[inline(always)]
     fn pass(&mut self, keys: &[Key], out: &mut [Option<Value>]) -> usize {
-        let t = &*self.table;
+        let Reader { table, id, seq } = self;
+        let t = table.probe();
         // A table that fits in the caches gains nothing from a prefetch pass.
-        if t.prefetch {
+        if table.prefetch {
             for k in keys {
                 prefetch(t.primary(k.raw()));
             }
         }
-        self.enter();
-        let t = &*self.table;
-        let mut hits = 0;
-        for (k, o) in keys.iter().zip(out.iter_mut()) {
-            let v = t.find(k.raw());
-            hits += v.is_some() as usize;
-            *o = v;
-        }
-        self.exit();
+        enter(table, *id, seq);
+        // One copy of the loop per search, so the choice is not made again for every key.
+        let hits = match t.search {
+            Search::Sse41 => find_all(Probe { search: Search::Sse41, ..t }, keys, out),
+            Search::Scalar => find_all(Probe { search: Search::Scalar, ..t }, keys, out),
+        };
+        exit(table, *id, seq);
         hits
     }
+}
+
+#[inline(always)]
+fn find_all(t: Probe<'_>, keys: &[Key], out: &mut [Option<Value>]) -> usize {
+    let mut hits = 0;
+    for (k, o) in keys.iter().zip(out.iter_mut()) {
+        let v = t.find(k.raw());
+        hits += v.is_some() as usize;
+        *o = v;
+    }
+    hits
+}
+
+/// Opens reader `id`'s critical section: its sequence number becomes odd.
+#[inline(always)]
+fn enter(table: &MacTable, id: usize, seq: &mut u64) {
+    *seq += 1;
+    table.reader_seqs[id].store(*seq, Ordering::Relaxed);
+    // Pairs with the writer's fence in `synchronize`: either the writer sees us inside, or
+    // we see every tombstone it stored before looking.
+    fence(Ordering::SeqCst);
+}
+
+/// Closes reader `id`'s critical section: its sequence number becomes even again.
+#[inline(always)]
+fn exit(table: &MacTable, id: usize, seq: &mut u64) {
+    *seq += 1;
+    // Release: our loads of slots happen before the writer sees us out.
+    table.reader_seqs[id].store(*seq, Ordering::Release);
 }
 
 impl Drop for Reader {
@@ -94,7 +108,7 @@ impl Drop for Reader {
         // A reader dropped inside a lookup (its thread panicked there) must not hold up
         // the writer's grace periods for ever.
         if self.seq & 1 == 1 {
-            self.exit();
+            exit(&self.table, self.id, &mut self.seq);
         }
         self.table.release_reader(self.id);
     }

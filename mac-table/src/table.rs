@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use crate::bucket::{Bucket, EMPTY, SLOTS, TOMBSTONE};
 use crate::sync::{fence, wait_turn, AtomicU64, AtomicUsize, Ordering};
-use crate::{Error, Key, Reader, Result, Value};
+use crate::{Error, Key, Reader, Result, Search, Value};
 
 /// Largest capacity a table can be created with.
 pub const MAX_CAPACITY: usize = 1 << 26;
@@ -28,6 +28,8 @@ pub struct MacTable {
     capacity: usize,
     /// Whether batched lookups prefetch: only when the buckets outgrow the L2 cache.
     pub(crate) prefetch: bool,
+    /// How readers compare keys: the fastest this CPU runs, unless chosen.
+    search: Search,
     len: AtomicUsize,
     /// Per reader: a sequence number, odd while that reader is inside a lookup.
     pub(crate) reader_seqs: Box<[CachePadded<AtomicU64>]>,
@@ -67,15 +69,31 @@ impl MacTable {
         // `move_one_to_secondary`). 4 M random keys fit (checked in the tests).
         let buckets = (capacity.div_ceil(2)).next_power_of_two().max(2);
         Ok(MacTable {
-            buckets: (0..buckets).map(|_| Bucket::new()).collect(),
+            buckets: bucket_array(buckets),
             shift: 64 - buckets.trailing_zeros(),
             capacity,
             prefetch: buckets * std::mem::size_of::<Bucket>() > PREFETCH_ABOVE_BYTES,
+            search: Search::detect(),
             len: AtomicUsize::new(0),
             reader_seqs: (0..max_readers).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
             reader_in_use: Mutex::new(vec![false; max_readers]),
             writer: Mutex::new(Limbo { slots: Vec::new(), stats: WriterStats::default() }),
         })
+    }
+
+    /// The same table with readers comparing keys the way `search` does (to compare the
+    /// ways, or to test both); fails when this CPU cannot run it.
+    pub fn with_search(mut self, search: Search) -> Result<MacTable> {
+        if !search.is_supported() {
+            return Err(Error::SearchUnsupported(search));
+        }
+        self.search = search;
+        Ok(self)
+    }
+
+    /// How readers compare keys.
+    pub fn search(&self) -> Search {
+        self.search
     }
 
     /// A handle for one reading thread; fails when all handles are taken.
@@ -91,28 +109,17 @@ impl MacTable {
         self.reader_in_use.lock()[id] = false;
     }
 
-    /// A key's primary bucket (multiplicative hashing keeps the product's top bits).
+    /// The buckets and their hash shift, copied out for a pass of lookups: the compiler
+    /// keeps them in registers instead of reloading them after every Acquire load.
     #[inline(always)]
-    fn primary_index(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
-    }
-
-    /// A key's secondary bucket, never its primary.
-    #[inline(always)]
-    fn secondary_index(&self, key: u64, primary: usize) -> usize {
-        let b = ((key ^ (key >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> self.shift) as usize;
-        if b == primary {
-            b ^ 1
-        } else {
-            b
-        }
+    pub(crate) fn probe(&self) -> Probe<'_> {
+        Probe { buckets: &self.buckets, shift: self.shift, search: self.search }
     }
 
     /// The two candidate buckets of a key.
     #[inline(always)]
     pub(crate) fn bucket_pair(&self, key: u64) -> (usize, usize) {
-        let a = self.primary_index(key);
-        (a, self.secondary_index(key, a))
+        self.probe().bucket_pair(key)
     }
 
     /// Inserts or updates `key`; returns the value it replaced.
@@ -207,19 +214,7 @@ impl MacTable {
     /// The value of `key`, reading its secondary bucket only when the primary overflowed.
     #[inline(always)]
     pub(crate) fn find(&self, key: u64) -> Option<Value> {
-        let a = self.primary_index(key);
-        let primary = &self.buckets[a];
-        let v = primary.find_raw(key);
-        if v == 0 && primary.overflow.load(Ordering::Acquire) != 0 {
-            return self.buckets[self.secondary_index(key, a)].find(key);
-        }
-        Value::from_raw(v)
-    }
-
-    /// The primary bucket of a key, for prefetching.
-    #[inline(always)]
-    pub(crate) fn primary(&self, key: u64) -> &Bucket {
-        &self.buckets[self.primary_index(key)]
+        self.probe().find(key)
     }
 
     /// Every entry, as a consistent snapshot (writes are held off while it is taken),
@@ -333,5 +328,105 @@ impl MacTable {
             h[SLOTS - bucket.empty_slots() - bucket.tombstones()] += 1;
         }
         h
+    }
+}
+
+/// Tables whose buckets take at least this much ask the kernel for transparent huge pages.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// `n` empty buckets. Large arrays are backed by transparent huge pages where the kernel
+/// allows them (`madvise` mode included): at 4 M entries the 128 MiB of buckets span
+/// 32 K small pages, far beyond the TLB, and nearly every lookup paid a page walk.
+fn bucket_array(n: usize) -> Box<[Bucket]> {
+    let mut v: Vec<Bucket> = Vec::with_capacity(n);
+    let bytes = n * std::mem::size_of::<Bucket>();
+    #[cfg(all(target_os = "linux", not(loom)))]
+    if bytes >= 2 * HUGE_PAGE {
+        // The whole huge pages inside the allocation, advised before the first touch so
+        // that the first faults already get huge pages.
+        let start = (v.as_mut_ptr() as usize).next_multiple_of(HUGE_PAGE);
+        let end = (v.as_mut_ptr() as usize + bytes) / HUGE_PAGE * HUGE_PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the allocation `v` owns, and is page
+            // aligned. MADV_HUGEPAGE changes only how the kernel backs the range, never
+            // its contents; a kernel without THP answers EINVAL, which is harmless.
+            let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(loom))))]
+    let _ = (bytes, HUGE_PAGE);
+    v.extend((0..n).map(|_| Bucket::new()));
+    v.into_boxed_slice()
+}
+
+/// The read side's view of a table: its buckets and the shift that maps a hash to one.
+#[derive(Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    pub(crate) buckets: &'a [Bucket],
+    /// 64 - log2(bucket count): multiplicative hashing keeps the top bits.
+    pub(crate) shift: u32,
+    pub(crate) search: Search,
+}
+
+impl<'a> Probe<'a> {
+    /// A key's primary bucket (multiplicative hashing keeps the product's top bits).
+    #[inline(always)]
+    fn primary_index(self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// A key's secondary bucket, never its primary.
+    #[inline(always)]
+    fn secondary_index(self, key: u64, primary: usize) -> usize {
+        let b = ((key ^ (key >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> self.shift) as usize;
+        if b == primary {
+            b ^ 1
+        } else {
+            b
+        }
+    }
+
+    /// The two candidate buckets of a key.
+    #[inline(always)]
+    fn bucket_pair(self, key: u64) -> (usize, usize) {
+        let a = self.primary_index(key);
+        (a, self.secondary_index(key, a))
+    }
+
+    /// Bucket `i`, where `i` came from [`Probe::primary_index`] or
+    /// [`Probe::secondary_index`]: both are in bounds by construction, so the hot path
+    /// skips the bounds check.
+    #[inline(always)]
+    fn bucket(self, i: usize) -> &'a Bucket {
+        debug_assert!(i < self.buckets.len());
+        // SAFETY: there are 2^(64 - shift) buckets (see `MacTable::with_readers`), and a
+        // u64 shifted right by `shift` is below 2^(64 - shift). The secondary index flips
+        // bit 0 of such an index, and the count is even (at least 2), so it stays below it.
+        unsafe { self.buckets.get_unchecked(i) }
+    }
+
+    /// The primary bucket of a key, for prefetching.
+    #[inline(always)]
+    pub(crate) fn primary(self, key: u64) -> &'a Bucket {
+        self.bucket(self.primary_index(key))
+    }
+
+    /// The value of `key`, reading its secondary bucket only when the primary overflowed.
+    #[inline(always)]
+    pub(crate) fn find(self, key: u64) -> Option<Value> {
+        // The markers EMPTY and TOMBSTONE are keys too (the zero MAC in segment slot 0,
+        // the broadcast MAC in slot 0xffff): they would match marked slots, whose values
+        // are stale. Never stored, so never found. A branch that is never taken in
+        // practice costs less than masking every answer.
+        if key.wrapping_add(1) <= 1 {
+            return None;
+        }
+        let a = self.primary_index(key);
+        let primary = self.bucket(a);
+        let v = primary.find_raw(key, self.search);
+        if v == 0 && primary.overflow.load(Ordering::Acquire) != 0 {
+            return self.bucket(self.secondary_index(key, a)).find(key, self.search);
+        }
+        Value::from_raw(v)
     }
 }

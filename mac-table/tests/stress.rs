@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mac_table::{EntryKind, Key, MacAddr, MacTable, Value};
+use mac_table::{EntryKind, Key, MacAddr, MacTable, Search, Value};
 
 const STABLE: u64 = 20_000;
 const CHURN: u64 = 2_000;
@@ -20,9 +20,23 @@ fn value_for(i: u64, version: u8) -> Value {
 }
 
 #[test]
-fn readers_never_see_torn_entries_or_false_misses() {
+fn readers_never_see_torn_entries_or_false_misses_scalar_search() {
+    stress(Search::Scalar);
+}
+
+/// The vector search reads keys with 16-byte loads from inline assembly: the same checks.
+#[test]
+fn readers_never_see_torn_entries_or_false_misses_sse41_search() {
+    if !Search::Sse41.is_supported() {
+        eprintln!("skipped: this CPU has no SSE4.1, and tables never use that search here");
+        return;
+    }
+    stress(Search::Sse41);
+}
+
+fn stress(search: Search) {
     // Small enough that churned keys keep reusing each other's slots.
-    let t = Arc::new(MacTable::new((STABLE + CHURN / 2) as usize).unwrap());
+    let t = Arc::new(MacTable::new((STABLE + CHURN / 2) as usize).unwrap().with_search(search).unwrap());
     for i in 0..STABLE {
         t.insert(key(i), value_for(i, 0)).unwrap();
     }
@@ -80,6 +94,6 @@ fn readers_never_see_torn_entries_or_false_misses() {
         r.join().expect("a reader saw a torn entry or a false miss");
     }
     let total = lookups.load(Ordering::Relaxed);
-    eprintln!("{total} lookups against {writes} writes");
+    eprintln!("{search:?}: {total} lookups against {writes} writes");
     assert!(total > 100_000 && writes > 10_000, "both sides made progress");
 }

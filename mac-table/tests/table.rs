@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mac_table::{EntryKind, Error, Key, MacAddr, MacTable, Value, BATCH};
+use mac_table::{EntryKind, Error, Key, MacAddr, MacTable, Search, Value, BATCH};
 use proptest::prelude::*;
 
 fn mac(i: u64) -> MacAddr {
@@ -48,6 +48,102 @@ fn bad_keys_and_capacities_are_refused() {
     assert!(matches!(MacTable::new(0), Err(Error::BadCapacity(0))));
     assert!(matches!(MacTable::new(mac_table::MAX_CAPACITY + 1), Err(Error::BadCapacity(_))));
     assert!(t.is_empty());
+}
+
+/// The raw words the table uses as slot markers (all zeros: never used; all ones:
+/// removed) are keys too, of the zero MAC in segment slot 0 and of the broadcast MAC in
+/// slot 0xffff. Looking them up must find nothing, even once removed keys have left their
+/// old values behind in slots that are marked again.
+#[test]
+fn the_marker_words_are_never_found() {
+    let sentinels = [Key::new(MacAddr::ZERO, 0), Key::new(MacAddr::BROADCAST, 0xffff)];
+    for search in searches() {
+        let t = Arc::new(MacTable::new(64).unwrap().with_search(search).unwrap());
+        let mut r = t.reader().unwrap();
+        // 5,000 removals: more than the writer lets wait, so it reclaims (marks the slots
+        // empty again, values left in place) at least once.
+        for round in 0..100u64 {
+            for i in 0..50 {
+                t.insert(key(round * 50 + i, 0), val(i as u16 + 1)).unwrap();
+            }
+            if round % 2 == 1 {
+                // Half the rounds look up while slots are removed but not yet reclaimed.
+                for k in sentinels {
+                    assert_eq!(r.lookup(k), None, "{search:?} round {round}");
+                }
+            }
+            for i in 0..50 {
+                t.remove(key(round * 50 + i, 0)).unwrap();
+                if i == 25 {
+                    for k in sentinels {
+                        assert_eq!(r.lookup(k), None, "{search:?} round {round}: {k:?} with tombstones");
+                    }
+                }
+            }
+            let mut out = [Some(val(9)); 2];
+            assert_eq!(r.lookup_batch(&sentinels, &mut out), 0);
+            assert_eq!(out, [None, None], "{search:?} round {round}");
+        }
+        assert!(t.writer_stats().grace_periods > 0, "{search:?}: reclaimed slots were checked");
+    }
+}
+
+/// Every key search this CPU runs (the scalar one always; SSE4.1 on most x86-64).
+fn searches() -> Vec<Search> {
+    [Search::Scalar, Search::Sse41].into_iter().filter(|s| s.is_supported()).collect()
+}
+
+/// The searches answer alike: same random table contents (with removals, so tombstones and
+/// reused slots are in the buckets), every present key, every removed key, absent keys.
+#[test]
+fn every_search_gives_the_same_answers() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ops: Vec<(Key, bool)> = (0..20_000).map(|_| (key(next() % 3000, (next() % 3) as u16), next() % 4 == 0)).collect();
+    // Every key the operations touched (present or removed), absent keys, the markers.
+    let mut queries: Vec<Key> = ops.iter().map(|&(k, _)| k).collect();
+    queries.sort();
+    queries.dedup();
+    queries.extend((0..1000).map(|i| key(i, 7)));
+    queries.extend([Key::new(MacAddr::ZERO, 0), Key::new(MacAddr::BROADCAST, 0xffff)]);
+    let mut answers = Vec::new();
+    for search in searches() {
+        let t = Arc::new(MacTable::new(2048).unwrap().with_search(search).unwrap());
+        assert_eq!(t.search(), search);
+        for (i, &(k, remove)) in ops.iter().enumerate() {
+            if remove {
+                t.remove(k);
+            } else {
+                // Full tables refuse some inserts: the same ones for every search.
+                let _ = t.insert(k, val(i as u16 + 1));
+            }
+        }
+        let mut r = t.reader().unwrap();
+        let single: Vec<Option<Value>> = queries.iter().map(|&k| r.lookup(k)).collect();
+        let mut batched = vec![None; queries.len()];
+        r.lookup_batch(&queries, &mut batched);
+        assert_eq!(single, batched, "{search:?}: single and batched lookups differ");
+        let model: Vec<Option<Value>> = queries.iter().map(|&k| t.get(k)).collect();
+        assert_eq!(single, model, "{search:?}: reader and writer-side get differ");
+        assert!(single.iter().filter(|v| v.is_some()).count() > 1000, "{search:?}: the table is well filled");
+        answers.push(single);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "searches disagree");
+    eprintln!("searches compared: {:?}", searches());
+}
+
+#[test]
+fn a_search_the_cpu_lacks_is_refused() {
+    assert!(Search::Scalar.is_supported());
+    assert!(Search::detect().is_supported());
+    if !Search::Sse41.is_supported() {
+        assert_eq!(MacTable::new(8).unwrap().with_search(Search::Sse41).err(), Some(Error::SearchUnsupported(Search::Sse41)));
+    }
 }
 
 #[test]
