@@ -73,7 +73,9 @@ impl Memory {
         let mb = if frames > 8192 { "2048" } else { "1024" };
         match self {
             Memory::NoHuge => vec!["--no-huge", "-m", mb],
-            Memory::Huge => vec!["-m", mb],
+            // --huge-unlink: the page files go when the process does, so a contender
+            // stopped by a signal leaves no hugepages behind (one run had left 1,024).
+            Memory::Huge => vec!["-m", mb, "--huge-unlink"],
         }
     }
 
