@@ -331,7 +331,8 @@ impl MacTable {
     }
 }
 
-/// Tables whose buckets take at least this much ask the kernel for transparent huge pages.
+/// A transparent huge page (x86-64). Bucket arrays of two or more (4 MiB: 64 K buckets,
+/// capacities over 64 K) ask the kernel for them.
 const HUGE_PAGE: usize = 2 << 20;
 
 /// `n` empty buckets. Large arrays are backed by transparent huge pages where the kernel
