@@ -103,6 +103,9 @@ fn attachments_and_segments_survive_a_crash() {
     assert_eq!(vs.ok(json!({"op":"fdb"}))["entries"], fdb["entries"]);
     let (ok, out) = vs.vsctl(&["fdb"]);
     assert!(ok && out.contains("52:54:00:00:00:01") && out.contains("anycast"), "{out}");
+    let search = fdb["search"].as_str().unwrap_or_default();
+    assert!(["sse4.1", "scalar"].contains(&search), "{fdb}");
+    assert!(out.contains(&format!("of {} entries", fdb["capacity"])) && out.contains(&format!("{search} key search")), "{out}");
 }
 
 #[test]

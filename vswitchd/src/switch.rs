@@ -397,7 +397,7 @@ impl Switch {
                 json!({ "mac": k.mac().to_string(), "segment": seg, "port": v.port(), "port_name": self.port_name(v.port()), "kind": v.kind().name() })
             })
             .collect();
-        Ok(json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes() }))
+        Ok(json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes(), "search": self.table.search().name() }))
     }
 
     pub fn stats(&self) -> Result<Json> {

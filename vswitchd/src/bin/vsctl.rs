@@ -143,7 +143,12 @@ fn main() -> Result<()> {
     }
     match request {
         Request::Show {} => print_show(&result),
-        Request::Fdb {} => table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]),
+        Request::Fdb {} => {
+            table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]);
+            let n = result["entries"].as_array().map_or(0, Vec::len);
+            let mib = result["memory_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
+            println!("{n} of {} entries, {mib:.1} MiB, {} key search", cell(&result["capacity"]), cell(&result["search"]));
+        }
         Request::Stats {} => print_stats(&result),
         _ => println!("{}", serde_json::to_string(&result)?),
     }
