@@ -116,11 +116,13 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     c.ping_until_reply("10.1.1.2");
     balanced(&vs);
     // Every mbuf is back in the pool once the VMs are detached: none leaked on the way.
+    // Frames held for a port whose link went down (a guest restarted above) go back when
+    // they expire, 2 s after they were held.
     for g in ["a", "b", "c"] {
         vs.ok(json!({ "op": "detach", "name": g }));
     }
-    let mbufs = &vs.ok(json!({ "op": "show" }))["mbufs"];
-    assert_eq!(mbufs["available"], mbufs["capacity"], "mbufs leaked: {mbufs}");
+    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(5), || Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"]));
+    assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
 }
 
 fn mac_bytes(s: &str) -> Vec<u8> {

@@ -123,8 +123,8 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
                 let at = micros(SystemTime::now());
                 last_fixup = Some(at);
                 match r {
-                    Ok(sent) => {
-                        fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast.to_string(), "sent": sent, "at_us": at }));
+                    Ok((sent, released)) => {
+                        fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast.to_string(), "sent": sent, "released": released, "at_us": at }));
                         continue;
                     }
                     Err(e) => (format!("fix-up {ip} to {to:?}"), Err(e)),

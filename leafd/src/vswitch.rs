@@ -40,10 +40,11 @@ pub fn request(socket: &Path, req: &Value) -> Result<Value> {
     read_response(&mut BufReader::new(s))
 }
 
-/// Tells the VMs `to` that `ip` is at `mac`; returns how many frames each got.
-pub fn arp_announce(socket: &Path, to: &[String], ip: Ipv4Addr, mac: MacAddr) -> Result<Value> {
+/// Tells the VMs `to` that `ip` is at `mac`. Returns how many frames each got, and how
+/// many frames for `ip` vswitchd had held (at the moved VM's old port) and sent on.
+pub fn arp_announce(socket: &Path, to: &[String], ip: Ipv4Addr, mac: MacAddr) -> Result<(Value, Value)> {
     let r = request(socket, &json!({ "op": "arp-announce", "to": to, "ip": ip, "mac": mac.to_string() }))?;
-    Ok(r["sent"].clone())
+    Ok((r["sent"].clone(), r["released"].clone()))
 }
 
 fn parse_vm(v: &Value) -> Option<Vm> {

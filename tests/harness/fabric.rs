@@ -136,11 +136,14 @@ impl Fabric {
         for (i, leaf) in nodes.into_iter().enumerate() {
             let name = format!("leaf{}", i + 1);
             let (me, peer) = (format!("192.168.0.{}", i + 1), format!("192.168.0.{}", 2 - i));
+            // Leaf 2 only listens: when both sides connect at once, GoBGP's collision
+            // handling once kept closing the session for over a minute.
+            let passive = i == 1;
             let conf = dir.path(&format!("{name}-gobgpd.toml"));
             std::fs::write(
                 &conf,
                 format!(
-                    "[global.config]\n  as = {ASN}\n  router-id = \"{me}\"\n  local-address-list = [\"{me}\"]\n\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{peer}\"\n    peer-as = {ASN}\n  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n  [neighbors.transport.config]\n    local-address = \"{me}\"\n"
+                    "[global.config]\n  as = {ASN}\n  router-id = \"{me}\"\n  local-address-list = [\"{me}\"]\n\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{peer}\"\n    peer-as = {ASN}\n  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n  [neighbors.transport.config]\n    local-address = \"{me}\"\n    passive-mode = {passive}\n"
                 ),
             )
             .expect("writing gobgpd's config");

@@ -316,15 +316,25 @@ impl Guest {
     }
 
     /// Live-migrates this guest to the QEMU waiting on 127.0.0.1:`port`, over QMP; returns
-    /// as soon as QEMU reports the migration completed (with its downtime).
-    pub fn migrate_to(&mut self, port: u16) -> Migration {
+    /// as soon as QEMU reports the migration completed (with its downtime). A non-zero
+    /// `pause` stretches the downtime by that much: QEMU's `pause-before-switchover`
+    /// stops the guest before its last state goes over, and `migrate-continue` follows
+    /// after `pause`.
+    pub fn migrate_to(&mut self, port: u16, pause: Duration) -> Migration {
         let mut qmp = Qmp::connect(&self.qmp_path);
         qmp.execute(json!({ "execute": "migrate-set-parameters", "arguments": { "max-bandwidth": 4_000_000_000u64 } }));
+        if !pause.is_zero() {
+            qmp.execute(json!({ "execute": "migrate-set-capabilities", "arguments": { "capabilities": [{ "capability": "pause-before-switchover", "state": true }] } }));
+        }
         qmp.execute(json!({ "execute": "migrate", "arguments": { "uri": format!("tcp:127.0.0.1:{port}") } }));
         let start = Instant::now();
         loop {
             let r = qmp.execute(json!({ "execute": "query-migrate" }));
             match r["status"].as_str() {
+                Some("pre-switchover") => {
+                    std::thread::sleep(pause);
+                    qmp.execute(json!({ "execute": "migrate-continue", "arguments": { "state": "pre-switchover" } }));
+                }
                 // `completed` can come before QEMU fills in the times: ask again.
                 Some("completed") if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 => {
                     return Migration { total_ms: r["total-time"].as_u64().unwrap(), downtime_ms: r["downtime"].as_u64().unwrap(), completed_at: std::time::SystemTime::now() };

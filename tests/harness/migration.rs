@@ -26,22 +26,30 @@ pub struct Outcome {
     pub announce_after_ms: f64,
     /// QEMU's "completed" → both leaves done with the move (routes, BGP, fix-ups), in ms.
     pub restored_after_ms: f64,
+    /// Host 1: frames held while A's port was down, and those sent on by the fix-up.
+    pub held: u64,
+    /// How much of the downtime was the pause before switchover.
+    pub pause_ms: u128,
+    pub released: u64,
 }
 
 impl Outcome {
     /// The results as a Markdown table.
     pub fn table(runs: &[(&str, &Outcome)]) -> String {
-        let mut t = String::from("| run | QEMU downtime | QEMU total | B→A longest stall | C→A longest stall | completed → move seen | completed → both leaves done | move seen → last fix-up |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        let mut t = String::from("| run | QEMU downtime (of it paused) | QEMU total | B→A longest stall | C→A longest stall | completed → move seen | completed → both leaves done | move seen → last fix-up | host 1 held / released |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (name, o) in runs {
             t += &format!(
-                "| {name} | {} ms | {} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n",
+                "| {name} | {} ms ({} ms) | {} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} / {} |\n",
                 o.migration.downtime_ms,
+                o.pause_ms,
                 o.migration.total_ms,
                 o.stall_b,
                 o.stall_c,
                 o.announce_after_ms,
                 o.restored_after_ms,
-                o.fixup_ms.map_or("-".to_string(), |f| format!("{f:.1} ms"))
+                o.fixup_ms.map_or("-".to_string(), |f| format!("{f:.1} ms")),
+                o.held,
+                o.released
             );
         }
         t
@@ -79,6 +87,14 @@ fn quiet_arp(guests: &mut [&mut Guest]) -> Vec<u64> {
         counts = now;
     }
     unreachable!()
+}
+
+/// How much the scenario stretches QEMU's downtime (`pause-before-switchover`):
+/// `ROAM_MIGRATION_PAUSE_MS`, 100 ms unless set. The stretch makes sure B and C send to A
+/// while it is stopped (they send every 10 ms), so that host 1 always has frames to hold;
+/// a larger one shows what happens when the downtime outlasts TCP's retransmission timer.
+pub fn pause() -> Duration {
+    Duration::from_millis(std::env::var("ROAM_MIGRATION_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(100))
 }
 
 /// Runs the scenario once, with leafd's fix-ups on or off; `tag` keeps names apart.
@@ -136,11 +152,11 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     vs2.attach(&a2, 100);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
-    let migration = a.migrate_to(port);
+    let migration = a.migrate_to(port, pause());
     vs1.ok(json!({ "op": "detach", "name": "a" }));
     a.kill();
     a2.connect();
-    eprintln!("[{tag}] migration: total {} ms, downtime {} ms (completed after {:?})", migration.total_ms, migration.downtime_ms, started.elapsed());
+    eprintln!("[{tag}] migration: total {} ms, downtime {} ms, {:?} of it a pause before switchover (completed after {:?})", migration.total_ms, migration.downtime_ms, pause(), started.elapsed());
 
     // 1. Both sessions survive: echoes keep coming after the move.
     let (after_b, after_c) = (progress(&mut b).0, progress(&mut c).0);
@@ -196,8 +212,22 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
         let s = vs.ok(json!({ "op": "stats" }));
         assert_eq!(s["balanced"], json!(true), "counters do not add up: {s}");
     }
+    // Host 1 held what B and C sent A while A's port was down (QEMU's stop-and-copy, then
+    // until the detach); leaf 1's fix-up for A sent on what was there, towards leaf 2.
+    let host1 = vs1.ok(json!({ "op": "stats" }));
+    let total = |key: &str| host1["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[key].as_u64().unwrap_or(0)).sum());
+    let (held, released, held_dropped) = (total("held"), total("released"), total("held_dropped"));
+    eprintln!("[{tag}] host 1: held {held}, released {released}, dropped from hold {held_dropped}");
+    assert!(held > 0, "host 1 held nothing for A while its port was down: {host1}");
+    assert!(released <= held, "host 1 sent on more than it held: {host1}");
+    if fixups {
+        let released_by_fixup = fixups_of(&move_out)[0]["released"].as_u64().unwrap_or(0);
+        assert!(released_by_fixup > 0 && released_by_fixup == released, "leaf 1's fix-up released {released_by_fixup} of the {released} frames host 1 sent on: {move_out}");
+    } else {
+        assert_eq!(released, 0, "nothing asks host 1 to release frames without fix-ups");
+    }
     let completed = crate::micros(migration.completed_at) as f64;
     let announce_after_ms = (move_in["trigger"]["at_us"].as_u64().unwrap() as f64 - completed) / 1000.0;
     let done = move_in["done_us"].as_u64().unwrap().max(move_out["done_us"].as_u64().unwrap()) as f64;
-    Outcome { migration, stall_b, stall_c, fixup_ms, announce_after_ms, restored_after_ms: (done - completed) / 1000.0 }
+    Outcome { migration, stall_b, stall_c, fixup_ms, announce_after_ms, restored_after_ms: (done - completed) / 1000.0, held, released, pause_ms: pause().as_millis() }
 }

@@ -324,6 +324,17 @@ impl Switch {
             .iter()
             .map(|n| self.vms.get(n).map(|v| (n.clone(), v.port.id(), v.mac)).ok_or_else(|| anyhow!("no VM named {n}")))
             .collect::<Result<_>>()?;
+        // Frames held for `ip` at a port that went down (its VM moved away) go on towards
+        // `mac` first: the leaf sends this once it routes `ip` to the VM's new place.
+        let mut released = 0;
+        if let IpAddr::V4(ip) = req.ip {
+            for w in &self.workers {
+                let (done, wait) = bounded(1);
+                if w.send(Command::Release { ip, mac, done }).is_ok() {
+                    released += wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
+                }
+            }
+        }
         let mut sent = serde_json::Map::new();
         for (name, port, vm_mac) in targets {
             let frame = match req.ip {
@@ -336,7 +347,7 @@ impl Switch {
             let n = wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
             sent.insert(name, json!(n));
         }
-        Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent }))
+        Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent, "released": released }))
     }
 
     /// Every worker's counters, summed.
@@ -418,6 +429,7 @@ impl Switch {
                 "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
                 "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
                 "arp_replies": c.arp_replies, "announcements": c.announcements, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port), "handed_over": w(&snap.worker.handed_over),
+                "held": w(&snap.worker.held), "released": w(&snap.worker.released), "held_dropped": w(&snap.worker.held_dropped),
                 "injected": w(&snap.worker.injected), "balanced": c.balanced(),
             }));
         }
@@ -425,14 +437,23 @@ impl Switch {
     }
 
     /// Link changes since the last call, as events.
+    /// A port whose link goes down (its VM stopped: paused, or in the last phase of a live
+    /// migration) has the frames it refuses held by its worker, not dropped.
     pub fn poll_links(&mut self) {
         let mut events = Vec::new();
+        let mut holds = Vec::new();
         for v in self.vms.values_mut() {
             let up = v.port.link().map(|l| l.up).unwrap_or(false);
             if up != v.link_up {
                 v.link_up = up;
                 tracing::info!(vm = %v.attach.name, up, "link");
                 events.push(Event::Link { name: v.attach.name.clone(), up });
+                holds.push((v.port.id(), !up));
+            }
+        }
+        for (port, on) in holds {
+            if let Some(w) = self.owners.get(&port).and_then(|w| self.workers.get(*w)) {
+                let _ = w.send(Command::Hold { port, on });
             }
         }
         for e in events {

@@ -5,11 +5,14 @@
 //! configuration, frames to inject, counter snapshots) come from the control thread over a
 //! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
 
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
+use mac_table::MacAddr;
 use pipeline::{Counters, Output, PortId, Processor, SwitchConfig};
 use serde::Serialize;
 
@@ -29,6 +32,14 @@ pub enum Command {
     /// Send these frames out of `port`; `done` answers how many the port took.
     Inject { port: PortId, frames: Vec<Vec<u8>>, done: Sender<usize> },
     Snapshot(Sender<Snapshot>),
+    /// The port's link went down (`true`: its VM stopped, e.g. for the last phase of a
+    /// live migration) or came back up. While down, frames the port refuses are held
+    /// instead of dropped; when it comes back up, they are sent to it.
+    Hold { port: PortId, on: bool },
+    /// The leaf says `ip` is now at `mac` (the ARP fix-up): held frames for `ip` get `mac`
+    /// as their destination and go through the pipeline again from the port they came in
+    /// on. `done` answers how many were released.
+    Release { ip: Ipv4Addr, mac: MacAddr, done: Sender<usize> },
     Stop,
 }
 
@@ -43,6 +54,12 @@ pub struct WorkerCounters {
     pub injected: Vec<u64>,
     /// Per port: frames handed to the port's owner worker.
     pub handed_over: Vec<u64>,
+    /// Per port: frames held while the port's link was down (instead of `tx_full`).
+    pub held: Vec<u64>,
+    /// Per port: held frames sent on when the link came back, or released by a fix-up.
+    pub released: Vec<u64>,
+    /// Per port: held frames dropped: too old, too many, or nobody asked for them.
+    pub held_dropped: Vec<u64>,
     /// Loops that found no frame, and sleeps taken in adaptive mode.
     pub idle_loops: u64,
     pub sleeps: u64,
@@ -51,7 +68,15 @@ pub struct WorkerCounters {
 impl WorkerCounters {
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &WorkerCounters) {
-        for (a, b) in [(&mut self.tx_full, &o.tx_full), (&mut self.tx_no_port, &o.tx_no_port), (&mut self.injected, &o.injected), (&mut self.handed_over, &o.handed_over)] {
+        for (a, b) in [
+            (&mut self.tx_full, &o.tx_full),
+            (&mut self.tx_no_port, &o.tx_no_port),
+            (&mut self.injected, &o.injected),
+            (&mut self.handed_over, &o.handed_over),
+            (&mut self.held, &o.held),
+            (&mut self.released, &o.released),
+            (&mut self.held_dropped, &o.held_dropped),
+        ] {
             if b.len() > a.len() {
                 a.resize(b.len(), 0);
             }
@@ -75,7 +100,27 @@ struct WorkerPort {
     rx: Vec<RxQueue>,
     tx: TxQueue,
     handoff: Arc<Ring>,
+    /// The link is down: refused frames are held.
+    holding: bool,
 }
+
+/// A frame a port refused while its link was down.
+struct Held {
+    frame: Mbuf,
+    /// Where it came in (a release runs it through the pipeline again from there).
+    in_port: PortId,
+    /// The port that refused it; `None` once that port is gone.
+    port: Option<PortId>,
+    /// The port's id when held, for the counters.
+    counted_at: PortId,
+    since: Instant,
+}
+
+/// Frames held at most (for all ports of a worker): a few hundred milliseconds of one TCP
+/// stream's window, not a queue for a VM that never comes back.
+const HOLD_LIMIT: usize = 1024;
+/// How long a held frame waits for its port or a fix-up before it is dropped.
+const HOLD_TIME: Duration = Duration::from_secs(2);
 
 pub struct Worker {
     processor: Processor,
@@ -87,6 +132,8 @@ pub struct Worker {
     pool: Arc<Mempool>,
     mode: PollMode,
     counters: WorkerCounters,
+    /// Frames held for ports whose link is down, oldest first.
+    held: VecDeque<Held>,
 }
 
 fn bump(v: &mut Vec<u64>, port: PortId, n: u64) {
@@ -105,7 +152,7 @@ impl Worker {
     /// `workers` is how many workers the switch runs: with one, nothing is ever handed
     /// over, and the hand-over rings are not polled.
     pub fn new(processor: Processor, commands: Receiver<Command>, pool: Arc<Mempool>, mode: PollMode, workers: usize) -> Worker {
-        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default(), handoffs: workers > 1 }
+        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default(), handoffs: workers > 1, held: VecDeque::new() }
     }
 
     /// Runs until `Command::Stop` or the control side goes away.
@@ -147,8 +194,11 @@ impl Worker {
                     }
                     got += n;
                     self.processor.process(id as PortId, burst.drain().map(MbufFrame), &mut out);
-                    self.flush(&mut out, &mut txb);
+                    self.flush(id as PortId, &mut out, &mut txb);
                 }
+            }
+            if !self.held.is_empty() {
+                self.expire_held();
             }
             if got > 0 || self.mode == PollMode::Busy {
                 idle = 0;
@@ -175,8 +225,8 @@ impl Worker {
     }
 
     /// One tx burst (or ring hand-over) per output port; drops (already counted by the
-    /// pipeline) are freed.
-    fn flush(&mut self, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
+    /// pipeline) are freed. Frames a port refuses while its link is down are held.
+    fn flush(&mut self, in_port: PortId, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
         for (port, q) in out.queues_mut() {
             let owned = self.ports.get_mut(port as usize).and_then(Option::as_mut);
             let remote = self.remote.get(port as usize).and_then(Option::as_ref);
@@ -193,6 +243,9 @@ impl Worker {
             match (owned, remote) {
                 (Some(p), _) => {
                     p.tx.tx_burst(txb);
+                    if p.holding && !txb.is_empty() {
+                        self.hold(in_port, port, txb);
+                    }
                 }
                 (None, Some(ring)) => {
                     let n = ring.enqueue_burst(txb);
@@ -208,6 +261,85 @@ impl Worker {
         out.drops.clear();
     }
 
+    /// Keeps what `port` refused (up to [`HOLD_LIMIT`] frames in all; the rest stays in
+    /// `txb`, for the caller to count as `tx_full`).
+    fn hold(&mut self, in_port: PortId, port: PortId, txb: &mut MbufBurst) {
+        let room = HOLD_LIMIT.saturating_sub(self.held.len());
+        let since = Instant::now();
+        let mut n = 0;
+        for frame in txb.drain().take(room) {
+            self.held.push_back(Held { frame, in_port, port: Some(port), counted_at: port, since });
+            n += 1;
+        }
+        bump(&mut self.counters.held, port, n);
+    }
+
+    /// Drops held frames older than [`HOLD_TIME`].
+    fn expire_held(&mut self) {
+        let now = Instant::now();
+        while self.held.front().is_some_and(|h| now.duration_since(h.since) > HOLD_TIME) {
+            if let Some(h) = self.held.pop_front() {
+                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+            }
+        }
+    }
+
+    /// Takes the held frames `pick` selects, in arrival order.
+    fn take_held(&mut self, mut pick: impl FnMut(&Held) -> bool) -> Vec<Held> {
+        let (taken, kept): (Vec<Held>, Vec<Held>) = self.held.drain(..).partition(|h| pick(h));
+        self.held = kept.into();
+        taken
+    }
+
+    /// The link of `port` is back: its held frames go to it, in order.
+    fn send_held(&mut self, port: PortId) {
+        let mut frames = self.take_held(|h| h.port == Some(port)).into_iter();
+        let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
+            bump(&mut self.counters.held_dropped, port, frames.len() as u64);
+            return;
+        };
+        let mut b: MbufBurst = MbufBurst::new();
+        while frames.len() > 0 {
+            for h in frames.by_ref().take(dpdk::BURST_SIZE) {
+                let _ = b.push(h.frame);
+            }
+            let sent = p.tx.tx_burst(&mut b);
+            bump(&mut self.counters.released, port, sent as u64);
+            bump(&mut self.counters.held_dropped, port, b.len() as u64);
+            b.clear();
+        }
+    }
+
+    /// Held frames for `ip` that came from local VMs get `mac` as their destination and run
+    /// through the pipeline again from the port they came in on; returns how many. (Frames
+    /// that came from the uplink stay held until they expire: the pipeline never sends a
+    /// frame back where it came from, and the leaf re-routes its own traffic.)
+    fn release(&mut self, ip: Ipv4Addr, mac: MacAddr) -> usize {
+        let uplink = self.processor.config().uplink();
+        let taken = self.take_held(|h| Some(h.in_port) != uplink && ipv4_destination(h.frame.data()) == Some(ip));
+        let mut frames: Vec<(PortId, MbufFrame)> = Vec::with_capacity(taken.len());
+        for mut h in taken {
+            match h.frame.data_mut() {
+                Some(b) => {
+                    b[0..6].copy_from_slice(&mac.0);
+                    bump(&mut self.counters.released, h.counted_at, 1);
+                    frames.push((h.in_port, MbufFrame(h.frame)));
+                }
+                // Shared with another port's queue: not ours to rewrite.
+                None => bump(&mut self.counters.held_dropped, h.counted_at, 1),
+            }
+        }
+        let n = frames.len();
+        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
+        // Runs of frames from one input port go through the pipeline together.
+        while let Some(&(in_port, _)) = frames.first() {
+            let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
+            self.processor.process(in_port, frames.drain(..run).map(|(_, f)| f), &mut out);
+            self.flush(in_port, &mut out, &mut txb);
+        }
+        n
+    }
+
     /// Returns false on Stop.
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
@@ -216,7 +348,7 @@ impl Worker {
                 if i >= self.ports.len() {
                     self.ports.resize_with(i + 1, || None);
                 }
-                self.ports[i] = Some(WorkerPort { rx, tx, handoff });
+                self.ports[i] = Some(WorkerPort { rx, tx, handoff, holding: false });
             }
             Command::RemotePort { id, handoff } => {
                 let i = id as usize;
@@ -228,6 +360,10 @@ impl Worker {
             Command::RemovePort { id, done } => {
                 if let Some(p) = self.ports.get_mut(id as usize) {
                     *p = None;
+                }
+                // Frames held for the port wait for a fix-up (its VM moved) or expire.
+                for h in self.held.iter_mut().filter(|h| h.port == Some(id)) {
+                    h.port = None;
                 }
                 if let Some(r) = self.remote.get_mut(id as usize) {
                     *r = None;
@@ -241,6 +377,18 @@ impl Worker {
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker: self.counters.clone() });
+            }
+            Command::Hold { port, on } => {
+                if let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) {
+                    p.holding = on;
+                }
+                if !on {
+                    self.send_held(port);
+                }
+            }
+            Command::Release { ip, mac, done } => {
+                let n = self.release(ip, mac);
+                let _ = done.send(n);
             }
             Command::Stop => return false,
         }
@@ -259,4 +407,12 @@ impl Worker {
         bump(&mut self.counters.injected, port, sent as u64);
         sent
     }
+}
+
+/// The IPv4 destination of an untagged Ethernet frame (frames queued for a VM port are).
+fn ipv4_destination(b: &[u8]) -> Option<Ipv4Addr> {
+    if b.len() < 34 || b[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    Some(Ipv4Addr::new(b[30], b[31], b[32], b[33]))
 }
