@@ -261,17 +261,18 @@ impl Worker {
         out.drops.clear();
     }
 
-    /// Keeps what `port` refused (up to [`HOLD_LIMIT`] frames in all; the rest stays in
-    /// `txb`, for the caller to count as `tx_full`).
+    /// Keeps what `port` refused. Beyond [`HOLD_LIMIT`] frames in all, the oldest go.
     fn hold(&mut self, in_port: PortId, port: PortId, txb: &mut MbufBurst) {
-        let room = HOLD_LIMIT.saturating_sub(self.held.len());
         let since = Instant::now();
-        let mut n = 0;
-        for frame in txb.drain().take(room) {
+        bump(&mut self.counters.held, port, txb.len() as u64);
+        for frame in txb.drain() {
             self.held.push_back(Held { frame, in_port, port: Some(port), counted_at: port, since });
-            n += 1;
         }
-        bump(&mut self.counters.held, port, n);
+        while self.held.len() > HOLD_LIMIT {
+            if let Some(h) = self.held.pop_front() {
+                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+            }
+        }
     }
 
     /// Drops held frames older than [`HOLD_TIME`].
