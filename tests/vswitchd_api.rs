@@ -152,6 +152,11 @@ fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     assert!(r["error"].as_str().unwrap().contains("already"), "{r}");
     vs.restart();
     assert_eq!(count(&vs), 1001, "restored from the state file");
+    // A port whose link never went down holds nothing; stats and vsctl say so.
+    let sink = vs.port_stats("sink");
+    assert_eq!((sink["held"].clone(), sink["released"].clone(), sink["held_dropped"].clone()), (json!(0), json!(0), json!(0)), "{sink}");
+    let (ok, out) = vs.vsctl(&["stats"]);
+    assert!(ok && out.contains("HELD") && out.contains("RELEASED") && out.contains("sink"), "{out}");
     vs.ok(json!({ "op": "detach", "name": "sink" }));
     assert_eq!(count(&vs), 0);
     assert_eq!(vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.len()), Some(1), "only the anycast entry is left");

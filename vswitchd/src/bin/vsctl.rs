@@ -187,9 +187,9 @@ fn print_show(r: &Value) {
 
 fn print_stats(r: &Value) {
     table(
-        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "TX", "REWRITTEN", "INJECTED", "TX_FULL", "BALANCED"],
+        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "TX", "REWRITTEN", "INJECTED", "TX_FULL", "HELD", "RELEASED", "HELD_DROPPED", "BALANCED"],
         &r["ports"],
-        &["port", "name", "rx", "forwarded", "flooded", "dropped", "tx", "rewritten", "injected", "tx_full", "balanced"],
+        &["port", "name", "rx", "forwarded", "flooded", "dropped", "tx", "rewritten", "injected", "tx_full", "held", "released", "held_dropped", "balanced"],
     );
     if let Some(ports) = r["ports"].as_array() {
         for p in ports {
