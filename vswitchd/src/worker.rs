@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
 use mac_table::MacAddr;
-use pipeline::{Counters, Output, PortId, Processor, SwitchConfig};
+use pipeline::{Counters, Output, PortId, PortRole, Processor, SwitchConfig};
+use mac_table::SegmentSlot;
 use serde::Serialize;
 
 use crate::config::PollMode;
@@ -113,6 +114,8 @@ struct Held {
     port: Option<PortId>,
     /// The port's id when held, for the counters.
     counted_at: PortId,
+    /// The port's segment when held (a frame sent back to the uplink is tagged for it).
+    segment: Option<SegmentSlot>,
     since: Instant,
 }
 
@@ -264,9 +267,13 @@ impl Worker {
     /// Keeps what `port` refused. Beyond [`HOLD_LIMIT`] frames in all, the oldest go.
     fn hold(&mut self, in_port: PortId, port: PortId, txb: &mut MbufBurst) {
         let since = Instant::now();
+        let segment = match self.processor.config().port(port) {
+            Some(PortRole::Vnic(v)) => Some(v.segment),
+            _ => None,
+        };
         bump(&mut self.counters.held, port, txb.len() as u64);
         for frame in txb.drain() {
-            self.held.push_back(Held { frame, in_port, port: Some(port), counted_at: port, since });
+            self.held.push_back(Held { frame, in_port, port: Some(port), counted_at: port, segment, since });
         }
         while self.held.len() > HOLD_LIMIT {
             if let Some(h) = self.held.pop_front() {
@@ -311,27 +318,45 @@ impl Worker {
         }
     }
 
-    /// Held frames for `ip` that came from local VMs get `mac` as their destination and run
-    /// through the pipeline again from the port they came in on; returns how many. (Frames
-    /// that came from the uplink stay held until they expire: the pipeline never sends a
-    /// frame back where it came from, and the leaf re-routes its own traffic.)
+    /// Held frames for `ip` get `mac` as their destination; returns how many. Those from
+    /// local VMs run through the pipeline again from the port they came in on. Those from
+    /// the uplink go straight back to it, tagged for their segment as the pipeline would
+    /// tag them (the pipeline never sends a frame back where it came from); the leaf now
+    /// routes `ip` to its new place.
     fn release(&mut self, ip: Ipv4Addr, mac: MacAddr) -> usize {
-        let uplink = self.processor.config().uplink();
-        let taken = self.take_held(|h| Some(h.in_port) != uplink && ipv4_destination(h.frame.data()) == Some(ip));
+        let cfg = self.processor.config().clone();
+        let uplink = cfg.uplink();
+        let taken = self.take_held(|h| ipv4_destination(h.frame.data()) == Some(ip));
         let mut frames: Vec<(PortId, MbufFrame)> = Vec::with_capacity(taken.len());
-        for mut h in taken {
-            match h.frame.data_mut() {
-                Some(b) => {
-                    b[0..6].copy_from_slice(&mac.0);
-                    bump(&mut self.counters.released, h.counted_at, 1);
-                    frames.push((h.in_port, MbufFrame(h.frame)));
-                }
-                // Shared with another port's queue: not ours to rewrite.
-                None => bump(&mut self.counters.held_dropped, h.counted_at, 1),
-            }
-        }
-        let n = frames.len();
         let (mut out, mut txb) = (Output::new(), MbufBurst::new());
+        let mut back = 0;
+        for mut h in taken {
+            let Some(b) = h.frame.data_mut() else {
+                // Shared with another port's queue: not ours to rewrite.
+                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                continue;
+            };
+            b[0..6].copy_from_slice(&mac.0);
+            let mut f = MbufFrame(h.frame);
+            match uplink {
+                Some(up) if up == h.in_port => {
+                    let tag = h.segment.filter(|s| cfg.native_segment() != Some(*s)).and_then(|s| cfg.segment(s)).map(|s| s.vlan);
+                    if tag.is_none_or(|vid| pipeline::frame::push_vlan(&mut f, vid)) {
+                        out.queue(up).push(f);
+                        back += 1;
+                    } else {
+                        bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                        continue;
+                    }
+                }
+                _ => frames.push((h.in_port, f)),
+            }
+            bump(&mut self.counters.released, h.counted_at, 1);
+        }
+        let n = frames.len() + back;
+        if let Some(up) = uplink.filter(|_| back > 0) {
+            self.flush(up, &mut out, &mut txb);
+        }
         // Runs of frames from one input port go through the pipeline together.
         while let Some(&(in_port, _)) = frames.first() {
             let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
