@@ -80,15 +80,16 @@ impl Bucket {
     #[inline(always)]
     unsafe fn match_mask_sse41(&self, key: u64) -> u32 {
         let hits: u32;
-        // SAFETY: the caller guarantees SSE4.1. The block only reads bytes 0..40 of this
-        // live bucket: keys 0-1 and 2-3 with aligned 16-byte loads (the bucket is 64-byte
-        // aligned), key 4 with an 8-byte load. Each key is an aligned quadword, which x86
-        // reads atomically within any load (Intel SDM vol. 3A, 9.1.1; on CPUs with AVX the
-        // 16-byte loads are atomic as a whole), so the block reads what five Relaxed loads
-        // would: never a torn key. The protocol needs nothing more (it never relies on two
-        // keys being read at one instant), and the Acquire fence after the block gives
-        // those loads the ordering `match_mask_scalar` gets from its Acquire loads; on x86
-        // it is free. No stack, no writes to memory.
+        // The block only reads bytes 0..40 of this live bucket: keys 0-1 and 2-3 with
+        // aligned 16-byte loads (the bucket is 64-byte aligned), key 4 with an 8-byte load.
+        // Each key is an aligned quadword, which x86 reads atomically within any load
+        // (Intel SDM vol. 3A, 9.1.1; on CPUs with AVX the 16-byte loads are atomic as a
+        // whole), so the block reads what five Relaxed loads would: never a torn key. The
+        // protocol needs nothing more (it never relies on two keys being read at one
+        // instant), and the Acquire fence after the block gives those loads the ordering
+        // `match_mask_scalar` gets from its Acquire loads; on x86 it is free.
+        // SAFETY: the caller guarantees SSE4.1; reads inside this bucket only, each key
+        // read atomically (above); no stack, no writes to memory.
         unsafe {
             core::arch::asm!(
                 "movq {k}, {key}",

@@ -348,9 +348,9 @@ fn bucket_array(n: usize) -> Box<[Bucket]> {
         let start = (v.as_mut_ptr() as usize).next_multiple_of(HUGE_PAGE);
         let end = (v.as_mut_ptr() as usize + bytes) / HUGE_PAGE * HUGE_PAGE;
         if end > start {
-            // SAFETY: [start, end) lies inside the allocation `v` owns, and is page
-            // aligned. MADV_HUGEPAGE changes only how the kernel backs the range, never
-            // its contents; a kernel without THP answers EINVAL, which is harmless.
+            // MADV_HUGEPAGE changes only how the kernel backs the range, never its
+            // contents; a kernel without THP answers EINVAL, which is harmless.
+            // SAFETY: [start, end) lies inside the allocation `v` owns, page aligned.
             let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
     }
@@ -400,9 +400,10 @@ impl<'a> Probe<'a> {
     #[inline(always)]
     fn bucket(self, i: usize) -> &'a Bucket {
         debug_assert!(i < self.buckets.len());
-        // SAFETY: there are 2^(64 - shift) buckets (see `MacTable::with_readers`), and a
-        // u64 shifted right by `shift` is below 2^(64 - shift). The secondary index flips
-        // bit 0 of such an index, and the count is even (at least 2), so it stays below it.
+        // There are 2^(64 - shift) buckets (see `MacTable::with_readers`), and a u64
+        // shifted right by `shift` is below 2^(64 - shift). The secondary index flips bit
+        // 0 of such an index, and the count is even (at least 2), so it stays below it.
+        // SAFETY: `i` is in bounds by construction (above).
         unsafe { self.buckets.get_unchecked(i) }
     }
 
