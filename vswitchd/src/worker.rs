@@ -110,10 +110,10 @@ struct Held {
     frame: Mbuf,
     /// Where it came in (a release runs it through the pipeline again from there).
     in_port: PortId,
-    /// The port that refused it; `None` once that port is gone.
-    port: Option<PortId>,
-    /// The port's id when held, for the counters.
-    counted_at: PortId,
+    /// The port that refused it (its counters count the frame).
+    port: PortId,
+    /// Whether that port still exists (a removed port's id may be reused).
+    attached: bool,
     /// The port's segment when held (a frame sent back to the uplink is tagged for it).
     segment: Option<SegmentSlot>,
     since: Instant,
@@ -273,11 +273,11 @@ impl Worker {
         };
         bump(&mut self.counters.held, port, txb.len() as u64);
         for frame in txb.drain() {
-            self.held.push_back(Held { frame, in_port, port: Some(port), counted_at: port, segment, since });
+            self.held.push_back(Held { frame, in_port, port, attached: true, segment, since });
         }
         while self.held.len() > HOLD_LIMIT {
             if let Some(h) = self.held.pop_front() {
-                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                bump(&mut self.counters.held_dropped, h.port, 1);
             }
         }
     }
@@ -287,7 +287,7 @@ impl Worker {
         let now = Instant::now();
         while self.held.front().is_some_and(|h| now.duration_since(h.since) > HOLD_TIME) {
             if let Some(h) = self.held.pop_front() {
-                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                bump(&mut self.counters.held_dropped, h.port, 1);
             }
         }
     }
@@ -301,7 +301,7 @@ impl Worker {
 
     /// The link of `port` is back: its held frames go to it, in order.
     fn send_held(&mut self, port: PortId) {
-        let mut frames = self.take_held(|h| h.port == Some(port)).into_iter();
+        let mut frames = self.take_held(|h| h.attached && h.port == port).into_iter();
         let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
             bump(&mut self.counters.held_dropped, port, frames.len() as u64);
             return;
@@ -333,7 +333,7 @@ impl Worker {
         for mut h in taken {
             let Some(b) = h.frame.data_mut() else {
                 // Shared with another port's queue: not ours to rewrite.
-                bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                bump(&mut self.counters.held_dropped, h.port, 1);
                 continue;
             };
             b[0..6].copy_from_slice(&mac.0);
@@ -345,13 +345,13 @@ impl Worker {
                         out.queue(up).push(f);
                         back += 1;
                     } else {
-                        bump(&mut self.counters.held_dropped, h.counted_at, 1);
+                        bump(&mut self.counters.held_dropped, h.port, 1);
                         continue;
                     }
                 }
                 _ => frames.push((h.in_port, f)),
             }
-            bump(&mut self.counters.released, h.counted_at, 1);
+            bump(&mut self.counters.released, h.port, 1);
         }
         let n = frames.len() + back;
         if let Some(up) = uplink.filter(|_| back > 0) {
@@ -388,8 +388,8 @@ impl Worker {
                     *p = None;
                 }
                 // Frames held for the port wait for a fix-up (its VM moved) or expire.
-                for h in self.held.iter_mut().filter(|h| h.port == Some(id)) {
-                    h.port = None;
+                for h in self.held.iter_mut().filter(|h| h.port == id) {
+                    h.attached = false;
                 }
                 if let Some(r) = self.remote.get_mut(id as usize) {
                     *r = None;
