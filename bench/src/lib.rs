@@ -1,5 +1,5 @@
 //! Shared pieces of Roam's benchmark harnesses: running a contender process for a while
-//! and reading its per-second packet rates.
+//! and reading its per-second packet rates (dpdk-testpmd's in `testpmd`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod report;
+pub mod testpmd;
 pub mod workload;
 
 /// A small xorshift generator: reproducible workloads without a dependency.
@@ -77,27 +78,6 @@ pub fn run_for(cmd: &mut Command, secs: u64) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// testpmd's `--stats-period 1` output: the sum over ports of each period's `Tx-pps`,
-/// one value per period, in packets per second.
-pub fn testpmd_tx_rates(lines: &[String]) -> Vec<f64> {
-    let mut rates = Vec::new();
-    let mut current: Option<f64> = None;
-    for line in lines {
-        if line.contains("Port statistics") {
-            if let Some(r) = current.take() {
-                rates.push(r);
-            }
-            current = Some(0.0);
-        } else if let (Some(acc), Some(rest)) = (current.as_mut(), line.trim_start().strip_prefix("Tx-pps:")) {
-            if let Some(v) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
-                *acc += v;
-            }
-        }
-    }
-    rates.extend(current);
-    rates
-}
-
 /// Our forwarders' output: one `tx_pps <value>` line per second.
 pub fn roam_tx_rates(lines: &[String]) -> Vec<f64> {
     lines.iter().filter_map(|l| l.strip_prefix("tx_pps ")).filter_map(|v| v.trim().parse().ok()).collect()
@@ -113,15 +93,6 @@ pub fn steady_rate(samples: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_testpmd_periods() {
-        let out: Vec<String> = "Port statistics ===\n  Tx-pps: 0 Tx-bps: 0\n  Tx-pps: 0 Tx-bps: 0\nPort statistics ===\n  Rx-pps: 9 Rx-bps: 0\n  Tx-pps: 10 Tx-bps: 0\n  Tx-pps: 12 Tx-bps: 0\n"
-            .lines()
-            .map(String::from)
-            .collect();
-        assert_eq!(testpmd_tx_rates(&out), vec![0.0, 22.0]);
-    }
 
     #[test]
     fn steady_rate_skips_start_up_and_zeros() {

@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use roam_bench::{median, roam_tx_rates, run_for, steady_rate, testpmd_tx_rates};
+use roam_bench::{median, roam_tx_rates, run_for, steady_rate, testpmd};
 
 #[derive(Parser)]
 #[command(about = "io forwarding: Roam's safe DPDK layer against dpdk-testpmd, same ports, same core")]
@@ -35,10 +36,10 @@ fn main() -> Result<()> {
     let main_core = if args.core == 0 { 1 } else { 0 };
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let mut tp = Command::new("dpdk-testpmd");
-        tp.arg("-l").arg(format!("{main_core},{}", args.core)).args(eal("roam-bench-testpmd"));
-        tp.args(["--", "--total-num-mbufs=8192", "--forward-mode=io", "--auto-start", "--stats-period", "1"]);
-        let rate_tp = steady_rate(&testpmd_tx_rates(&run_for(&mut tp, args.seconds)?)).context("testpmd reported no rate")?;
+        let tp_eal: Vec<String> = ["-l".to_string(), format!("{main_core},{}", args.core)].into_iter().chain(eal("roam-bench-testpmd")).collect();
+        let tp_app = ["--total-num-mbufs=8192", "--forward-mode=io"].map(String::from);
+        let (rates, out) = testpmd::run(&tp_eal, &tp_app, 2, args.seconds, Duration::from_secs(60))?;
+        let rate_tp = steady_rate(&rates.tx).with_context(|| format!("testpmd sent nothing:\n{}", out.join("\n")))?;
 
         let mut rs = Command::new(&io_fwd);
         rs.arg("--").arg("-l").arg(args.core.to_string()).args(eal("roam-bench-iofwd"));

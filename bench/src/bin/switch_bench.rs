@@ -7,8 +7,11 @@
 //!   and run directory, a netdev bridge with the NORMAL action, static MAC entries.
 //!
 //! A contender's rate is the median of its per-second receive rates on the pcap port,
-//! the first two seconds left out. Prints a Markdown table, writes it with a JSON copy and
-//! a PNG bar chart into `--out`.
+//! the first two seconds left out; a contender whose ports sent nothing in that time has
+//! failed (in a smoke run, the harness fails). testpmd runs in interactive mode, driven
+//! through a pipe (`roam_bench::testpmd`), so the harness's own standard input does not
+//! matter. Prints a Markdown table, writes it with a JSON copy and a PNG bar chart into
+//! `--out`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
-use roam_bench::{run_for, steady_rate};
+use roam_bench::{steady_rate, testpmd};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -178,10 +181,17 @@ fn main() -> Result<()> {
                     other => bail!("unknown contender {other}"),
                 }
                 .with_context(|| format!("{contender} on {}", case.name));
+                let rate = rate.and_then(|r| {
+                    if r.tx > 0.0 {
+                        Ok(r)
+                    } else {
+                        Err(anyhow::anyhow!("{contender} took frames in ({:.2} Mpps) but sent none", r.rx / 1e6))
+                    }
+                });
                 match rate {
                     Ok(rate) => {
-                        println!("round {round} | {} | {contender}: {:.2} Mpps", case.name, rate / 1e6);
-                        results[ci][k].1.push(rate);
+                        println!("round {round} | {} | {contender}: {:.2} Mpps in, {:.2} Mpps out", case.name, rate.rx / 1e6, rate.tx / 1e6);
+                        results[ci][k].1.push(rate.rx);
                     }
                     // A smoke run must see every contender work; a full run reports what it
                     // could measure.
@@ -229,6 +239,13 @@ fn human(n: usize) -> String {
     }
 }
 
+/// A contender's steady rates: frames taken in from the pcap port (the rate reported) and
+/// frames its ports sent (the proof that it really forwarded).
+struct Rates {
+    rx: f64,
+    tx: f64,
+}
+
 /// vswitchd, testpmd, ovs-vswitchd: a binary of this workspace next to this one.
 fn sibling_or_release(name: &str) -> Result<PathBuf> {
     let p = std::env::current_exe()?.with_file_name(name);
@@ -249,35 +266,17 @@ fn mac(m: [u8; 6]) -> String {
 
 // ---- testpmd
 
-fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<f64> {
+fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates> {
     let main_core = if core == 0 { 1 } else { 0 };
-    let mut cmd = Command::new("dpdk-testpmd");
-    cmd.arg("-l").arg(format!("{main_core},{core}"));
-    cmd.args(case.memory.eal(case.workload.frames)).args(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"]);
-    cmd.arg("--vdev").arg(format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()));
-    cmd.args(["--vdev", "net_null0,no-rx=1", "--"]);
-    cmd.arg(format!("--total-num-mbufs={}", mbufs_for(&case.workload)));
-    cmd.arg(format!("--forward-mode={mode}")).args(["--auto-start", "--stats-period", "1"]);
-    // testpmd's clock starts at launch: give it time to set up (EAL memory, the pcap
-    // preload) on top of the seconds measured.
-    let lines = run_for(&mut cmd, secs + 3)?;
-    steady_rate(&testpmd_rx_rates(&lines)).with_context(|| format!("testpmd reported no rate:\n{}", lines.join("\n")))
-}
-
-/// testpmd's `--stats-period 1` output: the sum over ports of each period's `Rx-pps`.
-fn testpmd_rx_rates(lines: &[String]) -> Vec<f64> {
-    let mut rates = Vec::new();
-    let mut current: Option<f64> = None;
-    for line in lines {
-        if line.contains("Port statistics") {
-            rates.extend(current.take());
-            current = Some(0.0);
-        } else if let (Some(acc), Some(rest)) = (current.as_mut(), line.trim_start().strip_prefix("Rx-pps:")) {
-            *acc += rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        }
-    }
-    rates.extend(current);
-    rates
+    let mut eal: Vec<String> = vec!["-l".into(), format!("{main_core},{core}")];
+    eal.extend(case.memory.eal(case.workload.frames).iter().map(|s| s.to_string()));
+    eal.extend(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"].map(String::from));
+    eal.extend(["--vdev".into(), format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()), "--vdev".into(), "net_null0,no-rx=1".into()]);
+    let app = [format!("--total-num-mbufs={}", mbufs_for(&case.workload)), format!("--forward-mode={mode}")];
+    // Start-up (EAL memory, the pcap preload) is waited out before sampling begins.
+    let (rates, out) = testpmd::run(&eal, &app, 2, secs, Duration::from_secs(60))?;
+    let no_rate = || format!("testpmd reported no rate:\n{}", out.join("\n"));
+    Ok(Rates { rx: steady_rate(&rates.rx).with_context(no_rate)?, tx: steady_rate(&rates.tx).unwrap_or(0.0) })
 }
 
 // ---- vswitchd
@@ -310,7 +309,7 @@ fn vs_request(socket: &Path, req: &Value) -> Result<Value> {
     Ok(v["result"].clone())
 }
 
-fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
+fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
     let w = &case.workload;
     let dir = out.join("vswitchd");
     let _ = std::fs::remove_dir_all(&dir);
@@ -363,22 +362,29 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         &json!({ "op": "attach", "name": "src", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()), "mac": mac(Workload::source(0)),
                  "segment": 100, "port_security": false, "extra_macs": [{ "base": mac(Workload::source(1)), "count": w.sources - 1 }] }),
     )?;
-    let rx = || -> Result<u64> {
+    // In: the source port's rx. Out: what the sinks and the uplink sent.
+    let counts = || -> Result<[u64; 2]> {
         let s = vs_request(&socket, &json!({ "op": "stats" }))?;
-        s["ports"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == json!("src"))).and_then(|p| p["rx"].as_u64()).context("no rx counter for src")
+        let ports = s["ports"].as_array().context("no ports in stats")?;
+        let rx = ports.iter().find(|p| p["name"] == json!("src")).and_then(|p| p["rx"].as_u64()).context("no rx counter for src")?;
+        let tx = ports.iter().filter(|p| p["name"] != json!("src")).map(|p| p["sent"].as_u64().unwrap_or(0)).sum();
+        Ok([rx, tx])
     };
-    let rates = sample_rates(secs, rx)?;
-    steady_rate(&rates).context("vswitchd forwarded nothing")
+    let [rx, tx] = sample_rates(secs, counts)?;
+    Ok(Rates { rx: steady_rate(&rx).context("vswitchd took no frames in")?, tx: steady_rate(&tx).unwrap_or(0.0) })
 }
 
-/// Reads a counter once a second for `secs` seconds; returns the per-second increases.
-fn sample_rates(secs: u64, mut read: impl FnMut() -> Result<u64>) -> Result<Vec<f64>> {
-    let mut rates = Vec::new();
+/// Reads N counters once a second for `secs` seconds; returns each one's per-second
+/// increases.
+fn sample_rates<const N: usize>(secs: u64, mut read: impl FnMut() -> Result<[u64; N]>) -> Result<[Vec<f64>; N]> {
+    let mut rates: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     let (mut last, mut at) = (read()?, Instant::now());
     for _ in 0..secs {
         std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
         let (now, t) = (read()?, Instant::now());
-        rates.push(now.saturating_sub(last) as f64 / t.duration_since(at).as_secs_f64());
+        for i in 0..N {
+            rates[i].push(now[i].saturating_sub(last[i]) as f64 / t.duration_since(at).as_secs_f64());
+        }
         (last, at) = (now, t);
     }
     Ok(rates)
@@ -388,7 +394,7 @@ fn sample_rates(secs: u64, mut read: impl FnMut() -> Result<u64>) -> Result<Vec<
 
 const OVS_VSWITCHD: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
 
-fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
+fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
     let w = &case.workload;
     let dir = out.join("ovs");
     let _ = std::fs::remove_dir_all(&dir);
@@ -457,13 +463,20 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<f64> {
     }
     add_port("src", &format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()))?;
     // OVSDB's interface statistics are refreshed every 5 s; the PMD's own counter is live
-    // (its only receiving port is the pcap port).
-    let rx = || -> Result<u64> {
+    // (its only receiving port is the pcap port), and so are the datapath's port counters.
+    let counts = || -> Result<[u64; 2]> {
         let s = appctl(&["dpif-netdev/pmd-stats-show"])?;
-        s.lines().find_map(|l| l.trim().strip_prefix("packets received:")).and_then(|v| v.trim().parse().ok()).with_context(|| format!("no packet count in pmd-stats-show:\n{s}"))
+        let rx = s.lines().find_map(|l| l.trim().strip_prefix("packets received:")).and_then(|v| v.trim().parse().ok()).with_context(|| format!("no packet count in pmd-stats-show:\n{s}"))?;
+        Ok([rx, ovs_tx_packets(&appctl(&["dpctl/show", "-s"])?)])
     };
-    let rates = sample_rates(secs, rx)?;
-    steady_rate(&rates).with_context(|| format!("OVS forwarded nothing; see {}", dir.display()))
+    let [rx, tx] = sample_rates(secs, counts)?;
+    let nothing = || format!("OVS forwarded nothing; see {}", dir.display());
+    Ok(Rates { rx: steady_rate(&rx).with_context(nothing)?, tx: steady_rate(&tx).unwrap_or(0.0) })
+}
+
+/// The sum of every port's `TX packets:` in `ovs-appctl dpctl/show -s`.
+fn ovs_tx_packets(show: &str) -> u64 {
+    show.lines().filter_map(|l| l.trim().strip_prefix("TX packets:")).filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok()).sum()
 }
 
 fn check(c: &mut Command) -> Result<String> {
