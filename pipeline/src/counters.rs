@@ -1,90 +1,68 @@
 //! Counters, kept per worker as plain integers (no atomics on the hot path) and summed on
 //! read. For every input port: frames in = forwarded + flooded + dropped, exactly.
 
-/// Why a frame was dropped. Every drop has exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum DropReason {
-    /// Too short for its Ethernet (or tagged) header.
-    Runt,
-    /// Source MAC is multicast, broadcast or zero.
-    BadSourceMac,
-    /// Port security: source MAC is not the vNIC's.
-    SpoofedSourceMac,
-    /// Port security: ARP sender IP (or MAC) is not the vNIC's.
-    SpoofedArpSender,
-    /// ARP that is truncated or not Ethernet/IPv4 (wrong types or lengths).
-    MalformedArp,
-    /// Port security: a neighbor advertisement for an address that is not the vNIC's.
-    SpoofedNaTarget,
-    /// A VM port sent an 802.1Q/802.1ad-tagged frame (VM ports are access ports).
-    TaggedFromVnic,
-    /// A frame from the uplink without an 802.1Q tag.
-    UplinkUntagged,
-    /// A frame from the uplink with two tags.
-    UplinkDoubleTagged,
-    /// The uplink tag names no configured segment.
-    UnknownSegment,
-    /// Unicast from the uplink to a MAC that is no local vNIC of the segment.
-    UplinkUnknownUnicast,
-    /// Unicast whose destination is the port it came from.
-    Hairpin,
-    /// Unicast that needs the uplink, and there is none.
-    NoUplink,
-    /// Broadcast/multicast with nowhere to go (no other port in the segment, no uplink).
-    NoFloodTarget,
-    /// The input port is not configured (e.g. detached while frames were in flight).
-    UnknownPort,
-    /// The frame's buffer is shared and could not be rewritten.
-    Unwritable,
-    /// No headroom to push a tag.
-    NoHeadroom,
+/// Declares the drop reasons once: the enum, `COUNT`, `ALL` and the stable names.
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// Why a frame was dropped. Every drop has exactly one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A stable snake_case name for APIs and logs.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl DropReason {
-    pub const COUNT: usize = 17;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::Runt,
-        DropReason::BadSourceMac,
-        DropReason::SpoofedSourceMac,
-        DropReason::SpoofedArpSender,
-        DropReason::MalformedArp,
-        DropReason::SpoofedNaTarget,
-        DropReason::TaggedFromVnic,
-        DropReason::UplinkUntagged,
-        DropReason::UplinkDoubleTagged,
-        DropReason::UnknownSegment,
-        DropReason::UplinkUnknownUnicast,
-        DropReason::Hairpin,
-        DropReason::NoUplink,
-        DropReason::NoFloodTarget,
-        DropReason::UnknownPort,
-        DropReason::Unwritable,
-        DropReason::NoHeadroom,
-    ];
-
-    /// A stable snake_case name for APIs and logs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::Runt => "runt",
-            DropReason::BadSourceMac => "bad_source_mac",
-            DropReason::SpoofedSourceMac => "spoofed_source_mac",
-            DropReason::SpoofedArpSender => "spoofed_arp_sender",
-            DropReason::MalformedArp => "malformed_arp",
-            DropReason::SpoofedNaTarget => "spoofed_na_target",
-            DropReason::TaggedFromVnic => "tagged_from_vnic",
-            DropReason::UplinkUntagged => "uplink_untagged",
-            DropReason::UplinkDoubleTagged => "uplink_double_tagged",
-            DropReason::UnknownSegment => "unknown_segment",
-            DropReason::UplinkUnknownUnicast => "uplink_unknown_unicast",
-            DropReason::Hairpin => "hairpin",
-            DropReason::NoUplink => "no_uplink",
-            DropReason::NoFloodTarget => "no_flood_target",
-            DropReason::UnknownPort => "unknown_port",
-            DropReason::Unwritable => "unwritable",
-            DropReason::NoHeadroom => "no_headroom",
-        }
-    }
+drop_reasons! {
+    /// Too short for its Ethernet (or tagged) header.
+    Runt => "runt",
+    /// Source MAC is multicast, broadcast or zero.
+    BadSourceMac => "bad_source_mac",
+    /// Port security: source MAC is not the vNIC's.
+    SpoofedSourceMac => "spoofed_source_mac",
+    /// Port security: ARP sender IP (or MAC) is not the vNIC's.
+    SpoofedArpSender => "spoofed_arp_sender",
+    /// ARP that is truncated or not Ethernet/IPv4 (wrong types or lengths).
+    MalformedArp => "malformed_arp",
+    /// Port security: a neighbor advertisement for an address that is not the vNIC's.
+    SpoofedNaTarget => "spoofed_na_target",
+    /// A VM port sent an 802.1Q/802.1ad-tagged frame (VM ports are access ports).
+    TaggedFromVnic => "tagged_from_vnic",
+    /// A frame from the uplink without an 802.1Q tag.
+    UplinkUntagged => "uplink_untagged",
+    /// A frame from the uplink with two tags.
+    UplinkDoubleTagged => "uplink_double_tagged",
+    /// The uplink tag names no configured segment.
+    UnknownSegment => "unknown_segment",
+    /// Unicast from the uplink to a MAC that is no local vNIC of the segment.
+    UplinkUnknownUnicast => "uplink_unknown_unicast",
+    /// Unicast whose destination is the port it came from.
+    Hairpin => "hairpin",
+    /// Unicast that needs the uplink, and there is none.
+    NoUplink => "no_uplink",
+    /// Broadcast/multicast with nowhere to go (no other port in the segment, no uplink).
+    NoFloodTarget => "no_flood_target",
+    /// The input port is not configured (e.g. detached while frames were in flight).
+    UnknownPort => "unknown_port",
+    /// The MAC table names a destination port this worker's configuration does not have
+    /// (yet, or any more): a port being attached or detached while frames are in flight.
+    PortNotReady => "port_not_ready",
+    /// The frame's buffer is shared and could not be rewritten.
+    Unwritable => "unwritable",
+    /// No headroom to push a tag.
+    NoHeadroom => "no_headroom",
 }
 
 /// One port's counters, as seen by one worker.

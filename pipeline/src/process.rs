@@ -322,6 +322,12 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
                 match found[i] {
                     Some(val) if val.port() == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
                     Some(val) if val.kind() != EntryKind::Anycast && Some(val.port()) != uplink => {
+                        // The table may name a port this snapshot does not have yet (being
+                        // attached) or any more (detached): never index past what we know.
+                        if cfg.vnic(val.port()).is_none() {
+                            drop_frame(counters, in_port, f, DropReason::PortNotReady, out);
+                            continue;
+                        }
                         counters.at(in_port).forwarded += 1;
                         enqueue(counters, val.port(), f, out);
                     }
@@ -472,8 +478,10 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
         match verdicts[i] {
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
-                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port && cfg.vnic(v.port()).is_some());
+                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port);
                 match local {
+                    // A port the table has and this snapshot does not (see `from_vnic`).
+                    Some(v) if cfg.vnic(v.port()).is_none() => drop_frame(counters, in_port, f, DropReason::PortNotReady, out),
                     Some(v) if !tagged[i] || pop_vlan(&mut f) => {
                         counters.at(in_port).forwarded += 1;
                         enqueue(counters, v.port(), f, out);

@@ -3,10 +3,13 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use mac_table::{EntryKind, Key, MacTable, Value};
 
 use common::*;
 use pipeline::wire::arp::{op, ArpPacket};
-use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, PortRole, VnicConfig};
+use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, PortRole, Processor, VnicConfig};
 
 #[test]
 fn local_unicast_is_switched_with_real_macs() {
@@ -268,6 +271,31 @@ fn without_an_uplink_unknown_unicast_and_lonely_floods_are_dropped() {
     let mut out = run(&mut p, A, &[arp_request(A, ip(B))]);
     assert_eq!((sent(&mut out, B).len(), sent(&mut out, D).len()), (1, 1), "floods still reach the segment");
     balanced(&p);
+}
+
+/// The MAC table is shared and written by the control plane; a worker's configuration is
+/// its own snapshot. A MAC installed for a port the snapshot does not have yet (beyond
+/// every port it knows, or in a gap), or still there for one it no longer has, must never
+/// be indexed: the frame is dropped and counted.
+#[test]
+fn a_table_entry_for_a_port_the_snapshot_lacks_is_a_counted_drop() {
+    let cfg = config(true);
+    let table = Arc::new(MacTable::new(1024).unwrap());
+    for (k, v) in cfg.table_entries() {
+        table.insert(k, v).unwrap();
+    }
+    let (beyond, gap) = (MacAddr([0x52, 0x54, 0, 0, 0, 0x77]), MacAddr([0x52, 0x54, 0, 0, 0, 0x78]));
+    table.insert(Key::new(beyond, 0), Value::new(cfg.max_port() + 3, EntryKind::Local, 0)).unwrap();
+    let mut cfg2 = cfg.clone();
+    cfg2.remove_port(B).unwrap();
+    table.insert(Key::new(gap, 0), Value::new(B, EntryKind::Local, 0)).unwrap();
+    let mut p = Processor::new(table.reader().unwrap(), Arc::new(cfg2));
+    let out = run(&mut p, A, &[ipv4(beyond, mac(A)), ipv4(gap, mac(A))]);
+    assert_eq!(reasons(&out), vec![DropReason::PortNotReady, DropReason::PortNotReady]);
+    let out = run(&mut p, UPLINK, &[tagged(100, &ipv4(beyond, GW)), tagged(100, &ipv4(gap, GW))]);
+    assert_eq!(reasons(&out), vec![DropReason::PortNotReady, DropReason::PortNotReady]);
+    let c = balanced(&p);
+    assert_eq!(c.ports[A as usize].dropped[DropReason::PortNotReady as usize], 2);
 }
 
 #[test]

@@ -84,6 +84,8 @@ pub struct Vswitchd {
     name: String,
     uplink: Option<String>,
     workers: usize,
+    /// More vswitchd flags (e.g. `--debug-api`).
+    args: Vec<String>,
 }
 
 impl Vswitchd {
@@ -93,6 +95,11 @@ impl Vswitchd {
     }
 
     pub fn start_with_workers(dir: &TestDir, name: &str, uplink: Option<&str>, workers: usize) -> Vswitchd {
+        Vswitchd::start_with_args(dir, name, uplink, workers, &[])
+    }
+
+    /// As [`Vswitchd::start_with_workers`], with more vswitchd flags.
+    pub fn start_with_args(dir: &TestDir, name: &str, uplink: Option<&str>, workers: usize, args: &[&str]) -> Vswitchd {
         let mut v = Vswitchd {
             child: None,
             socket: dir.path(&format!("{name}.ctl")),
@@ -101,6 +108,7 @@ impl Vswitchd {
             name: name.to_string(),
             uplink: uplink.map(String::from),
             workers,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         v.spawn();
         v
@@ -113,6 +121,7 @@ impl Vswitchd {
         if let Some(u) = &self.uplink {
             cmd.arg("--uplink").arg(u);
         }
+        cmd.args(&self.args);
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let prefix = format!("roam-{}-{}-{n}", self.name, std::process::id());
@@ -166,6 +175,38 @@ impl Vswitchd {
     pub fn port_stats(&self, name: &str) -> Value {
         let s = self.ok(json!({ "op": "stats" }));
         s["ports"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)).cloned()).unwrap_or(Value::Null)
+    }
+
+    /// How vswitchd exited, if it did within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Everything vswitchd has logged (all its runs in this test).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts vswitchd again after it exited (or was killed).
+    pub fn start_again(&mut self) {
+        self.kill();
+        self.spawn();
     }
 
     /// SIGKILL, no clean-up: what a crash looks like.

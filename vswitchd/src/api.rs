@@ -31,6 +31,14 @@ pub enum Request {
     ArpAnnounce(ArpAnnounce),
     /// Stream attach, detach and link events.
     Events {},
+    /// Try failed attachments again (all, or the one named).
+    Retry {
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Debug only (vswitchd `--debug-api`): make a worker panic, to test that a dead
+    /// worker takes the daemon down.
+    DebugCrashWorker { worker: usize },
 }
 
 /// A VM attachment (also what the state file keeps).

@@ -57,7 +57,12 @@ fn fdb_capacity() -> usize {
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        // toml's own message spans several lines (a source excerpt): say it in one.
+        toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!(" line {l}:")).unwrap_or_default();
+            anyhow::anyhow!("config {}:{at} {}", path.display(), e.message().trim())
+        })
     }
 }
 

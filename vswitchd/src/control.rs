@@ -3,7 +3,7 @@
 //! the switch (the control plane's lock; workers never take it).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -19,11 +19,16 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            anyhow::bail!("{} is in use by a running vswitchd", path.display());
+    // A socket left by a vswitchd that crashed is replaced; anything else is refused, and
+    // nothing vswitchd did not create is ever removed.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!("control socket {} exists and is not a socket", path.display());
         }
-        std::fs::remove_file(path)?;
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!("control socket {} is in use by a running vswitchd", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale control socket {}", path.display()))?;
     }
     let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -90,6 +95,8 @@ fn execute(switch: &Mutex<Switch>, request: Request) -> Response {
         Request::Fdb {} => s.fdb(),
         Request::Stats {} => s.stats(),
         Request::ArpAnnounce(a) => s.arp_announce(&a),
+        Request::Retry { name } => s.retry(name.as_deref()),
+        Request::DebugCrashWorker { worker } => s.crash_worker(worker),
         Request::Events {} => unreachable!("handled by the connection"),
     };
     match result {

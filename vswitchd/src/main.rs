@@ -1,6 +1,7 @@
 //! vswitchd: see the crate docs and `vswitchd --help`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,14 +38,51 @@ struct Args {
     /// Worker threads (each port is polled by one of them).
     #[arg(long)]
     workers: Option<usize>,
+    /// Serve debug requests (`debug-crash-worker`); for tests.
+    #[arg(long, hide = true)]
+    debug_api: bool,
     /// EAL arguments after `--` (replace the configuration's).
     #[arg(last = true)]
     eal: Vec<String>,
 }
 
-fn main() -> Result<()> {
+/// A panic anywhere (a worker's above all) ends the process at once, with one log line:
+/// a daemon whose data plane died must not go on answering the API as if it were alive.
+/// Its supervisor restarts it, and the state file brings every attachment back.
+fn die_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let what = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!("thread {thread} panicked at {at}: {what}; vswitchd aborts (restart it: the state file restores the attachments)");
+        std::process::abort();
+    }));
+}
+
+/// Removes the control socket when vswitchd stops, whether cleanly or on an error after
+/// binding it (never a socket vswitchd did not create).
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
-    let args = Args::parse();
+    die_on_panic();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // One line, every cause after a colon: what a supervisor's log shows.
+        Err(e) => {
+            eprintln!("vswitchd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config {
@@ -84,6 +122,7 @@ fn main() -> Result<()> {
     }
     let state = State::load(&cfg.state)?;
     let listener = vswitchd::control::bind(&cfg.socket)?;
+    let _socket = SocketFile(cfg.socket.clone());
     let eal = Eal::init(&cfg.eal).context("EAL")?;
     let pool = Arc::new(Mempool::new(&eal, "roam_pkts", &MempoolConfig { size: cfg.mbufs, ..Default::default() })?);
     let table = Arc::new(MacTable::new(cfg.fdb_capacity)?);
@@ -111,6 +150,9 @@ fn main() -> Result<()> {
     }
 
     let switch = Arc::new(Mutex::new(Switch::new(eal.clone(), pool.clone(), table, commands, cfg.state.clone())));
+    if args.debug_api {
+        switch.lock().enable_debug_api();
+    }
     if let Some(up) = &cfg.uplink {
         switch.lock().set_uplink(up)?;
     }
@@ -132,6 +174,5 @@ fn main() -> Result<()> {
     for t in worker_threads {
         let _ = t.join();
     }
-    let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }

@@ -15,6 +15,18 @@ pub struct State {
     pub segments: Vec<Segment>,
     #[serde(default)]
     pub attachments: Vec<Attach>,
+    /// Attachments whose restore failed: kept, with the reason, and tried again at the next
+    /// start or on request (`vsctl retry`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedAttachment>,
+}
+
+/// An attachment that could not be made again, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedAttachment {
+    pub attachment: Attach,
+    pub error: String,
 }
 
 impl State {
@@ -55,6 +67,7 @@ mod tests {
         let s = State {
             segments: vec![Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec![], arp_responder: false, native: false }],
             attachments: vec![],
+            failed: vec![],
         };
         s.save(&path).unwrap();
         assert_eq!(State::load(&path).unwrap(), s);

@@ -17,8 +17,15 @@ use pipeline::{DropReason, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfi
 use serde_json::{json, Value as Json};
 
 use crate::api::{ArpAnnounce, Attach, Event, Segment};
-use crate::state::State;
+use crate::state::{FailedAttachment, State};
 use crate::worker::{Command, Snapshot};
+
+/// What an attachment has done so far (what a failure must undo).
+struct AttachSteps {
+    port: Option<PortId>,
+    config: Option<SwitchConfig>,
+    keys: Vec<Key>,
+}
 
 struct Vm {
     attach: Attach,
@@ -35,6 +42,10 @@ pub struct Switch {
     config: SwitchConfig,
     segments: BTreeMap<u16, Segment>,
     vms: BTreeMap<String, Vm>,
+    /// Attachments that could not be restored, with the reason (kept in the state file).
+    failed: BTreeMap<String, FailedAttachment>,
+    /// Whether debug requests (`debug-crash-worker`) are served.
+    debug_api: bool,
     uplink: Option<Port>,
     /// One command channel per worker.
     workers: Vec<Sender<Command>>,
@@ -64,6 +75,8 @@ impl Switch {
             config: SwitchConfig::new(),
             segments: BTreeMap::new(),
             vms: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            debug_api: false,
             uplink: None,
             workers,
             owners: BTreeMap::new(),
@@ -88,29 +101,84 @@ impl Switch {
         Ok(())
     }
 
-    /// Applies a saved state (at start-up).
+    /// Serves debug requests (`vswitchd --debug-api`; tests only).
+    pub fn enable_debug_api(&mut self) {
+        self.debug_api = true;
+    }
+
+    /// Applies a saved state (at start-up). An attachment that cannot be made again (its
+    /// device refuses, its socket path is taken) is kept as failed, with the reason: in
+    /// the state file, in `show`, and tried again by `retry` and at the next start.
     pub fn restore(&mut self, state: State) -> Result<()> {
         for s in state.segments {
             self.set_anycast(s).context("restoring a segment")?;
         }
-        for a in state.attachments {
+        let failed = state.failed.into_iter().map(|f| f.attachment);
+        for a in state.attachments.into_iter().chain(failed) {
             let name = a.name.clone();
-            if let Err(e) = self.attach(a) {
-                tracing::error!(vm = %name, error = %e, "cannot restore attachment");
+            if let Err(e) = self.attach(a.clone()) {
+                let error = format!("{e:#}");
+                tracing::error!(vm = %name, error = %error, "cannot restore attachment; kept as failed (vsctl retry)");
+                self.failed.insert(name, FailedAttachment { attachment: a, error });
             }
         }
-        Ok(())
+        self.save()
+    }
+
+    /// Tries failed attachments again: the one named, or all. Answers which succeeded and,
+    /// for the others, why not (they stay failed).
+    pub fn retry(&mut self, name: Option<&str>) -> Result<Json> {
+        let names: Vec<String> = match name {
+            Some(n) if self.failed.contains_key(n) => vec![n.to_string()],
+            Some(n) => bail!("no failed attachment named {n}"),
+            None => self.failed.keys().cloned().collect(),
+        };
+        let (mut attached, mut still_failed) = (Vec::new(), serde_json::Map::new());
+        for n in names {
+            let Some(f) = self.failed.remove(&n) else { continue };
+            match self.attach(f.attachment.clone()) {
+                Ok(_) => attached.push(n),
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    still_failed.insert(n.clone(), json!(error));
+                    self.failed.insert(n, FailedAttachment { attachment: f.attachment, error });
+                }
+            }
+        }
+        self.save()?;
+        Ok(json!({ "attached": attached, "failed": still_failed }))
+    }
+
+    /// Debug only: makes worker `w` panic (which must take the daemon down).
+    pub fn crash_worker(&mut self, w: usize) -> Result<Json> {
+        if !self.debug_api {
+            bail!("debug requests are off (start vswitchd with --debug-api)");
+        }
+        let worker = self.workers.get(w).ok_or_else(|| anyhow!("no worker {w} (there are {})", self.workers.len()))?;
+        worker.send(Command::Crash).map_err(|_| anyhow!("worker {w} has stopped"))?;
+        Ok(json!({ "worker": w }))
     }
 
     fn save(&self) -> Result<()> {
-        let state = State { segments: self.segments.values().cloned().collect(), attachments: self.vms.values().map(|v| v.attach.clone()).collect() };
+        let state = State {
+            segments: self.segments.values().cloned().collect(),
+            attachments: self.vms.values().map(|v| v.attach.clone()).collect(),
+            failed: self.failed.values().cloned().collect(),
+        };
         state.save(&self.state_path)
     }
 
     fn push_config(&self) {
         let cfg = Arc::new(self.config.clone());
+        let mut waits = Vec::new();
         for w in &self.workers {
-            let _ = w.send(Command::Config(cfg.clone()));
+            let (done, wait) = bounded(1);
+            if w.send(Command::Config { config: cfg.clone(), done: Some(done) }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
         }
     }
 
@@ -134,18 +202,23 @@ impl Switch {
         Ok(())
     }
 
+    /// Takes a port from every worker: first from those that hand frames over to it, then
+    /// from its owner, which drops (and counts) what is left in the hand-over ring.
     fn take_from_worker(&mut self, id: PortId) {
-        let mut waits = Vec::new();
-        for w in &self.workers {
-            let (done, wait) = bounded(1);
-            if w.send(Command::RemovePort { id, done }).is_ok() {
-                waits.push(wait);
+        let owner = self.owners.remove(&id);
+        let others = (0..self.workers.len()).filter(|w| Some(*w) != owner);
+        for group in [others.collect::<Vec<_>>(), owner.into_iter().collect()] {
+            let mut waits = Vec::new();
+            for w in group {
+                let (done, wait) = bounded(1);
+                if self.workers[w].send(Command::RemovePort { id, done }).is_ok() {
+                    waits.push(wait);
+                }
+            }
+            for wait in waits {
+                let _ = wait.recv_timeout(Duration::from_secs(5));
             }
         }
-        for wait in waits {
-            let _ = wait.recv_timeout(Duration::from_secs(5));
-        }
-        self.owners.remove(&id);
     }
 
     fn emit(&mut self, e: Event) {
@@ -196,6 +269,9 @@ impl Switch {
         if self.vms.contains_key(&a.name) {
             bail!("VM {} is already attached", a.name);
         }
+        if let Some(f) = self.failed.get(&a.name) {
+            bail!("VM {} has a failed attachment ({}): `vsctl retry {}`, or detach it first", a.name, f.error, a.name);
+        }
         let mac = parse_mac(&a.mac)?;
         let slot = self.slots.slot(a.segment as u32).ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
@@ -208,8 +284,8 @@ impl Switch {
         let (name, args, cfg) = match (&a.socket, &a.device) {
             (Some(path), None) => {
                 let socket = path.to_str().filter(|s| !s.is_empty() && !s.contains(',')).ok_or_else(|| anyhow!("socket path must be non-empty UTF-8 without commas"))?;
-                if a.server && path.exists() {
-                    bail!("{socket} exists; in server mode vswitchd creates the socket");
+                if a.server {
+                    clear_stale_socket(path)?;
                 }
                 let args = format!("iface={socket},client={},queues={}", if a.server { 0 } else { 1 }, a.queues);
                 (format!("net_vhost{}", self.next_vdev), args, PortConfig { rx_queues: a.queues, tx_queues: 1, ..PortConfig::default() })
@@ -234,38 +310,48 @@ impl Switch {
         vnic.ipv6 = a.ipv6.clone();
         vnic.port_security = a.port_security;
         cfg.set_port(id, PortRole::Vnic(vnic))?;
-        self.table.insert(Key::new(mac, slot), Value::new(id, EntryKind::Local, 0))?;
-        for (n, k) in extra.iter().enumerate() {
-            if let Err(e) = self.table.insert(*k, Value::new(id, EntryKind::Local, 0)) {
-                for k in extra[..n].iter().chain([Key::new(mac, slot)].iter()) {
-                    self.table.remove(*k);
-                }
-                return Err(e.into());
-            }
-        }
-        if let Err(e) = self.give_to_worker(&port) {
-            for k in extra.iter().chain([Key::new(mac, slot)].iter()) {
-                self.table.remove(*k);
-            }
-            return Err(e);
-        }
-        let old_cfg = std::mem::replace(&mut self.config, cfg);
-        self.push_config();
-        self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });
-        if let Err(e) = self.save() {
-            // Roll back: a restart must not lose an attachment we reported as made.
-            self.vms.remove(&a.name);
-            self.config = old_cfg;
+        // In this order, each step undone by `undo_attach` if a later one fails: the workers
+        // get the port's queues, then the configuration (and use it), and only then do the
+        // port's MACs appear in the table, where every worker's lookups see them at once.
+        let mut done = AttachSteps { port: None, config: None, keys: Vec::new() };
+        let result = (|| -> Result<()> {
+            self.give_to_worker(&port)?;
+            done.port = Some(id);
+            done.config = Some(std::mem::replace(&mut self.config, cfg));
             self.push_config();
-            for k in extra.iter().chain([Key::new(mac, slot)].iter()) {
-                self.table.remove(*k);
+            for k in [Key::new(mac, slot)].iter().chain(&extra) {
+                self.table.insert(*k, Value::new(id, EntryKind::Local, 0))?;
+                done.keys.push(*k);
             }
-            self.take_from_worker(id);
+            self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });
+            // A restart must not lose an attachment we report as made.
+            if let Err(e) = self.save() {
+                self.vms.remove(&a.name);
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.undo_attach(done);
             return Err(e);
         }
         tracing::info!(vm = %a.name, %mac, port = id, segment = a.segment, "attached");
         self.emit(Event::Attach { name: a.name.clone(), mac: mac.to_string(), segment: a.segment, ipv4: a.ipv4.clone(), ipv6: a.ipv6.clone() });
         Ok(json!({ "name": a.name, "port": id, "device": name }))
+    }
+
+    /// Undoes the steps of an attachment that failed half-way, last first.
+    fn undo_attach(&mut self, done: AttachSteps) {
+        for k in done.keys {
+            self.table.remove(k);
+        }
+        if let Some(old) = done.config {
+            self.config = old;
+            self.push_config();
+        }
+        if let Some(id) = done.port {
+            self.take_from_worker(id);
+        }
     }
 
     /// The table keys of an attachment's extra MACs, checked: valid, unicast, not taken.
@@ -293,6 +379,16 @@ impl Switch {
     }
 
     pub fn detach(&mut self, name: &str) -> Result<Json> {
+        if !self.vms.contains_key(name) {
+            if let Some(f) = self.failed.remove(name) {
+                if let Err(e) = self.save() {
+                    self.failed.insert(name.to_string(), f);
+                    return Err(e);
+                }
+                tracing::info!(vm = %name, "failed attachment removed");
+                return Ok(json!({ "name": name, "port": null }));
+            }
+        }
         let vm = self.vms.remove(name).ok_or_else(|| anyhow!("no VM named {name}"))?;
         let id = vm.port.id();
         let slot = self.slots.slot(vm.attach.segment as u32).ok_or_else(|| anyhow!("segment vanished"))?;
@@ -389,9 +485,15 @@ impl Switch {
         for v in &vms {
             ports.push(json!({ "name": v["name"], "port": v["port"], "device": v["device"], "link_up": v["link_up"] }));
         }
+        let failed: Vec<Json> = self
+            .failed
+            .values()
+            .map(|f| json!({ "name": f.attachment.name, "mac": f.attachment.mac, "segment": f.attachment.segment, "socket": f.attachment.socket, "device": f.attachment.device, "error": f.error }))
+            .collect();
         Ok(json!({
             "ports": ports,
             "vms": vms,
+            "failed": failed,
             "segments": self.segments.values().collect::<Vec<_>>(),
             "workers": (0..self.workers.len()).map(|w| json!({ "id": w, "ports": self.owners.iter().filter(|(_, o)| **o == w).map(|(p, _)| self.port_name(*p)).collect::<Vec<_>>() })).collect::<Vec<_>>(),
             "mbufs": { "capacity": self.pool.capacity(), "available": self.pool.available() },
@@ -414,26 +516,32 @@ impl Switch {
     pub fn stats(&self) -> Result<Json> {
         let snap = self.snapshot()?;
         let mut ports = Vec::new();
-        let last = snap.pipeline.ports.len().max(self.config.max_port() as usize + 1);
+        let last = snap.pipeline.ports.len().max(snap.worker.ports.len()).max(self.config.max_port() as usize + 1);
+        let (mut all_in, mut all_out) = (true, true);
         for id in 0..last {
             let c = snap.pipeline.ports.get(id).copied().unwrap_or_default();
-            let c = &c;
+            let t = snap.worker.ports.get(id).copied().unwrap_or_default();
             let id = id as PortId;
-            let w = |v: &Vec<u64>| v.get(id as usize).copied().unwrap_or(0);
-            if c.rx == 0 && c.tx == 0 && w(&snap.worker.injected) == 0 && self.config.port(id).is_none() {
+            if c.rx == 0 && c.tx == 0 && t == Default::default() && self.config.port(id).is_none() {
                 continue;
             }
+            let (in_balanced, out_balanced) = (c.balanced(), t.balanced(c.tx));
+            all_in &= in_balanced;
+            all_out &= out_balanced;
             let drops: serde_json::Map<String, Json> = DropReason::ALL.iter().filter(|r| c.dropped[**r as usize] > 0).map(|r| (r.name().to_string(), json!(c.dropped[*r as usize]))).collect();
-            ports.push(json!({
+            let mut port = json!({
                 "port": id, "name": self.port_name(id),
                 "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
                 "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
-                "arp_replies": c.arp_replies, "announcements": c.announcements, "tx_full": w(&snap.worker.tx_full), "tx_no_port": w(&snap.worker.tx_no_port), "handed_over": w(&snap.worker.handed_over),
-                "held": w(&snap.worker.held), "released": w(&snap.worker.released), "held_dropped": w(&snap.worker.held_dropped),
-                "injected": w(&snap.worker.injected), "balanced": c.balanced(),
-            }));
+                "arp_replies": c.arp_replies, "announcements": c.announcements,
+                "balanced": in_balanced, "out_balanced": out_balanced,
+            });
+            if let (Some(obj), Json::Object(tx)) = (port.as_object_mut(), serde_json::to_value(t)?) {
+                obj.extend(tx);
+            }
+            ports.push(port);
         }
-        Ok(json!({ "ports": ports, "balanced": snap.pipeline.balanced(), "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }))
+        Ok(json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }))
     }
 
     /// Link changes since the last call, as events.
@@ -466,6 +574,29 @@ impl Switch {
         for w in &self.workers {
             let _ = w.send(Command::Stop);
         }
+    }
+}
+
+/// In server mode vswitchd creates the socket. One left by an earlier vswitchd that
+/// crashed (a socket nobody listens on) is removed; anything else at that path is refused.
+fn clear_stale_socket(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(anyhow!("{}: {e}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        bail!("{} exists and is not a socket; in server mode vswitchd creates the socket", path.display());
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => bail!("{} is in use: something listens on it", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+            tracing::info!(socket = %path.display(), "removed a stale vhost-user socket");
+            Ok(())
+        }
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
     }
 }
 

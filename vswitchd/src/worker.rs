@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
-use mac_table::MacAddr;
+use mac_table::{MacAddr, SegmentSlot};
 use pipeline::{Counters, Output, PortId, PortRole, Processor, SwitchConfig};
-use mac_table::SegmentSlot;
 use serde::Serialize;
 
 use crate::config::PollMode;
@@ -29,7 +28,8 @@ pub enum Command {
     RemotePort { id: PortId, handoff: Arc<Ring> },
     /// Stop using a port; `done` answers once its queues and ring are dropped.
     RemovePort { id: PortId, done: Sender<()> },
-    Config(Arc<SwitchConfig>),
+    /// A new configuration snapshot; `done` (if any) answers once the worker uses it.
+    Config { config: Arc<SwitchConfig>, done: Option<Sender<()>> },
     /// Send these frames out of `port`; `done` answers how many the port took.
     Inject { port: PortId, frames: Vec<Vec<u8>>, done: Sender<usize> },
     Snapshot(Sender<Snapshot>),
@@ -41,49 +41,99 @@ pub enum Command {
     /// as their destination and go through the pipeline again from the port they came in
     /// on. `done` answers how many were released.
     Release { ip: Ipv4Addr, mac: MacAddr, done: Sender<usize> },
+    /// Panic (the debug API's `crash-worker`, for testing that a dead worker takes the
+    /// daemon down).
+    Crash,
     Stop,
 }
 
+/// Declares the per-port output counters once: the struct, its sum, and the names the
+/// API shows them under.
+macro_rules! port_tx_counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// A worker's counters for one output port, beside the pipeline's. Per port, for
+        /// every worker and so for their sum, exactly:
+        /// `queued + requeued + taken_over = sent + tx_full + held + tx_no_port + handed_over`
+        /// (the output balance; `queued` is the pipeline's `tx`), and
+        /// `held = released + held_dropped + holding` (the hold balance).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+        pub struct PortTx {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl PortTx {
+            pub fn add(&mut self, o: &PortTx) {
+                $(self.$name += o.$name;)*
+            }
+        }
+    };
+}
+
+port_tx_counters! {
+    /// Frames the port's tx queue took.
+    sent,
+    /// Frames the tx queue (or the hand-over ring) refused, after retries: dropped.
+    tx_full,
+    /// Retries of partly refused bursts (each retry sent something more).
+    tx_retries,
+    /// Frames queued for a port this worker does not know (being added or removed): dropped.
+    tx_no_port,
+    /// Frames handed to the port's owner worker through its ring.
+    handed_over,
+    /// Frames the owner took from that ring (another worker's `handed_over`).
+    taken_over,
+    /// Held frames sent on to this port without the pipeline: a link that came back, or
+    /// frames from the uplink returned to it by a fix-up.
+    requeued,
+    /// Frames held while the port's link was down (instead of dropped).
+    held,
+    /// Held frames that left the hold: to the port, back through the pipeline, or back to
+    /// the uplink.
+    released,
+    /// Held frames dropped: too old, too many, or not writable.
+    held_dropped,
+    /// Frames held right now.
+    holding,
+    /// Fix-up frames the port took.
+    injected,
+}
+
+impl PortTx {
+    /// The output balance (see the struct).
+    pub fn balanced(&self, queued: u64) -> bool {
+        queued + self.requeued + self.taken_over == self.sent + self.tx_full + self.held + self.tx_no_port + self.handed_over
+            && self.held == self.released + self.held_dropped + self.holding
+    }
+}
+
 /// A worker's own counters, beside the pipeline's.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkerCounters {
-    /// Per port: frames the pipeline queued that the tx queue refused (ring full).
-    pub tx_full: Vec<u64>,
-    /// Per port: frames queued for a port that is being removed.
-    pub tx_no_port: Vec<u64>,
-    /// Per port: fix-up frames injected.
-    pub injected: Vec<u64>,
-    /// Per port: frames handed to the port's owner worker.
-    pub handed_over: Vec<u64>,
-    /// Per port: frames held while the port's link was down (instead of `tx_full`).
-    pub held: Vec<u64>,
-    /// Per port: held frames sent on when the link came back, or released by a fix-up.
-    pub released: Vec<u64>,
-    /// Per port: held frames dropped: too old, too many, or nobody asked for them.
-    pub held_dropped: Vec<u64>,
+    /// Per output port (indexed by port id).
+    pub ports: Vec<PortTx>,
     /// Loops that found no frame, and sleeps taken in adaptive mode.
     pub idle_loops: u64,
     pub sleeps: u64,
 }
 
 impl WorkerCounters {
+    /// The counters of `port`, growing the table if the port is new.
+    #[inline]
+    pub fn port(&mut self, port: PortId) -> &mut PortTx {
+        let p = port as usize;
+        if p >= self.ports.len() {
+            self.ports.resize(p + 1, PortTx::default());
+        }
+        &mut self.ports[p]
+    }
+
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &WorkerCounters) {
-        for (a, b) in [
-            (&mut self.tx_full, &o.tx_full),
-            (&mut self.tx_no_port, &o.tx_no_port),
-            (&mut self.injected, &o.injected),
-            (&mut self.handed_over, &o.handed_over),
-            (&mut self.held, &o.held),
-            (&mut self.released, &o.released),
-            (&mut self.held_dropped, &o.held_dropped),
-        ] {
-            if b.len() > a.len() {
-                a.resize(b.len(), 0);
-            }
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
+        if o.ports.len() > self.ports.len() {
+            self.ports.resize(o.ports.len(), PortTx::default());
+        }
+        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
+            a.add(b);
         }
         self.idle_loops += o.idle_loops;
         self.sleeps += o.sleeps;
@@ -124,6 +174,9 @@ struct Held {
 const HOLD_LIMIT: usize = 1024;
 /// How long a held frame waits for its port or a fix-up before it is dropped.
 const HOLD_TIME: Duration = Duration::from_secs(2);
+/// Retries of a burst the tx queue partly refused, while each retry sends something (as
+/// Open vSwitch's `tx-retries-max`, default 8, for vhost-user ports).
+const TX_RETRIES: usize = 8;
 
 pub struct Worker {
     processor: Processor,
@@ -139,17 +192,24 @@ pub struct Worker {
     held: VecDeque<Held>,
 }
 
-fn bump(v: &mut Vec<u64>, port: PortId, n: u64) {
-    let p = port as usize;
-    if p >= v.len() {
-        v.resize(p + 1, 0);
-    }
-    v[p] += n;
-}
-
 const IDLE_LOOPS_BEFORE_SLEEP: u32 = 256;
 const MIN_SLEEP: Duration = Duration::from_micros(20);
 const MAX_SLEEP: Duration = Duration::from_millis(1);
+
+/// Sends `txb` on `tx`; a burst the queue partly refuses is retried up to [`TX_RETRIES`]
+/// times while each try sends something. What is still refused stays in `txb`.
+#[inline]
+fn send(tx: &mut TxQueue, txb: &mut MbufBurst, c: &mut PortTx) {
+    let mut n = tx.tx_burst(txb);
+    c.sent += n as u64;
+    let mut tries = 0;
+    while n > 0 && !txb.is_empty() && tries < TX_RETRIES {
+        tries += 1;
+        c.tx_retries += 1;
+        n = tx.tx_burst(txb);
+        c.sent += n as u64;
+    }
+}
 
 impl Worker {
     /// `workers` is how many workers the switch runs: with one, nothing is ever handed
@@ -178,15 +238,8 @@ impl Worker {
             }
             let mut got = 0;
             for id in 0..self.ports.len() {
-                let Some(port) = self.ports[id].as_mut() else { continue };
-                // Frames other workers handed over for this port.
-                if self.handoffs && !port.handoff.is_empty() {
-                    got += port.handoff.dequeue_burst(&mut txb);
-                    port.tx.tx_burst(&mut txb);
-                    if !txb.is_empty() {
-                        bump(&mut self.counters.tx_full, id as PortId, txb.len() as u64);
-                        txb.clear();
-                    }
+                if self.handoffs {
+                    got += self.take_over(id as PortId, &mut txb);
                 }
                 let queues = self.ports[id].as_ref().map_or(0, |p| p.rx.len());
                 for q in 0..queues {
@@ -227,57 +280,85 @@ impl Worker {
         }
     }
 
+    /// Sends the frames other workers handed over for `id` (a port this worker owns);
+    /// returns how many it took from the ring. While the port's link is down they are held
+    /// like the worker's own.
+    fn take_over(&mut self, id: PortId, txb: &mut MbufBurst) -> usize {
+        let Some(port) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else { return 0 };
+        if port.handoff.is_empty() {
+            return 0;
+        }
+        let n = port.handoff.dequeue_burst(txb);
+        let c = self.counters.port(id);
+        c.taken_over += n as u64;
+        send(&mut port.tx, txb, c);
+        if port.holding && !txb.is_empty() {
+            // Their input port is on another worker (the mbuf says which); a release by a
+            // fix-up runs them through this worker's pipeline as if they came in here,
+            // which is what that worker would have done with them.
+            self.hold(None, id, txb);
+        }
+        if !txb.is_empty() {
+            self.counters.port(id).tx_full += txb.len() as u64;
+            txb.clear();
+        }
+        n
+    }
+
     /// One tx burst (or ring hand-over) per output port; drops (already counted by the
     /// pipeline) are freed. Frames a port refuses while its link is down are held.
     fn flush(&mut self, in_port: PortId, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
         for (port, q) in out.queues_mut() {
             let owned = self.ports.get_mut(port as usize).and_then(Option::as_mut);
             let remote = self.remote.get(port as usize).and_then(Option::as_ref);
+            let c = self.counters.port(port);
             if owned.is_none() && remote.is_none() {
-                bump(&mut self.counters.tx_no_port, port, q.len() as u64);
+                c.tx_no_port += q.len() as u64;
                 q.clear();
                 continue;
             }
             for f in q.drain(..) {
                 if txb.push(f.0).is_err() {
-                    bump(&mut self.counters.tx_full, port, 1);
+                    c.tx_full += 1;
                 }
             }
             match (owned, remote) {
                 (Some(p), _) => {
-                    p.tx.tx_burst(txb);
+                    send(&mut p.tx, txb, c);
                     if p.holding && !txb.is_empty() {
-                        self.hold(in_port, port, txb);
+                        self.hold(Some(in_port), port, txb);
                     }
                 }
                 (None, Some(ring)) => {
                     let n = ring.enqueue_burst(txb);
-                    bump(&mut self.counters.handed_over, port, n as u64);
+                    c.handed_over += n as u64;
                 }
                 (None, None) => unreachable!("checked above"),
             }
             if !txb.is_empty() {
-                bump(&mut self.counters.tx_full, port, txb.len() as u64);
+                self.counters.port(port).tx_full += txb.len() as u64;
                 txb.clear();
             }
         }
         out.drops.clear();
     }
 
-    /// Keeps what `port` refused. Beyond [`HOLD_LIMIT`] frames in all, the oldest go.
-    fn hold(&mut self, in_port: PortId, port: PortId, txb: &mut MbufBurst) {
+    /// Keeps what `port` refused; `in_port` is where the frames came in (None: each
+    /// mbuf's own rx port). Beyond [`HOLD_LIMIT`] frames in all, the oldest go.
+    fn hold(&mut self, in_port: Option<PortId>, port: PortId, txb: &mut MbufBurst) {
         let since = Instant::now();
         let segment = match self.processor.config().port(port) {
             Some(PortRole::Vnic(v)) => Some(v.segment),
             _ => None,
         };
-        bump(&mut self.counters.held, port, txb.len() as u64);
+        self.counters.port(port).held += txb.len() as u64;
         for frame in txb.drain() {
+            let in_port = in_port.unwrap_or(frame.port());
             self.held.push_back(Held { frame, in_port, port, attached: true, segment, since });
         }
         while self.held.len() > HOLD_LIMIT {
             if let Some(h) = self.held.pop_front() {
-                bump(&mut self.counters.held_dropped, h.port, 1);
+                self.counters.port(h.port).held_dropped += 1;
             }
         }
     }
@@ -287,7 +368,7 @@ impl Worker {
         let now = Instant::now();
         while self.held.front().is_some_and(|h| now.duration_since(h.since) > HOLD_TIME) {
             if let Some(h) = self.held.pop_front() {
-                bump(&mut self.counters.held_dropped, h.port, 1);
+                self.counters.port(h.port).held_dropped += 1;
             }
         }
     }
@@ -302,8 +383,9 @@ impl Worker {
     /// The link of `port` is back: its held frames go to it, in order.
     fn send_held(&mut self, port: PortId) {
         let mut frames = self.take_held(|h| h.attached && h.port == port).into_iter();
+        let c = self.counters.port(port);
         let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
-            bump(&mut self.counters.held_dropped, port, frames.len() as u64);
+            c.held_dropped += frames.len() as u64;
             return;
         };
         let mut b: MbufBurst = MbufBurst::new();
@@ -311,9 +393,10 @@ impl Worker {
             for h in frames.by_ref().take(dpdk::BURST_SIZE) {
                 let _ = b.push(h.frame);
             }
-            let sent = p.tx.tx_burst(&mut b);
-            bump(&mut self.counters.released, port, sent as u64);
-            bump(&mut self.counters.held_dropped, port, b.len() as u64);
+            c.released += b.len() as u64;
+            c.requeued += b.len() as u64;
+            send(&mut p.tx, &mut b, c);
+            c.tx_full += b.len() as u64;
             b.clear();
         }
     }
@@ -328,12 +411,12 @@ impl Worker {
         let uplink = cfg.uplink();
         let taken = self.take_held(|h| ipv4_destination(h.frame.data()) == Some(ip));
         let mut frames: Vec<(PortId, MbufFrame)> = Vec::with_capacity(taken.len());
-        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
-        let mut back = 0;
+        let mut back: MbufBurst = MbufBurst::new();
+        let mut n = 0;
         for mut h in taken {
             let Some(b) = h.frame.data_mut() else {
                 // Shared with another port's queue: not ours to rewrite.
-                bump(&mut self.counters.held_dropped, h.port, 1);
+                self.counters.port(h.port).held_dropped += 1;
                 continue;
             };
             b[0..6].copy_from_slice(&mac.0);
@@ -341,29 +424,47 @@ impl Worker {
             match uplink {
                 Some(up) if up == h.in_port => {
                     let tag = h.segment.filter(|s| cfg.native_segment() != Some(*s)).and_then(|s| cfg.segment(s)).map(|s| s.vlan);
-                    if tag.is_none_or(|vid| pipeline::frame::push_vlan(&mut f, vid)) {
-                        out.queue(up).push(f);
-                        back += 1;
-                    } else {
-                        bump(&mut self.counters.held_dropped, h.port, 1);
+                    if !tag.is_none_or(|vid| pipeline::frame::push_vlan(&mut f, vid)) {
+                        self.counters.port(h.port).held_dropped += 1;
                         continue;
+                    }
+                    self.counters.port(up).requeued += 1;
+                    if let Err(m) = back.push(f.0) {
+                        self.send_back(up, &mut back);
+                        let _ = back.push(m);
                     }
                 }
                 _ => frames.push((h.in_port, f)),
             }
-            bump(&mut self.counters.released, h.port, 1);
+            self.counters.port(h.port).released += 1;
+            n += 1;
         }
-        let n = frames.len() + back;
-        if let Some(up) = uplink.filter(|_| back > 0) {
-            self.flush(up, &mut out, &mut txb);
+        if let Some(up) = uplink {
+            self.send_back(up, &mut back);
         }
         // Runs of frames from one input port go through the pipeline together.
+        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
         while let Some(&(in_port, _)) = frames.first() {
             let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
             self.processor.process(in_port, frames.drain(..run).map(|(_, f)| f), &mut out);
             self.flush(in_port, &mut out, &mut txb);
         }
         n
+    }
+
+    /// Sends released frames back to the uplink (owned here, or handed to its owner).
+    fn send_back(&mut self, up: PortId, b: &mut MbufBurst) {
+        let c = self.counters.port(up);
+        match (self.ports.get_mut(up as usize).and_then(Option::as_mut), self.remote.get(up as usize).and_then(Option::as_ref)) {
+            (Some(p), _) => send(&mut p.tx, b, c),
+            (None, Some(ring)) => c.handed_over += ring.enqueue_burst(b) as u64,
+            (None, None) => {
+                c.tx_no_port += b.len() as u64;
+                b.clear();
+            }
+        }
+        c.tx_full += b.len() as u64;
+        b.clear();
     }
 
     /// Returns false on Stop.
@@ -384,8 +485,16 @@ impl Worker {
                 self.remote[i] = Some(handoff);
             }
             Command::RemovePort { id, done } => {
-                if let Some(p) = self.ports.get_mut(id as usize) {
-                    *p = None;
+                self.drain_rx(id);
+                if let Some(p) = self.ports.get_mut(id as usize).and_then(Option::take) {
+                    // Frames still in the hand-over ring are dropped with the port.
+                    let mut b: MbufBurst = MbufBurst::new();
+                    while p.handoff.dequeue_burst(&mut b) > 0 {
+                        let c = self.counters.port(id);
+                        c.taken_over += b.len() as u64;
+                        c.tx_no_port += b.len() as u64;
+                        b.clear();
+                    }
                 }
                 // Frames held for the port wait for a fix-up (its VM moved) or expire.
                 for h in self.held.iter_mut().filter(|h| h.port == id) {
@@ -396,13 +505,22 @@ impl Worker {
                 }
                 let _ = done.send(());
             }
-            Command::Config(cfg) => self.processor.set_config(cfg),
+            Command::Config { config, done } => {
+                self.processor.set_config(config);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
             Command::Inject { port, frames, done } => {
                 let sent = self.inject(port, &frames);
                 let _ = done.send(sent);
             }
             Command::Snapshot(reply) => {
-                let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker: self.counters.clone() });
+                let mut worker = self.counters.clone();
+                for h in &self.held {
+                    worker.port(h.port).holding += 1;
+                }
+                let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
             }
             Command::Hold { port, on } => {
                 if let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) {
@@ -416,9 +534,30 @@ impl Worker {
                 let n = self.release(ip, mac);
                 let _ = done.send(n);
             }
+            Command::Crash => panic!("crash requested through the debug API"),
             Command::Stop => return false,
         }
         true
+    }
+
+    /// Before a port goes: what its rx queues still hold (a ring-based port keeps frames
+    /// in its rings even when closed) goes through the pipeline, which no longer knows
+    /// the port and drops it as `unknown_port`, counted. Bounded: a device that keeps
+    /// receiving cannot hold the worker.
+    fn drain_rx(&mut self, id: PortId) {
+        let mut burst: MbufBurst = MbufBurst::new();
+        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
+        let queues = self.ports.get(id as usize).and_then(Option::as_ref).map_or(0, |p| p.rx.len());
+        for q in 0..queues {
+            for _ in 0..64 {
+                let Some(p) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else { return };
+                if p.rx[q].rx_burst(&mut burst) == 0 {
+                    break;
+                }
+                self.processor.process(id, burst.drain().map(MbufFrame), &mut out);
+                self.flush(id, &mut out, &mut txb);
+            }
+        }
     }
 
     fn inject(&mut self, port: PortId, frames: &[Vec<u8>]) -> usize {
@@ -430,7 +569,7 @@ impl Worker {
             }
         }
         let sent = p.tx.tx_burst(&mut b);
-        bump(&mut self.counters.injected, port, sent as u64);
+        self.counters.port(port).injected += sent as u64;
         sent
     }
 }

@@ -95,6 +95,8 @@ enum Cmd {
     },
     /// Stream attach, detach and link events (one JSON object per line).
     Events,
+    /// Try failed attachments again (those a restart could not restore): all, or one.
+    Retry { name: Option<String> },
 }
 
 fn main() -> Result<()> {
@@ -120,6 +122,7 @@ fn main() -> Result<()> {
         Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder, native } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder, native }),
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
+        Cmd::Retry { name } => Request::Retry { name },
     };
     let conn = UnixStream::connect(&args.socket).with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
     let mut w = conn.try_clone()?;
@@ -180,17 +183,18 @@ fn print_show(r: &Value) {
     table(&["PORT", "NAME", "DEVICE", "LINK"], &r["ports"], &["port", "name", "device", "link_up"]);
     println!("\nVMs:");
     table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r["vms"], &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"]);
+    if r["failed"].as_array().is_some_and(|f| !f.is_empty()) {
+        println!("\nFailed attachments (vsctl retry [NAME]; detach NAME drops one):");
+        table(&["NAME", "MAC", "SEGMENT", "SOCKET", "DEVICE", "ERROR"], &r["failed"], &["name", "mac", "segment", "socket", "device", "error"]);
+    }
     println!("\nSegments:");
     table(&["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER", "NATIVE"], &r["segments"], &["segment", "mac", "gateway", "subnets", "arp_responder", "native"]);
     println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
 }
 
 fn print_stats(r: &Value) {
-    table(
-        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "TX", "REWRITTEN", "INJECTED", "TX_FULL", "HELD", "RELEASED", "HELD_DROPPED", "BALANCED"],
-        &r["ports"],
-        &["port", "name", "rx", "forwarded", "flooded", "dropped", "tx", "rewritten", "injected", "tx_full", "held", "released", "held_dropped", "balanced"],
-    );
+    println!("In (rx = forwarded + flooded + dropped):");
+    table(&["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"], &r["ports"], &["port", "name", "rx", "forwarded", "flooded", "dropped", "rewritten", "balanced"]);
     if let Some(ports) = r["ports"].as_array() {
         for p in ports {
             if let Some(d) = p["drops"].as_object().filter(|d| !d.is_empty()) {
@@ -199,4 +203,11 @@ fn print_stats(r: &Value) {
             }
         }
     }
+    println!("\nOut (queued + requeued + taken_over = sent + tx_full + held + no_port + handed_over; held = released + held_dropped + holding):");
+    table(
+        &["PORT", "NAME", "QUEUED", "SENT", "TX_FULL", "RETRIES", "NO_PORT", "HANDED", "TAKEN", "REQUEUED", "HELD", "RELEASED", "HELD_DROPPED", "HOLDING", "INJECTED", "BALANCED"],
+        &r["ports"],
+        &["port", "name", "tx", "sent", "tx_full", "tx_retries", "tx_no_port", "handed_over", "taken_over", "requeued", "held", "released", "held_dropped", "holding", "injected", "out_balanced"],
+    );
+    println!("\nbalanced: {}", cell(&r["balanced"]));
 }
