@@ -194,3 +194,135 @@ fn attach_detach_churn_under_hostile_traffic() {
     assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
     assert_balanced(&vs);
 }
+
+/// Issue check: a worker that panics takes the process down at once with one clear log
+/// line (never a daemon that answers the API with no data plane), and a restart restores
+/// every attachment from the state file.
+#[test]
+fn a_worker_panic_takes_the_daemon_down_and_a_restart_restores_the_vms() {
+    let dir = TestDir::new("panic");
+    let mut vs = Vswitchd::start_with_args(&dir, "panic", Some("net_null0,no-rx=1"), 2, &["--debug-api"]);
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "native": true }));
+    for k in 0..3 {
+        vs.ok(json!({ "op": "attach", "name": format!("vm{k}"), "device": format!("net_null{}", k + 1), "mac": mac_str(churn_mac(k)), "segment": 100 }));
+    }
+    vs.ok(json!({ "op": "debug-crash-worker", "worker": 1 }));
+    let status = vs.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("vswitchd still runs after its worker panicked:\n{}", vs.log()));
+    assert!(!status.success(), "vswitchd exited with {status} after a worker panic");
+    let log = vs.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
+    assert_eq!(lines.len(), 1, "one log line for the panic:\n{log}");
+    assert!(lines[0].contains("roam-worker1") && lines[0].contains("aborts"), "{}", lines[0]);
+
+    vs.start_again();
+    let show = vs.ok(json!({ "op": "show" }));
+    let names: Vec<&str> = show["vms"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, ["vm0", "vm1", "vm2"], "{show}");
+    assert_eq!(show["failed"], json!([]), "{show}");
+    // Without --debug-api the request is refused and nothing happens.
+    let mut plain = Vswitchd::start(&dir, "plain", None);
+    let r = plain.request(&json!({ "op": "debug-crash-worker", "worker": 0 }));
+    assert_eq!(r["ok"], json!(false), "{r}");
+    assert!(plain.is_running());
+}
+
+/// Issue check: an attachment whose restore fails at start-up stays in the state file,
+/// marked failed with the reason, is shown by `vsctl show`, and is tried again on request
+/// (and at the next start).
+#[test]
+fn a_failed_restore_is_kept_shown_and_retried() {
+    let dir = TestDir::new("restore");
+    let mut vs = Vswitchd::start(&dir, "restore", Some("net_null0,no-rx=1"));
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "native": true }));
+    let pcap = dir.path("replay.pcap");
+    write_pcap(&pcap, &vm_frames());
+    vs.ok(json!({ "op": "attach", "name": "replay", "device": format!("net_pcap1,rx_pcap={}", pcap.display()), "mac": mac_str(SRC), "segment": 100 }));
+    vs.ok(json!({ "op": "attach", "name": "steady", "device": "net_null1", "mac": mac_str(churn_mac(0)), "segment": 100 }));
+
+    // The pcap file goes away while vswitchd is down: its device cannot be made again.
+    vs.kill();
+    std::fs::rename(&pcap, dir.path("moved.pcap")).unwrap();
+    vs.start_again();
+    let show = vs.ok(json!({ "op": "show" }));
+    let vms: Vec<&str> = show["vms"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(vms, ["steady"], "{show}");
+    let failed = show["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{show}");
+    assert_eq!(failed[0]["name"], json!("replay"));
+    assert!(failed[0]["error"].as_str().is_some_and(|e| !e.is_empty()), "{show}");
+    let (ok, table) = vs.vsctl(&["show"]);
+    assert!(ok && table.contains("Failed attachments") && table.contains("replay"), "{table}");
+    // Kept in the state file, marked failed (a save since the restore has not dropped it).
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&vs.state).unwrap()).unwrap();
+    assert_eq!(state["failed"][0]["attachment"]["name"], json!("replay"), "{state}");
+    // The same name cannot be attached anew while it is failed.
+    let r = vs.request(&json!({ "op": "attach", "name": "replay", "device": "net_null7", "mac": mac_str(churn_mac(3)), "segment": 100 }));
+    assert_eq!(r["ok"], json!(false), "{r}");
+
+    // Still failing: retry says why and keeps it; across another restart too.
+    let r = vs.ok(json!({ "op": "retry" }));
+    assert_eq!((r["attached"].clone(), r["failed"]["replay"].is_string()), (json!([]), true), "{r}");
+    vs.restart();
+    assert_eq!(vs.ok(json!({ "op": "show" }))["failed"][0]["name"], json!("replay"));
+
+    // Fixed: retry attaches it.
+    std::fs::rename(dir.path("moved.pcap"), &pcap).unwrap();
+    let (ok, out) = vs.vsctl(&["retry", "replay"]);
+    assert!(ok, "{out}");
+    let show = vs.ok(json!({ "op": "show" }));
+    assert_eq!(show["vms"].as_array().map(Vec::len), Some(2), "{show}");
+    assert_eq!(show["failed"], json!([]));
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&vs.state).unwrap()).unwrap();
+    assert!(state.get("failed").is_none() && state["attachments"].as_array().map(Vec::len) == Some(2), "{state}");
+}
+
+/// Runs vswitchd with a configuration file; returns its exit status and standard error.
+fn run_config(dir: &TestDir, name: &str, toml: &str) -> (std::process::ExitStatus, String) {
+    let path = dir.path(&format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(roam_tests::bin("vswitchd")).arg("--config").arg(&path).env("RUST_BACKTRACE", "0").stdin(Stdio::null()).output().expect("running vswitchd");
+    (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Issue check: malformed configuration gets one clear line, a non-zero exit, no stale
+/// socket, and nothing deleted that vswitchd did not create.
+#[test]
+fn bad_configuration_is_one_clear_line_and_leaves_nothing_behind() {
+    let dir = TestDir::new("badcfg");
+    let sock = dir.path("ctl.sock");
+    let state = dir.path("state.json");
+    let eal = r#"eal = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--file-prefix", "roam-badcfg", "--log-level", "lib.eal:error"]"#;
+    let base = format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", sock.display(), state.display());
+    let live = Vswitchd::start(&dir, "live", None);
+    let regular = dir.path("regular-file");
+    std::fs::write(&regular, "not a socket").unwrap();
+    let cases = [
+        ("bad TOML", format!("{base}workers = [\n"), "config"),
+        ("an unknown key", format!("{base}wrokers = 2\n"), "unknown field"),
+        ("a missing uplink device", format!("{base}uplink = \"net_af_packet0,iface=roam-no-such-if\"\n"), "uplink"),
+        ("a socket in use", format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", live.socket.display(), state.display()), "in use"),
+        ("a socket path that is a regular file", format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", regular.display(), state.display()), "not a socket"),
+        ("workers out of range", format!("{base}workers = 0\n"), "workers"),
+    ];
+    for (what, toml, says) in cases {
+        let (status, stderr) = run_config(&dir, "bad", &toml);
+        assert!(!status.success() && status.code().is_some(), "{what}: exit {status}\n{stderr}");
+        let ours: Vec<&str> = stderr.lines().filter(|l| l.starts_with("vswitchd: ")).collect();
+        assert_eq!(ours.len(), 1, "{what}: one error line, got:\n{stderr}");
+        assert!(ours[0].contains(says), "{what}: {:?} does not say {says:?}", ours[0]);
+        assert!(!stderr.contains("Caused by") && !stderr.contains("panicked"), "{what}:\n{stderr}");
+        assert!(!sock.exists(), "{what}: a stale control socket was left at {}", sock.display());
+        assert_eq!(std::fs::read_to_string(&regular).unwrap(), "not a socket", "{what}: a file vswitchd did not create was touched");
+        assert!(UnixStreamCheck::alive(&live.socket), "{what}: the live vswitchd's socket was taken");
+        println!("{what}: {}", ours[0]);
+    }
+    assert!(!state.exists(), "a failed start wrote a state file");
+}
+
+struct UnixStreamCheck;
+
+impl UnixStreamCheck {
+    fn alive(path: &Path) -> bool {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    }
+}
