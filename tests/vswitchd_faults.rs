@@ -2,11 +2,11 @@
 //! VM ports attached and detached hundreds of times under hostile traffic, a worker that
 //! dies, an attachment that cannot be restored, and bad configuration.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use roam_tests::traffic::{arp, eth, ipv4, mac_str, start_sender, write_pcap};
 use roam_tests::{wait_for, Leaf, TestDir, Vswitchd};
 use serde_json::{json, Value};
 
@@ -18,34 +18,6 @@ const UNKNOWN: [u8; 6] = [0x02, 0x00, 0x00, 0x99, 0x99, 0x99];
 /// The MAC of churned VM port `k` (four of them, reused round after round).
 fn churn_mac(k: usize) -> [u8; 6] {
     [0x02, 0x00, 0x00, 0x00, 0x01, k as u8]
-}
-
-fn mac_str(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = [&dst[..], &src[..], &ethertype.to_be_bytes()[..], payload].concat();
-    f.resize(f.len().max(60), 0);
-    f
-}
-
-fn ipv4(dst: [u8; 6], src: [u8; 6], from: [u8; 4], to: [u8; 4]) -> Vec<u8> {
-    let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip.extend_from_slice(&from);
-    ip.extend_from_slice(&to);
-    ip.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
-    eth(dst, src, 0x0800, &ip)
-}
-
-fn arp(dst: [u8; 6], src: [u8; 6], op: u16, spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-    let mut a = vec![0, 1, 8, 0, 6, 4];
-    a.extend_from_slice(&op.to_be_bytes());
-    a.extend_from_slice(&src);
-    a.extend_from_slice(&spa);
-    a.extend_from_slice(&[0; 6]);
-    a.extend_from_slice(&tpa);
-    eth(dst, src, 0x0806, &a)
 }
 
 /// What a VM port sends: frames to the churned MACs, floods, unknown unicast, and the
@@ -75,44 +47,6 @@ fn uplink_frames() -> Vec<Vec<u8>> {
     v.push(eth(churn_mac(0), GATEWAY, 0x8100, &[0, 7, 8, 0, 0x45])); // a VLAN nobody has
     v.push(ipv4(churn_mac(2), [0; 6], [10, 9, 9, 9], [10, 1, 1, 12])); // zero source
     v
-}
-
-/// A classic pcap file of `frames`.
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut f = std::fs::File::create(path).expect("pcap file");
-    // Magic, version 2.4, zone, accuracy, snap length, Ethernet.
-    let header = [&0xa1b2c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8], &65535u32.to_le_bytes(), &1u32.to_le_bytes()].concat();
-    f.write_all(&header).unwrap();
-    for fr in frames {
-        for w in [0u32, 0, fr.len() as u32, fr.len() as u32] {
-            f.write_all(&w.to_le_bytes()).unwrap();
-        }
-        f.write_all(fr).unwrap();
-    }
-}
-
-/// Sends `frames` round-robin on the leaf's interface, in bursts with a short sleep
-/// between (tens of thousands a second), until killed.
-fn start_sender(leaf: &Leaf, frames: &[Vec<u8>]) -> Child {
-    const SCRIPT: &str = r#"
-import socket, sys, time, binascii
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((sys.argv[1], 0))
-frames = [binascii.unhexlify(h) for h in sys.argv[2:]]
-while True:
-    for _ in range(4):
-        for f in frames:
-            s.send(f)
-    time.sleep(0.001)
-"#;
-    let hex: Vec<String> = frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
-    Command::new("ip")
-        .args(["netns", "exec", &leaf.ns, "python3", "-c", SCRIPT, &leaf.leaf_if])
-        .args(&hex)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting the uplink sender")
 }
 
 fn stats(vs: &Vswitchd) -> Value {

@@ -7,6 +7,7 @@
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
  * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
+ * Every gap over 100 ms is printed as it ends: "gap AT_MS LEN_MS" (AT_MS since the start).
  */
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -74,6 +75,7 @@ static int client(const char *host, int port, int seconds, int interval) {
             if (n <= 0) { printf("closed after %lu echoes\n", echoed); return 1; }
             t = now_ms();
             if (t - last_echo > max_gap) max_gap = t - last_echo;
+            if (t - last_echo > 100) { printf("gap %.0f %.1f\n", last_echo - start, t - last_echo); fflush(stdout); }
             last_echo = t;
             echoed += n / 16;
         }

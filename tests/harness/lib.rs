@@ -15,6 +15,7 @@ pub mod fabric;
 mod leaf;
 pub use leaf::{Capture, Leaf};
 pub mod migration;
+pub mod traffic;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -244,6 +245,8 @@ pub struct Guest {
     pub qmp_path: PathBuf,
     /// `-incoming tcp:127.0.0.1:PORT`: this QEMU waits for a live migration.
     incoming: Option<u16>,
+    /// QEMU is the vhost-user client (`reconnect=1`) of a socket vswitchd serves.
+    client: bool,
     ctl: Option<(UnixStream, BufReader<UnixStream>)>,
     seq: u64,
 }
@@ -279,8 +282,25 @@ impl Guest {
         Guest::build(dir, name, tag, mac, ip, 1, Some(port))
     }
 
+    /// A guest whose QEMU is the vhost-user client of `socket`, which vswitchd serves
+    /// (`attach --server`); QEMU reconnects every second when the server goes away. The
+    /// socket must exist first (attach it, then start the guest).
+    pub fn start_client(dir: &TestDir, name: &str, mac: &str, ip: &str, socket: &Path) -> Guest {
+        let mut g = Guest::new(dir, name, name, mac, ip, 1, None);
+        g.vhost_socket = socket.to_path_buf();
+        g.client = true;
+        g.spawn();
+        g
+    }
+
     fn build(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
-        let mut g = Guest {
+        let mut g = Guest::new(dir, name, tag, mac, ip, queues, incoming);
+        g.spawn();
+        g
+    }
+
+    fn new(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
+        Guest {
             child: None,
             name: name.to_string(),
             mac: mac.to_string(),
@@ -291,11 +311,10 @@ impl Guest {
             ctl_path: dir.path(&format!("{tag}.serial")),
             qmp_path: dir.path(&format!("{tag}.qmp")),
             incoming,
+            client: false,
             ctl: None,
             seq: 0,
-        };
-        g.spawn();
-        g
+        }
     }
 
     fn spawn(&mut self) {
@@ -315,7 +334,11 @@ impl Guest {
             .arg(format!("console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254", self.name, self.ip))
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
             .arg("-chardev")
-            .arg(format!("socket,id=c0,path={},server=on,wait=off", self.vhost_socket.display()))
+            .arg(if self.client {
+                format!("socket,id=c0,path={},reconnect=1", self.vhost_socket.display())
+            } else {
+                format!("socket,id=c0,path={},server=on,wait=off", self.vhost_socket.display())
+            })
             .arg("-netdev")
             .arg(format!("vhost-user,id=n0,chardev=c0,queues={}", self.queues))
             // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
@@ -333,8 +356,15 @@ impl Guest {
             .spawn()
             .expect("starting qemu-system-x86_64");
         self.child = Some(child);
-        let sock = self.vhost_socket.clone();
-        wait_for("QEMU's vhost-user socket", Duration::from_secs(20), || sock.exists().then_some(()));
+        if !self.client {
+            let sock = self.vhost_socket.clone();
+            wait_for("QEMU's vhost-user socket", Duration::from_secs(20), || sock.exists().then_some(()));
+        }
+    }
+
+    /// Whether this guest's QEMU is still the process the harness started.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Waits for the guest's control shell and connects to it (once: the serial line
@@ -458,7 +488,9 @@ impl Guest {
     /// Kills QEMU and starts it again on the same sockets.
     pub fn restart(&mut self) {
         self.kill();
-        let _ = std::fs::remove_file(&self.vhost_socket);
+        if !self.client {
+            let _ = std::fs::remove_file(&self.vhost_socket);
+        }
         let _ = std::fs::remove_file(&self.ctl_path);
         self.spawn();
     }
