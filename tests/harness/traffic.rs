@@ -7,6 +7,45 @@ use std::process::{Child, Command, Stdio};
 
 use crate::Leaf;
 
+/// The anycast gateway's MAC, the hostile source VM's, and one nobody has.
+pub const GATEWAY: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x01];
+pub const SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+pub const UNKNOWN: [u8; 6] = [0x02, 0x00, 0x00, 0x99, 0x99, 0x99];
+
+/// The MAC of churned VM port `k` (the stress tests reuse four, round after round).
+pub fn churn_mac(k: usize) -> [u8; 6] {
+    [0x02, 0x00, 0x00, 0x00, 0x01, k as u8]
+}
+
+/// What a VM port sends: frames to the churned MACs, floods, unknown unicast, and the
+/// hostile kinds of the pipeline's tests (runts, tags, spoofed sources, bad ARP, a GARP).
+pub fn vm_frames() -> Vec<Vec<u8>> {
+    let me = [10, 1, 1, 100];
+    let mut v: Vec<Vec<u8>> = (0..4).map(|k| ipv4(churn_mac(k), SRC, me, [10, 1, 1, 10 + k as u8])).collect();
+    v.push(arp([0xff; 6], SRC, 1, me, [10, 1, 1, 11]));
+    v.push(ipv4(UNKNOWN, SRC, me, [10, 1, 1, 77]));
+    v.push(eth([0x33, 0x33, 0, 0, 0, 1], SRC, 0x86dd, &[0x60; 40]));
+    v.push(eth([0xff; 6], SRC, 0x0806, &[0; 4])); // truncated ARP
+    v.push(ipv4(churn_mac(1), [0x02, 0, 0, 0, 0, 0x66], me, [10, 1, 1, 11])); // spoofed source
+    v.push(eth(churn_mac(2), SRC, 0x8100, &[0, 100, 8, 0, 0x45])); // tagged from a VM
+    v.push(ipv4(churn_mac(3), [0x01, 0, 0x5e, 0, 0, 1], me, [10, 1, 1, 13])); // group source
+    v.push(arp([0xff; 6], SRC, 1, me, me)); // a gratuitous ARP: an announcement
+    v.push(vec![0xff; 10]); // a runt
+    v
+}
+
+/// What the leaf sends down the uplink (the segment is the trunk's native one).
+pub fn uplink_frames() -> Vec<Vec<u8>> {
+    let gw = [10, 1, 1, 254];
+    let mut v: Vec<Vec<u8>> = (0..4).map(|k| ipv4(churn_mac(k), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 10 + k as u8])).collect();
+    v.push(arp([0xff; 6], GATEWAY, 1, gw, [10, 1, 1, 12]));
+    v.push(ipv4(UNKNOWN, GATEWAY, [10, 9, 9, 9], [10, 1, 1, 77]));
+    v.push(eth([0x01, 0, 0x5e, 0, 0, 1], GATEWAY, 0x0800, &[0x45; 20]));
+    v.push(eth(churn_mac(0), GATEWAY, 0x8100, &[0, 7, 8, 0, 0x45])); // a VLAN nobody has
+    v.push(ipv4(churn_mac(2), [0; 6], [10, 9, 9, 9], [10, 1, 1, 12])); // zero source
+    v
+}
+
 pub fn mac_str(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

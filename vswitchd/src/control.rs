@@ -60,14 +60,15 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        if line.len() > MAX_REQUEST_BYTES {
-            reply(&mut writer, &Response::error(format!("request longer than {MAX_REQUEST_BYTES} bytes")))?;
-            return Ok(());
-        }
-        let request = match serde_json::from_slice::<Request>(&line) {
+        let too_long = line.len() > MAX_REQUEST_BYTES;
+        let request = match crate::api::decode(&line) {
             Ok(r) => r,
             Err(e) => {
-                reply(&mut writer, &Response::error(format!("bad request: {e}")))?;
+                reply(&mut writer, &Response::error(e))?;
+                // The rest of an over-long line would be read as more requests.
+                if too_long {
+                    return Ok(());
+                }
                 continue;
             }
         };

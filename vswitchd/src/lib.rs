@@ -3,7 +3,8 @@
 //! unix socket, keeps the MAC table's static entries and persists attachments. `vsctl` is
 //! its CLI; `api` is the protocol both speak.
 
-pub mod api;
+/// The control protocol (its own crate, so that clients and fuzzers need no DPDK).
+pub use roam_api as api;
 pub mod config;
 pub mod control;
 pub mod frame;

@@ -13,10 +13,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::{bounded, Sender};
 use dpdk::{Eal, Mempool, Port, PortConfig, Ring};
 use mac_table::{EntryKind, Key, MacAddr, MacTable, SegmentSlots, Value};
-use pipeline::{DropReason, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{DropReason, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use serde_json::{json, Value as Json};
 
-use crate::api::{ArpAnnounce, Attach, Event, Segment};
+use crate::api::check::mac_plus;
+use crate::api::{ArpAnnounce, Attach, CheckedAttach, CheckedSegment, Event, PortSpec, Segment};
 use crate::state::{FailedAttachment, State};
 use crate::worker::{Command, Snapshot};
 
@@ -55,14 +56,6 @@ pub struct Switch {
     next_vdev: u32,
     next_ring: u32,
     subscribers: Vec<Sender<Event>>,
-}
-
-fn parse_mac(s: &str) -> Result<MacAddr> {
-    let m: MacAddr = s.parse()?;
-    if m.is_multicast() || m == MacAddr::ZERO {
-        bail!("{m} is not a unicast MAC address");
-    }
-    Ok(m)
 }
 
 impl Switch {
@@ -240,8 +233,7 @@ impl Switch {
     }
 
     pub fn set_anycast(&mut self, s: Segment) -> Result<Json> {
-        let mac = parse_mac(&s.mac)?;
-        let subnets = s.subnets.iter().map(|n| n.parse::<Ipv4Net>()).collect::<Result<Vec<_>, _>>()?;
+        let CheckedSegment { mac, subnets } = s.check()?;
         let mut slots = self.slots.clone();
         let slot = slots.intern(s.segment as u32)?;
         let mut cfg = self.config.clone();
@@ -263,41 +255,27 @@ impl Switch {
     }
 
     pub fn attach(&mut self, a: Attach) -> Result<Json> {
-        if a.name.is_empty() || a.name.len() > 64 || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            bail!("VM name must be 1-64 characters of [A-Za-z0-9-_.]");
-        }
+        let CheckedAttach { mac, port: spec, extra } = a.check()?;
         if self.vms.contains_key(&a.name) {
             bail!("VM {} is already attached", a.name);
         }
         if let Some(f) = self.failed.get(&a.name) {
             bail!("VM {} has a failed attachment ({}): `vsctl retry {}`, or detach it first", a.name, f.error, a.name);
         }
-        let mac = parse_mac(&a.mac)?;
         let slot = self.slots.slot(a.segment as u32).ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
             bail!("MAC {mac} is already attached in segment {}", a.segment);
         }
-        if !(1..=8).contains(&a.queues) {
-            bail!("queues must be 1..=8, not {}", a.queues);
-        }
-        let extra = self.extra_keys(&a, slot)?;
-        let (name, args, cfg) = match (&a.socket, &a.device) {
-            (Some(path), None) => {
-                let socket = path.to_str().filter(|s| !s.is_empty() && !s.contains(',')).ok_or_else(|| anyhow!("socket path must be non-empty UTF-8 without commas"))?;
-                if a.server {
-                    clear_stale_socket(path)?;
+        let extra = self.extra_keys(&extra, slot, a.segment)?;
+        let (name, args, cfg) = match spec {
+            PortSpec::Vhost { socket, server, queues } => {
+                if server {
+                    clear_stale_socket(std::path::Path::new(&socket))?;
                 }
-                let args = format!("iface={socket},client={},queues={}", if a.server { 0 } else { 1 }, a.queues);
-                (format!("net_vhost{}", self.next_vdev), args, PortConfig { rx_queues: a.queues, tx_queues: 1, ..PortConfig::default() })
+                let args = format!("iface={socket},client={},queues={queues}", if server { 0 } else { 1 });
+                (format!("net_vhost{}", self.next_vdev), args, PortConfig { rx_queues: queues, tx_queues: 1, ..PortConfig::default() })
             }
-            (None, Some(device)) => {
-                let (name, args) = device.split_once(',').unwrap_or((device.as_str(), ""));
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    bail!("device {device:?}: give a DPDK vdev as driver<N>[,args], e.g. net_tap3,iface=vm3");
-                }
-                (name.to_string(), args.to_string(), PortConfig::default())
-            }
-            _ => bail!("give exactly one of socket (vhost-user) and device (a DPDK vdev)"),
+            PortSpec::Device { driver, args } => (driver, args, PortConfig::default()),
         };
         let port = Port::create_vdev(&self.eal, &name, &args, &cfg, self.pool.clone())?;
         if a.socket.is_some() {
@@ -354,23 +332,19 @@ impl Switch {
         }
     }
 
-    /// The table keys of an attachment's extra MACs, checked: valid, unicast, not taken.
-    fn extra_keys(&self, a: &Attach, slot: mac_table::SegmentSlot) -> Result<Vec<Key>> {
-        let total: u64 = a.extra_macs.iter().map(|r| r.count as u64).sum();
+    /// The table keys of an attachment's extra MACs (checked ranges), refused if they do
+    /// not fit or one is taken.
+    fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: mac_table::SegmentSlot, segment: u16) -> Result<Vec<Key>> {
+        let total: u64 = ranges.iter().map(|(_, n)| *n as u64).sum();
         if total as usize + self.table.len() >= self.table.capacity() {
             bail!("{total} extra MACs do not fit in the MAC table ({} of {} used)", self.table.len(), self.table.capacity());
         }
         let mut keys = Vec::with_capacity(total as usize);
-        for r in &a.extra_macs {
-            let base = parse_mac(&r.base)?;
-            let base_n = mac_u64(base);
-            if r.count == 0 || base_n + r.count as u64 > 1 << 48 || base.is_multicast() || mac_plus(base, r.count - 1).is_multicast() != base.is_multicast() {
-                bail!("extra MACs {}+{}: the range must be non-empty and unicast", r.base, r.count);
-            }
-            for i in 0..r.count {
+        for &(base, count) in ranges {
+            for i in 0..count {
                 let k = Key::new(mac_plus(base, i), slot);
                 if self.table.get(k).is_some() {
-                    bail!("extra MAC {} is already in segment {}", mac_plus(base, i), a.segment);
+                    bail!("extra MAC {} is already in segment {segment}", mac_plus(base, i));
                 }
                 keys.push(k);
             }
@@ -393,11 +367,9 @@ impl Switch {
         let id = vm.port.id();
         let slot = self.slots.slot(vm.attach.segment as u32).ok_or_else(|| anyhow!("segment vanished"))?;
         self.table.remove(Key::new(vm.mac, slot));
-        for r in &vm.attach.extra_macs {
-            if let Ok(base) = parse_mac(&r.base) {
-                for i in 0..r.count {
-                    self.table.remove(Key::new(mac_plus(base, i), slot));
-                }
+        for (base, count) in vm.attach.extra_macs.iter().filter_map(|r| r.check().ok()) {
+            for i in 0..count {
+                self.table.remove(Key::new(mac_plus(base, i), slot));
             }
         }
         let _ = self.config.remove_port(id);
@@ -414,7 +386,7 @@ impl Switch {
     /// ARP fix-up: gratuitous ARPs (or unsolicited NAs for IPv6) saying `ip` is at `mac`,
     /// unicast to each named VM, out of that VM's port only.
     pub fn arp_announce(&mut self, req: &ArpAnnounce) -> Result<Json> {
-        let mac = parse_mac(&req.mac)?;
+        let mac = req.check()?;
         let targets: Vec<(String, PortId, MacAddr)> = req
             .to
             .iter()
@@ -544,24 +516,24 @@ impl Switch {
         Ok(json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }))
     }
 
-    /// Link changes since the last call, as events.
-    /// A port whose link goes down (its VM stopped: paused, or in the last phase of a live
-    /// migration) has the frames it refuses held by its worker, not dropped.
+    /// Link changes since the last call, as events, and to the ports' owner workers: a
+    /// port whose link went down (its VM stopped: paused, or in the last phase of a live
+    /// migration) has the frames it refuses held, not dropped.
     pub fn poll_links(&mut self) {
         let mut events = Vec::new();
-        let mut holds = Vec::new();
+        let mut changes = Vec::new();
         for v in self.vms.values_mut() {
             let up = v.port.link().map(|l| l.up).unwrap_or(false);
             if up != v.link_up {
                 v.link_up = up;
                 tracing::info!(vm = %v.attach.name, up, "link");
                 events.push(Event::Link { name: v.attach.name.clone(), up });
-                holds.push((v.port.id(), !up));
+                changes.push((v.port.id(), up));
             }
         }
-        for (port, on) in holds {
+        for (port, up) in changes {
             if let Some(w) = self.owners.get(&port).and_then(|w| self.workers.get(*w)) {
-                let _ = w.send(Command::Hold { port, on });
+                let _ = w.send(Command::Link { port, up });
             }
         }
         for e in events {
@@ -598,15 +570,4 @@ fn clear_stale_socket(path: &std::path::Path) -> Result<()> {
         }
         Err(e) => Err(anyhow!("{}: {e}", path.display())),
     }
-}
-
-fn mac_u64(m: MacAddr) -> u64 {
-    m.0.iter().fold(0u64, |acc, b| acc << 8 | *b as u64)
-}
-
-/// `base` + `i`, as 48-bit numbers.
-fn mac_plus(base: MacAddr, i: u32) -> MacAddr {
-    let n = mac_u64(base) + i as u64;
-    let b = n.to_be_bytes();
-    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
 }

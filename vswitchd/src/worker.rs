@@ -33,10 +33,10 @@ pub enum Command {
     /// Send these frames out of `port`; `done` answers how many the port took.
     Inject { port: PortId, frames: Vec<Vec<u8>>, done: Sender<usize> },
     Snapshot(Sender<Snapshot>),
-    /// The port's link went down (`true`: its VM stopped, e.g. for the last phase of a
-    /// live migration) or came back up. While down, frames the port refuses are held
-    /// instead of dropped; when it comes back up, they are sent to it.
-    Hold { port: PortId, on: bool },
+    /// The port's link came up, or went down (its VM stopped, e.g. for the last phase of a
+    /// live migration). While down, frames the port refuses are held instead of dropped;
+    /// when it comes back up, they are sent to it.
+    Link { port: PortId, up: bool },
     /// The leaf says `ip` is now at `mac` (the ARP fix-up): held frames for `ip` get `mac`
     /// as their destination and go through the pipeline again from the port they came in
     /// on. `done` answers how many were released.
@@ -74,6 +74,9 @@ port_tx_counters! {
     sent,
     /// Frames the tx queue (or the hand-over ring) refused, after retries: dropped.
     tx_full,
+    /// Frames the port refused before its link ever came up (a VM whose driver is not up
+    /// yet, e.g. while it boots): dropped.
+    link_down,
     /// Retries of partly refused bursts (each retry sent something more).
     tx_retries,
     /// Frames queued for a port this worker does not know (being added or removed): dropped.
@@ -101,7 +104,7 @@ port_tx_counters! {
 impl PortTx {
     /// The output balance (see the struct).
     pub fn balanced(&self, queued: u64) -> bool {
-        queued + self.requeued + self.taken_over == self.sent + self.tx_full + self.held + self.tx_no_port + self.handed_over
+        queued + self.requeued + self.taken_over == self.sent + self.tx_full + self.link_down + self.held + self.tx_no_port + self.handed_over
             && self.held == self.released + self.held_dropped + self.holding
     }
 }
@@ -151,8 +154,32 @@ struct WorkerPort {
     rx: Vec<RxQueue>,
     tx: TxQueue,
     handoff: Arc<Ring>,
-    /// The link is down: refused frames are held.
-    holding: bool,
+    link: Link,
+}
+
+/// What a port's link state makes of the frames it refuses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Never up yet (a VM still booting): refused frames are `link_down` drops.
+    NeverUp,
+    /// Up: refused frames are `tx_full` drops.
+    Up,
+    /// Went down after being up (its VM stopped, e.g. for the last phase of a live
+    /// migration): refused frames are held.
+    Down,
+}
+
+impl Link {
+    /// Where the frames `txb` still holds after a send go: held (true), or counted.
+    #[inline]
+    fn refused(self, txb: &MbufBurst, c: &mut PortTx) -> bool {
+        match self {
+            Link::Down => return !txb.is_empty(),
+            Link::NeverUp => c.link_down += txb.len() as u64,
+            Link::Up => c.tx_full += txb.len() as u64,
+        }
+        false
+    }
 }
 
 /// A frame a port refused while its link was down.
@@ -292,16 +319,13 @@ impl Worker {
         let c = self.counters.port(id);
         c.taken_over += n as u64;
         send(&mut port.tx, txb, c);
-        if port.holding && !txb.is_empty() {
+        if port.link.refused(txb, c) {
             // Their input port is on another worker (the mbuf says which); a release by a
             // fix-up runs them through this worker's pipeline as if they came in here,
             // which is what that worker would have done with them.
             self.hold(None, id, txb);
         }
-        if !txb.is_empty() {
-            self.counters.port(id).tx_full += txb.len() as u64;
-            txb.clear();
-        }
+        txb.clear();
         n
     }
 
@@ -325,20 +349,17 @@ impl Worker {
             match (owned, remote) {
                 (Some(p), _) => {
                     send(&mut p.tx, txb, c);
-                    if p.holding && !txb.is_empty() {
+                    if p.link.refused(txb, c) {
                         self.hold(Some(in_port), port, txb);
                     }
                 }
                 (None, Some(ring)) => {
-                    let n = ring.enqueue_burst(txb);
-                    c.handed_over += n as u64;
+                    c.handed_over += ring.enqueue_burst(txb) as u64;
+                    c.tx_full += txb.len() as u64;
                 }
                 (None, None) => unreachable!("checked above"),
             }
-            if !txb.is_empty() {
-                self.counters.port(port).tx_full += txb.len() as u64;
-                txb.clear();
-            }
+            txb.clear();
         }
         out.drops.clear();
     }
@@ -475,7 +496,7 @@ impl Worker {
                 if i >= self.ports.len() {
                     self.ports.resize_with(i + 1, || None);
                 }
-                self.ports[i] = Some(WorkerPort { rx, tx, handoff, holding: false });
+                self.ports[i] = Some(WorkerPort { rx, tx, handoff, link: Link::NeverUp });
             }
             Command::RemotePort { id, handoff } => {
                 let i = id as usize;
@@ -522,11 +543,11 @@ impl Worker {
                 }
                 let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
             }
-            Command::Hold { port, on } => {
+            Command::Link { port, up } => {
                 if let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) {
-                    p.holding = on;
+                    p.link = if up { Link::Up } else { Link::Down };
                 }
-                if !on {
+                if up {
                     self.send_held(port);
                 }
             }

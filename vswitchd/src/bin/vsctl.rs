@@ -203,11 +203,11 @@ fn print_stats(r: &Value) {
             }
         }
     }
-    println!("\nOut (queued + requeued + taken_over = sent + tx_full + held + no_port + handed_over; held = released + held_dropped + holding):");
+    println!("\nOut (queued + requeued + taken_over = sent + tx_full + link_down + held + no_port + handed_over; held = released + held_dropped + holding):");
     table(
-        &["PORT", "NAME", "QUEUED", "SENT", "TX_FULL", "RETRIES", "NO_PORT", "HANDED", "TAKEN", "REQUEUED", "HELD", "RELEASED", "HELD_DROPPED", "HOLDING", "INJECTED", "BALANCED"],
+        &["PORT", "NAME", "QUEUED", "SENT", "TX_FULL", "LINK_DOWN", "RETRIES", "NO_PORT", "HANDED", "TAKEN", "REQUEUED", "HELD", "RELEASED", "HELD_DROPPED", "HOLDING", "INJECTED", "BALANCED"],
         &r["ports"],
-        &["port", "name", "tx", "sent", "tx_full", "tx_retries", "tx_no_port", "handed_over", "taken_over", "requeued", "held", "released", "held_dropped", "holding", "injected", "out_balanced"],
+        &["port", "name", "tx", "sent", "tx_full", "link_down", "tx_retries", "tx_no_port", "handed_over", "taken_over", "requeued", "held", "released", "held_dropped", "holding", "injected", "out_balanced"],
     );
     println!("\nbalanced: {}", cell(&r["balanced"]));
 }

@@ -1,14 +1,26 @@
-//! The control API: newline-delimited JSON over a unix socket. A client writes one request
-//! per line and reads one response per line; `events` turns the connection into a stream
-//! of event lines.
+//! vswitchd's control API: newline-delimited JSON over a unix socket. A client writes one
+//! request per line and reads one response per line; `events` turns the connection into a
+//! stream of event lines. This crate needs no DPDK: vsctl, leafd, the harnesses and the
+//! fuzzer use it as vswitchd does.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod check;
+pub use check::{CheckedAttach, CheckedSegment, Invalid, PortSpec};
+
 /// Longest request line the daemon reads.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Decodes one request line (without its newline).
+pub fn decode(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(format!("request longer than {MAX_REQUEST_BYTES} bytes"));
+    }
+    serde_json::from_slice::<Request>(line).map_err(|e| format!("bad request: {e}"))
+}
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,189 @@
+//! Validation of requests, as far as it needs no switch state: names, MACs, devices,
+//! sockets, MAC ranges, subnets. The switch checks the rest (is the segment configured,
+//! is the MAC taken) against its own state. Nothing here panics on any input (fuzzed:
+//! `api/fuzz`).
+
+use std::path::Path;
+
+use pipeline::{Ipv4Net, MacAddr};
+
+use crate::{ArpAnnounce, Attach, MacRange, Segment};
+
+/// Why a request was refused before it reached the switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("VM name must be 1-64 characters of [A-Za-z0-9-_.], not {0:?}")]
+    Name(String),
+    #[error("{what} {value:?}: {why}")]
+    Mac { what: &'static str, value: String, why: &'static str },
+    #[error("queues must be 1..=8, not {0}")]
+    Queues(u16),
+    #[error("socket path must be non-empty UTF-8 without commas")]
+    Socket,
+    #[error("device {0:?}: give a DPDK vdev as driver<N>[,args], e.g. net_tap3,iface=vm3")]
+    Device(String),
+    #[error("give exactly one of socket (vhost-user) and device (a DPDK vdev)")]
+    PortKind,
+    #[error("server mode is for vhost-user sockets only")]
+    ServerWithoutSocket,
+    #[error("extra MACs {base}+{count}: the range must be non-empty, unicast and within 48 bits")]
+    MacRange { base: String, count: u32 },
+    #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
+    Subnet(String),
+    #[error("segment {0} is out of range (1..=4094)")]
+    Segment(u16),
+}
+
+/// What an attachment's port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSpec {
+    /// vhost-user on `socket`; vswitchd is the server if `server`, else QEMU is.
+    Vhost { socket: String, server: bool, queues: u16 },
+    /// Any DPDK virtual device.
+    Device { driver: String, args: String },
+}
+
+/// An attachment that passed every stateless check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedAttach {
+    pub mac: MacAddr,
+    pub port: PortSpec,
+    /// Extra MACs behind the port, each range as (first, count).
+    pub extra: Vec<(MacAddr, u32)>,
+}
+
+/// A segment configuration that passed every stateless check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedSegment {
+    pub mac: MacAddr,
+    pub subnets: Vec<Ipv4Net>,
+}
+
+/// A unicast MAC: not multicast, broadcast or zero.
+pub fn unicast_mac(what: &'static str, s: &str) -> Result<MacAddr, Invalid> {
+    let bad = |why| Invalid::Mac { what, value: s.chars().take(64).collect(), why };
+    let m: MacAddr = s.parse().map_err(|_| bad("not a MAC address like 52:54:00:12:34:56"))?;
+    if m.is_multicast() || m == MacAddr::ZERO {
+        return Err(bad("not a unicast MAC address"));
+    }
+    Ok(m)
+}
+
+/// The `i`th address of a range starting at `base`, as 48-bit numbers.
+pub fn mac_plus(base: MacAddr, i: u32) -> MacAddr {
+    MacAddr::from_u64(base.to_u64() + i as u64)
+}
+
+impl MacRange {
+    /// The range's first address and count, checked: non-empty, inside the 48-bit space,
+    /// and unicast from end to end.
+    pub fn check(&self) -> Result<(MacAddr, u32), Invalid> {
+        let bad = || Invalid::MacRange { base: self.base.chars().take(64).collect(), count: self.count };
+        let base = unicast_mac("extra MAC base", &self.base).map_err(|_| bad())?;
+        if self.count == 0 || base.to_u64() + self.count as u64 > 1 << 48 || mac_plus(base, self.count - 1).is_multicast() {
+            return Err(bad());
+        }
+        Ok((base, self.count))
+    }
+}
+
+impl Attach {
+    pub fn check(&self) -> Result<CheckedAttach, Invalid> {
+        let n = &self.name;
+        if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Invalid::Name(n.chars().take(64).collect()));
+        }
+        let mac = unicast_mac("MAC", &self.mac)?;
+        if !(1..=8).contains(&self.queues) {
+            return Err(Invalid::Queues(self.queues));
+        }
+        let port = match (&self.socket, &self.device) {
+            (Some(path), None) => PortSpec::Vhost { socket: socket_path(path)?, server: self.server, queues: self.queues },
+            (None, Some(device)) if !self.server => {
+                let (driver, args) = device.split_once(',').unwrap_or((device.as_str(), ""));
+                if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(Invalid::Device(device.chars().take(128).collect()));
+                }
+                PortSpec::Device { driver: driver.to_string(), args: args.to_string() }
+            }
+            (None, Some(_)) => return Err(Invalid::ServerWithoutSocket),
+            _ => return Err(Invalid::PortKind),
+        };
+        let extra = self.extra_macs.iter().map(MacRange::check).collect::<Result<_, _>>()?;
+        Ok(CheckedAttach { mac, port, extra })
+    }
+}
+
+/// A socket path usable in DPDK devargs (`iface=PATH,...`).
+fn socket_path(path: &Path) -> Result<String, Invalid> {
+    path.to_str().filter(|s| !s.is_empty() && !s.contains(',')).map(String::from).ok_or(Invalid::Socket)
+}
+
+impl Segment {
+    pub fn check(&self) -> Result<CheckedSegment, Invalid> {
+        if !(1..=4094).contains(&self.segment) {
+            return Err(Invalid::Segment(self.segment));
+        }
+        let mac = unicast_mac("anycast MAC", &self.mac)?;
+        let subnets = self.subnets.iter().map(|n| n.parse::<Ipv4Net>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect()))).collect::<Result<_, _>>()?;
+        Ok(CheckedSegment { mac, subnets })
+    }
+}
+
+impl ArpAnnounce {
+    /// The MAC the fix-up announces. An empty `to` is allowed: it tells nobody and only
+    /// releases frames held for the address.
+    pub fn check(&self) -> Result<MacAddr, Invalid> {
+        unicast_mac("fix-up MAC", &self.mac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Request;
+
+    fn attach(json: &str) -> Attach {
+        match serde_json::from_str::<Request>(json).unwrap() {
+            Request::Attach(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn attachments_are_checked_without_a_switch() {
+        let a = attach(r#"{"op":"attach","name":"vm-1","socket":"/run/vm.sock","mac":"52:54:00:00:00:01","segment":100,"queues":2}"#);
+        assert_eq!(a.check().unwrap().port, PortSpec::Vhost { socket: "/run/vm.sock".into(), server: false, queues: 2 });
+        let d = attach(r#"{"op":"attach","name":"d","device":"net_tap3,iface=vm3","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"02:00:00:00:00:00","count":3}]}"#);
+        let c = d.check().unwrap();
+        assert_eq!(c.port, PortSpec::Device { driver: "net_tap3".into(), args: "iface=vm3".into() });
+        assert_eq!(c.extra, vec![(MacAddr([2, 0, 0, 0, 0, 0]), 3)]);
+        for (bad, want) in [
+            (r#"{"op":"attach","name":"a b","socket":"/s","mac":"52:54:00:00:00:01","segment":1}"#, "VM name"),
+            (r#"{"op":"attach","name":"a","socket":"/s","mac":"ff:ff:ff:ff:ff:ff","segment":1}"#, "unicast"),
+            (r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:zz","segment":1}"#, "not a MAC"),
+            (r#"{"op":"attach","name":"a","socket":"/a,b","mac":"52:54:00:00:00:01","segment":1}"#, "socket path"),
+            (r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"queues":9}"#, "queues"),
+            (r#"{"op":"attach","name":"a","mac":"52:54:00:00:00:01","segment":1}"#, "exactly one"),
+            (r#"{"op":"attach","name":"a","device":"net null","mac":"52:54:00:00:00:01","segment":1}"#, "DPDK vdev"),
+            (r#"{"op":"attach","name":"a","device":"net_null1","server":true,"mac":"52:54:00:00:00:01","segment":1}"#, "server mode"),
+            (r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"ff:ff:ff:ff:ff:f0","count":1}]}"#, "extra MACs"),
+            (r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"fe:ff:ff:ff:ff:ff","count":2}]}"#, "extra MACs"),
+        ] {
+            let e = attach(bad).check().unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn segments_and_fixups_are_checked() {
+        let s = Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec!["10.1.1.0/24".into()], arp_responder: false, native: false };
+        assert_eq!(s.check().unwrap().subnets.len(), 1);
+        assert_eq!(Segment { segment: 0, ..s.clone() }.check(), Err(Invalid::Segment(0)));
+        assert_eq!(Segment { segment: 4095, ..s.clone() }.check(), Err(Invalid::Segment(4095)));
+        assert!(matches!(Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(), Err(Invalid::Subnet(_))));
+        let f = ArpAnnounce { to: vec![], ip: "10.1.1.2".parse().unwrap(), mac: "00:00:5e:00:01:01".into() };
+        assert_eq!(f.check(), Ok(MacAddr([0, 0, 0x5e, 0, 1, 1])));
+        assert!(matches!(ArpAnnounce { mac: "01:00:5e:00:00:01".into(), ..f }.check(), Err(Invalid::Mac { .. })));
+    }
+}
