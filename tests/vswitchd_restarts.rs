@@ -26,6 +26,18 @@ fn balanced(vs: &Vswitchd) -> Value {
     s
 }
 
+/// Guests a (10.1.1.1) and b (10.1.1.2) in segment 100, booted, links up.
+fn two_guests(dir: &TestDir, vs: &Vswitchd) -> (Guest, Guest) {
+    let mut a = Guest::start(dir, "a", "52:54:00:00:00:01", "10.1.1.1");
+    let mut b = Guest::start(dir, "b", "52:54:00:00:00:02", "10.1.1.2");
+    vs.attach(&a, 100);
+    vs.attach(&b, 100);
+    a.wait_ready();
+    b.wait_ready();
+    links_up(vs, 2);
+    (a, b)
+}
+
 fn mac_bytes(s: &str) -> [u8; 6] {
     let v: Vec<u8> = s.split(':').map(|o| u8::from_str_radix(o, 16).unwrap()).collect();
     v.try_into().unwrap()
@@ -48,13 +60,7 @@ fn a_guest_restarted_twenty_times_under_traffic_talks_again_each_time() {
     let leaf = Leaf::new("qr", ANYCAST, "10.1.1.254/24");
     let mut vs = Vswitchd::start_with_workers(&dir, "host", Some(&leaf.uplink()), 2);
     vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
-    let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
-    let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", "10.1.1.2");
-    vs.attach(&a, 100);
-    vs.attach(&b, 100);
-    a.wait_ready();
-    b.wait_ready();
-    links_up(&vs, 2);
+    let (mut a, mut b) = two_guests(&dir, &vs);
     let bm = mac_bytes(&b.mac);
     let frames = vec![ipv4(bm, GATEWAY, [10, 9, 9, 9], [10, 1, 1, 2]), arp([0xff; 6], GATEWAY, 1, [10, 1, 1, 254], [10, 1, 1, 3]), ipv4(mac_bytes(&a.mac), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 1])];
     let mut sender = start_sender(&leaf, &frames);
@@ -119,13 +125,7 @@ fn a_tcp_stream_survives_five_vswitchd_sigkills() {
     let dir = TestDir::new("vs-restarts");
     let mut vs = Vswitchd::start(&dir, "host", Some("net_null0,no-rx=1"));
     vs.set_anycast(100, ANYCAST);
-    let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
-    let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", "10.1.1.2");
-    vs.attach(&a, 100);
-    vs.attach(&b, 100);
-    a.wait_ready();
-    b.wait_ready();
-    links_up(&vs, 2);
+    let (mut a, mut b) = two_guests(&dir, &vs);
     b.ping_until_reply("10.1.1.1");
     a.run("roam-probe server 5001 >/tmp/server.log 2>&1 &");
     let seconds = 55;

@@ -9,11 +9,13 @@
 //! input the harness itself has.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use crate::Killed;
 
 /// One `show port stats all`: when its answer arrived, and the counters summed over ports.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,23 +150,6 @@ fn answers(lines: &[(Instant, String)], ports: usize) -> usize {
 
 fn text(lines: &[(Instant, String)]) -> String {
     lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
-}
-
-/// A child that is stopped (SIGINT, then SIGKILL) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@
 //! `--out`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
-use roam_bench::{steady_rate, testpmd};
+use roam_bench::{steady_rate, testpmd, Killed};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -280,20 +280,6 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates>
 }
 
 // ---- vswitchd
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn vs_request(socket: &Path, req: &Value) -> Result<Value> {
     use std::io::{BufRead, BufReader, Write};
