@@ -82,7 +82,9 @@ fn main() {
     let pmds = std::fs::read_dir(Path::new(&libdir).join("dpdk"))
         .ok()
         .and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.join("librte_net_ring.so").exists()))
-        .unwrap_or_else(|| fail("DPDK's PMD plugin directory (with librte_net_ring.so) not found: apt-get install dpdk"));
+        .unwrap_or_else(|| {
+            fail("DPDK's PMD plugin directory (with librte_net_ring.so) not found: apt-get install dpdk")
+        });
     println!("cargo:rustc-link-search=native={}", pmds.display());
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
     println!("cargo:pmd_dir={}", pmds.display());
@@ -117,7 +119,5 @@ fn main() {
         .prepend_enum_name(false)
         .generate()
         .unwrap_or_else(|e| fail(&format!("bindgen failed on DPDK's headers: {e}")));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .unwrap_or_else(|e| fail(&format!("cannot write bindings: {e}")));
+    bindings.write_to_file(out.join("bindings.rs")).unwrap_or_else(|e| fail(&format!("cannot write bindings: {e}")));
 }

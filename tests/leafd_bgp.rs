@@ -20,7 +20,9 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     let vs1 = Vswitchd::start(&dir, "host1", Some(&fabric.leaves[0].leaf.uplink()));
     let vs2 = Vswitchd::start(&dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
     for vs in [&vs1, &vs2] {
-        vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
+        vs.ok(
+            json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
+        );
     }
     fabric.leaves[0].start_leafd(&vs1.socket, 1, true);
     fabric.leaves[1].start_leafd(&vs2.socket, 2, true);
@@ -33,30 +35,66 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     let (nh, communities) = wait_for("A's route at leaf 2", Duration::from_secs(20), || leaf2.best_path("10.1.1.1/32"));
     assert_eq!(nh, leaf1.fabric_ip);
     assert_eq!(communities, vec!["65010:1", "65011:0"]);
-    wait_for("C's route at leaf 1", Duration::from_secs(20), || leaf1.best_path("10.1.1.3/32").filter(|(nh, _)| *nh == leaf2.fabric_ip));
-    assert!(leaf1.route("10.1.1.1").contains(&format!("dev {}", leaf1.leaf.leaf_if)), "local: {}", leaf1.route("10.1.1.1"));
-    wait_for("leaf 2's kernel route to A", Duration::from_secs(10), || leaf2.route("10.1.1.1").contains(&format!("via {}", leaf1.fabric_ip)).then_some(()));
+    wait_for("C's route at leaf 1", Duration::from_secs(20), || {
+        leaf1.best_path("10.1.1.3/32").filter(|(nh, _)| *nh == leaf2.fabric_ip)
+    });
+    assert!(
+        leaf1.route("10.1.1.1").contains(&format!("dev {}", leaf1.leaf.leaf_if)),
+        "local: {}",
+        leaf1.route("10.1.1.1")
+    );
+    wait_for("leaf 2's kernel route to A", Duration::from_secs(10), || {
+        leaf2.route("10.1.1.1").contains(&format!("via {}", leaf1.fabric_ip)).then_some(())
+    });
     let neigh = leaf1.leaf.exec(&["ip", "neigh", "show", "10.1.1.1", "dev", &leaf1.leaf.leaf_if]);
-    assert!(neigh.contains("52:54:00:00:00:01") && neigh.contains("PERMANENT"), "leaf 1 never ARPs for its hosts: {neigh}");
+    assert!(
+        neigh.contains("52:54:00:00:00:01") && neigh.contains("PERMANENT"),
+        "leaf 1 never ARPs for its hosts: {neigh}"
+    );
     // The gateway is on the downlink, with the anycast MAC, as a /32.
     let link = leaf1.leaf.exec(&["ip", "link", "show", &leaf1.leaf.leaf_if]);
     assert!(link.contains(ANYCAST), "{link}");
 
     // A appears on host 2 (its port comes up there): it moves.
     attach(&vs2, "a", "net_null22,no-rx=1", 1);
-    let (nh, communities) = wait_for("A's route to move to leaf 2", Duration::from_secs(20), || leaf1.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == leaf2.fabric_ip));
-    assert_eq!((nh.as_str(), communities), (leaf2.fabric_ip.as_str(), vec!["65010:2".to_string(), "65011:1".to_string()]));
-    wait_for("leaf 1's kernel route to A via leaf 2", Duration::from_secs(10), || leaf1.route("10.1.1.1").contains(&format!("via {}", leaf2.fabric_ip)).then_some(()));
+    let (nh, communities) = wait_for("A's route to move to leaf 2", Duration::from_secs(20), || {
+        leaf1.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == leaf2.fabric_ip)
+    });
+    assert_eq!(
+        (nh.as_str(), communities),
+        (leaf2.fabric_ip.as_str(), vec!["65010:2".to_string(), "65011:1".to_string()])
+    );
+    wait_for("leaf 1's kernel route to A via leaf 2", Duration::from_secs(10), || {
+        leaf1.route("10.1.1.1").contains(&format!("via {}", leaf2.fabric_ip)).then_some(())
+    });
     assert!(leaf2.route("10.1.1.1").contains(&format!("dev {}", leaf2.leaf.leaf_if)));
-    let moved_in = wait_for("leaf 2's move report", Duration::from_secs(10), || leaf2.moves().into_iter().find(|m| m["move"] == json!("in")));
-    let moved_out = wait_for("leaf 1's move report", Duration::from_secs(10), || leaf1.moves().into_iter().find(|m| m["move"] == json!("out")));
+    let moved_in = wait_for("leaf 2's move report", Duration::from_secs(10), || {
+        leaf2.moves().into_iter().find(|m| m["move"] == json!("in"))
+    });
+    let moved_out = wait_for("leaf 1's move report", Duration::from_secs(10), || {
+        leaf1.moves().into_iter().find(|m| m["move"] == json!("out"))
+    });
     assert_eq!(moved_in["trigger"]["kind"], json!("link-up"), "{moved_in}");
     let fixups = |m: &Value| m["fixups"].as_array().cloned().unwrap_or_default();
     // A is told about B (its old neighbour); B about A; C hears nothing.
     assert_eq!(fixups(&moved_in).len(), 1, "{moved_in}");
-    assert_eq!((fixups(&moved_in)[0]["to"].clone(), fixups(&moved_in)[0]["ip"].clone(), fixups(&moved_in)[0]["sent"]["a"].clone()), (json!(["a"]), json!("10.1.1.2"), json!(1)));
+    assert_eq!(
+        (
+            fixups(&moved_in)[0]["to"].clone(),
+            fixups(&moved_in)[0]["ip"].clone(),
+            fixups(&moved_in)[0]["sent"]["a"].clone()
+        ),
+        (json!(["a"]), json!("10.1.1.2"), json!(1))
+    );
     assert_eq!(fixups(&moved_out).len(), 1, "{moved_out}");
-    assert_eq!((fixups(&moved_out)[0]["to"].clone(), fixups(&moved_out)[0]["ip"].clone(), fixups(&moved_out)[0]["sent"]["b"].clone()), (json!(["b"]), json!("10.1.1.1"), json!(1)));
+    assert_eq!(
+        (
+            fixups(&moved_out)[0]["to"].clone(),
+            fixups(&moved_out)[0]["ip"].clone(),
+            fixups(&moved_out)[0]["sent"]["b"].clone()
+        ),
+        (json!(["b"]), json!("10.1.1.1"), json!(1))
+    );
     assert_eq!(vs2.port_stats("c")["injected"], json!(0), "C was told nothing: {}", vs2.port_stats("c"));
 
     // The orchestrator unplugs A's old port: nothing changes (leaf 1 already stepped back).
@@ -66,6 +104,10 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     assert!(leaf1.best_path("10.1.1.1/32").is_some_and(|(nh, _)| nh == leaf2.fabric_ip));
     // C detached: its route is withdrawn everywhere.
     vs2.ok(json!({ "op": "detach", "name": "c" }));
-    wait_for("C's route withdrawn at leaf 1", Duration::from_secs(10), || leaf1.best_path("10.1.1.3/32").is_none().then_some(()));
-    wait_for("leaf 1's kernel route to C removed", Duration::from_secs(10), || leaf1.route("10.1.1.3").trim().is_empty().then_some(()));
+    wait_for("C's route withdrawn at leaf 1", Duration::from_secs(10), || {
+        leaf1.best_path("10.1.1.3/32").is_none().then_some(())
+    });
+    wait_for("leaf 1's kernel route to C removed", Duration::from_secs(10), || {
+        leaf1.route("10.1.1.3").trim().is_empty().then_some(())
+    });
 }

@@ -70,7 +70,8 @@ fn a_thousand_bad_requests_each_get_an_error_and_change_nothing() {
     let before = (vs.ok(json!({"op":"show"})), vs.ok(json!({"op":"fdb"})), std::fs::read(&vs.state).unwrap());
     for (i, req) in bad_requests().iter().enumerate() {
         let line = vs.raw(req);
-        let r: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("request {i} {req:?}: response {line:?} is not JSON: {e}"));
+        let r: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("request {i} {req:?}: response {line:?} is not JSON: {e}"));
         assert_eq!(r["ok"], json!(false), "request {i} {req:?} was accepted: {r}");
         assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "request {i} {req:?}: no error text: {r}");
     }
@@ -105,7 +106,10 @@ fn attachments_and_segments_survive_a_crash() {
     assert!(ok && out.contains("52:54:00:00:00:01") && out.contains("anycast"), "{out}");
     let search = fdb["search"].as_str().unwrap_or_default();
     assert!(["sse4.1", "scalar"].contains(&search), "{fdb}");
-    assert!(out.contains(&format!("of {} entries", fdb["capacity"])) && out.contains(&format!("{search} key search")), "{out}");
+    assert!(
+        out.contains(&format!("of {} entries", fdb["capacity"])) && out.contains(&format!("{search} key search")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -125,7 +129,10 @@ fn the_event_stream_reports_attach_and_detach() {
     vs.ok(json!({ "op": "detach", "name": "vm1" }));
     let e1: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     let e2: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!((e1["event"].as_str(), e1["name"].as_str(), e1["mac"].as_str()), (Some("attach"), Some("vm1"), Some("52:54:00:00:00:01")));
+    assert_eq!(
+        (e1["event"].as_str(), e1["name"].as_str(), e1["mac"].as_str()),
+        (Some("attach"), Some("vm1"), Some("52:54:00:00:00:01"))
+    );
     assert_eq!((e1["segment"].clone(), e1["ipv4"].clone()), (json!(100), json!(["10.1.1.1"])));
     assert_eq!((e2["event"].as_str(), e2["name"].as_str()), (Some("detach"), Some("vm1")));
 }
@@ -140,11 +147,23 @@ fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     let r = vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null7,no-rx=1", "mac": "52:54:00:00:00:07", "segment": 100, "port_security": false,
                           "extra_macs": [{ "base": "02:00:00:00:00:fe", "count": 1000 }] }));
     assert_eq!(r["device"], json!("net_null7"), "{r}");
-    let count = |vs: &Vswitchd| vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.iter().filter(|x| x["port_name"] == json!("sink")).count()).unwrap_or(0);
+    let count = |vs: &Vswitchd| {
+        vs.ok(json!({ "op": "fdb" }))["entries"]
+            .as_array()
+            .map(|e| e.iter().filter(|x| x["port_name"] == json!("sink")).count())
+            .unwrap_or(0)
+    };
     assert_eq!(count(&vs), 1001);
     let fdb = vs.ok(json!({ "op": "fdb" }));
     for mac in ["02:00:00:00:00:fe", "02:00:00:00:01:00", "02:00:00:00:04:e5"] {
-        assert!(fdb["entries"].as_array().unwrap().iter().any(|e| e["mac"] == json!(mac) && e["port_name"] == json!("sink")), "{mac} missing");
+        assert!(
+            fdb["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["mac"] == json!(mac) && e["port_name"] == json!("sink")),
+            "{mac} missing"
+        );
     }
     // A second range overlapping the first is refused and changes nothing.
     let r = vs.request(&json!({ "op": "attach", "name": "other", "device": "net_null8", "mac": "52:54:00:00:00:08", "segment": 100, "extra_macs": [{ "base": "02:00:00:00:04:e5", "count": 2 }] }));
@@ -154,10 +173,18 @@ fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     assert_eq!(count(&vs), 1001, "restored from the state file");
     // A port whose link never went down holds nothing; stats and vsctl say so.
     let sink = vs.port_stats("sink");
-    assert_eq!((sink["held"].clone(), sink["released"].clone(), sink["held_dropped"].clone()), (json!(0), json!(0), json!(0)), "{sink}");
+    assert_eq!(
+        (sink["held"].clone(), sink["released"].clone(), sink["held_dropped"].clone()),
+        (json!(0), json!(0), json!(0)),
+        "{sink}"
+    );
     let (ok, out) = vs.vsctl(&["stats"]);
     assert!(ok && out.contains("HELD") && out.contains("RELEASED") && out.contains("sink"), "{out}");
     vs.ok(json!({ "op": "detach", "name": "sink" }));
     assert_eq!(count(&vs), 0);
-    assert_eq!(vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.len()), Some(1), "only the anycast entry is left");
+    assert_eq!(
+        vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.len()),
+        Some(1),
+        "only the anycast entry is left"
+    );
 }

@@ -17,7 +17,11 @@ fn stats(vs: &Vswitchd) -> Value {
 
 fn assert_balanced(vs: &Vswitchd) -> Value {
     let s = stats(vs);
-    assert_eq!((s["rx_balanced"].clone(), s["out_balanced"].clone()), (json!(true), json!(true)), "counters do not add up: {s:#}");
+    assert_eq!(
+        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
+        (json!(true), json!(true)),
+        "counters do not add up: {s:#}"
+    );
     s
 }
 
@@ -86,7 +90,9 @@ fn attach_detach_churn_under_hostile_traffic() {
     let _ = sender.kill();
     let _ = sender.wait();
     vs.ok(json!({ "op": "detach", "name": "src" }));
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"]));
+    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || {
+        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
+    });
     assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
     assert_balanced(&vs);
 }
@@ -103,7 +109,9 @@ fn a_worker_panic_takes_the_daemon_down_and_a_restart_restores_the_vms() {
         vs.ok(json!({ "op": "attach", "name": format!("vm{k}"), "device": format!("net_null{}", k + 1), "mac": mac_str(churn_mac(k)), "segment": 100 }));
     }
     vs.ok(json!({ "op": "debug-crash-worker", "worker": 1 }));
-    let status = vs.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("vswitchd still runs after its worker panicked:\n{}", vs.log()));
+    let status = vs
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("vswitchd still runs after its worker panicked:\n{}", vs.log()));
     assert!(!status.success(), "vswitchd exited with {status} after a worker panic");
     let log = vs.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).collect();
@@ -176,7 +184,13 @@ fn a_failed_restore_is_kept_shown_and_retried() {
 fn run_config(dir: &TestDir, name: &str, toml: &str) -> (std::process::ExitStatus, String) {
     let path = dir.path(&format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
-    let out = Command::new(roam_tests::bin("vswitchd")).arg("--config").arg(&path).env("RUST_BACKTRACE", "0").stdin(Stdio::null()).output().expect("running vswitchd");
+    let out = Command::new(roam_tests::bin("vswitchd"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running vswitchd");
     (out.status, String::from_utf8_lossy(&out.stderr).to_string())
 }
 
@@ -196,8 +210,16 @@ fn bad_configuration_is_one_clear_line_and_leaves_nothing_behind() {
         ("bad TOML", format!("{base}workers = [\n"), "config"),
         ("an unknown key", format!("{base}wrokers = 2\n"), "unknown field"),
         ("a missing uplink device", format!("{base}uplink = \"net_af_packet0,iface=roam-no-such-if\"\n"), "uplink"),
-        ("a socket in use", format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", live.socket.display(), state.display()), "in use"),
-        ("a socket path that is a regular file", format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", regular.display(), state.display()), "not a socket"),
+        (
+            "a socket in use",
+            format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", live.socket.display(), state.display()),
+            "in use",
+        ),
+        (
+            "a socket path that is a regular file",
+            format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", regular.display(), state.display()),
+            "not a socket",
+        ),
         ("workers out of range", format!("{base}workers = 0\n"), "workers"),
     ];
     for (what, toml, says) in cases {
@@ -208,7 +230,11 @@ fn bad_configuration_is_one_clear_line_and_leaves_nothing_behind() {
         assert!(ours[0].contains(says), "{what}: {:?} does not say {says:?}", ours[0]);
         assert!(!stderr.contains("Caused by") && !stderr.contains("panicked"), "{what}:\n{stderr}");
         assert!(!sock.exists(), "{what}: a stale control socket was left at {}", sock.display());
-        assert_eq!(std::fs::read_to_string(&regular).unwrap(), "not a socket", "{what}: a file vswitchd did not create was touched");
+        assert_eq!(
+            std::fs::read_to_string(&regular).unwrap(),
+            "not a socket",
+            "{what}: a file vswitchd did not create was touched"
+        );
         assert!(UnixStreamCheck::alive(&live.socket), "{what}: the live vswitchd's socket was taken");
         println!("{what}: {}", ours[0]);
     }

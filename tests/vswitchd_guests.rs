@@ -17,7 +17,8 @@ fn balanced(vs: &Vswitchd) {
 fn links_up(vs: &Vswitchd, n: usize) {
     wait_for("VM links up", Duration::from_secs(60), || {
         let show = vs.ok(json!({ "op": "show" }));
-        let up = show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
+        let up =
+            show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
         (up == n).then_some(())
     });
 }
@@ -40,7 +41,8 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     }
     links_up(&vs, 3);
     let show = vs.ok(json!({ "op": "show" }));
-    let owned: Vec<usize> = show["workers"].as_array().unwrap().iter().map(|w| w["ports"].as_array().unwrap().len()).collect();
+    let owned: Vec<usize> =
+        show["workers"].as_array().unwrap().iter().map(|w| w["ports"].as_array().unwrap().len()).collect();
     assert_eq!(owned.len(), 2);
     assert!(owned.iter().all(|n| *n >= 1), "ports are spread over the workers: {show}");
 
@@ -51,11 +53,21 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     assert_eq!(a.neighbour("10.1.1.2").as_deref(), Some("52:54:00:00:00:02"), "a knows b by its real MAC");
     b.run("roam-probe server 5001 >/tmp/server.log 2>&1 &");
     let out = a.run("roam-probe client 10.1.1.2 5001 4 5");
-    let echoes: u64 = out.lines().find_map(|l| l.strip_prefix("done echoes ")).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let echoes: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("done echoes "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     assert!(echoes > 100, "the TCP stream stalled: {out}");
     let fdb = vs.ok(json!({ "op": "fdb" }));
     for (g, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        let e = fdb["entries"].as_array().unwrap().iter().find(|e| e["mac"] == json!(g.mac)).unwrap_or_else(|| panic!("{name} not in {fdb}"));
+        let e = fdb["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["mac"] == json!(g.mac))
+            .unwrap_or_else(|| panic!("{name} not in {fdb}"));
         assert_eq!((e["kind"].as_str(), e["port_name"].as_str()), (Some("local"), Some(name)));
     }
     let (ok, table) = vs.vsctl(&["fdb"]);
@@ -83,17 +95,22 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     let (b_before, c_before) = counts;
     let r = vs.ok(json!({ "op": "arp-announce", "to": ["a"], "ip": "10.1.1.2", "mac": ANYCAST }));
     assert_eq!(r["sent"]["a"], json!(1), "{r}");
-    wait_for("a's neighbour entry for b to become the anycast MAC", Duration::from_secs(10), || (a.neighbour("10.1.1.2").as_deref() == Some(ANYCAST)).then_some(()));
+    wait_for("a's neighbour entry for b to become the anycast MAC", Duration::from_secs(10), || {
+        (a.neighbour("10.1.1.2").as_deref() == Some(ANYCAST)).then_some(())
+    });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!((b.arp_count(), c.arp_count()), (b_before, c_before), "another guest received an ARP frame");
     let (ok, out) = vs.vsctl(&["arp-announce", "--to", "a", "--ip", "10.1.1.2", "--mac", "52:54:00:00:00:02"]);
     assert!(ok, "{out}");
-    wait_for("a's entry for b back to b's MAC", Duration::from_secs(10), || (a.neighbour("10.1.1.2").as_deref() == Some("52:54:00:00:00:02")).then_some(()));
+    wait_for("a's entry for b back to b's MAC", Duration::from_secs(10), || {
+        (a.neighbour("10.1.1.2").as_deref() == Some("52:54:00:00:00:02")).then_some(())
+    });
     a.ping_until_reply("10.1.1.2");
 
     // 4. A spoofed source MAC is dropped and counted.
     let before = vs.port_stats("c")["drops"]["spoofed_source_mac"].as_u64().unwrap_or(0);
-    let (out, status) = c.sh("ip link set eth0 address 52:54:00:00:00:99 && ping -c 2 -W 1 10.1.1.1", Duration::from_secs(20));
+    let (out, status) =
+        c.sh("ip link set eth0 address 52:54:00:00:00:99 && ping -c 2 -W 1 10.1.1.1", Duration::from_secs(20));
     assert_ne!(status, 0, "a spoofing guest got through: {out}");
     let after = vs.port_stats("c")["drops"]["spoofed_source_mac"].as_u64().unwrap_or(0);
     assert!(after > before, "no spoofed_source_mac drop counted ({before} -> {after})");
@@ -121,7 +138,9 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     for g in ["a", "b", "c"] {
         vs.ok(json!({ "op": "detach", "name": g }));
     }
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(5), || Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"]));
+    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(5), || {
+        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
+    });
     assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
 }
 
@@ -154,10 +173,15 @@ fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     a.sh("ping -c 2 -W 1 10.1.1.77", Duration::from_secs(15));
     let frames = cap.frames();
     let (anycast, a_mac, unknown) = (mac_bytes(ANYCAST), mac_bytes(&a.mac), mac_bytes("52:54:00:aa:bb:cc"));
-    let to_77: Vec<&Vec<u8>> = frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[30..34] == [10, 1, 1, 77]).collect();
+    let to_77: Vec<&Vec<u8>> =
+        frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[30..34] == [10, 1, 1, 77]).collect();
     assert!(!to_77.is_empty(), "no frame to 10.1.1.77 reached the leaf ({} frames)", frames.len());
     for f in &to_77 {
-        assert_eq!((&f[0..6], &f[6..12]), (&anycast[..], &a_mac[..]), "unknown unicast not rewritten to the anycast MAC");
+        assert_eq!(
+            (&f[0..6], &f[6..12]),
+            (&anycast[..], &a_mac[..]),
+            "unknown unicast not rewritten to the anycast MAC"
+        );
     }
     assert!(!frames.iter().any(|f| f[0..6] == unknown[..]), "a frame kept the unknown destination MAC");
     let broadcasts = frames.iter().filter(|f| f[0..6] == [0xff; 6] && f[12..14] == [8, 6]).count();

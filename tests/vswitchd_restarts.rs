@@ -15,14 +15,19 @@ const GATEWAY: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x01];
 fn links_up(vs: &Vswitchd, n: usize) {
     wait_for("VM links up", Duration::from_secs(60), || {
         let show = vs.ok(json!({ "op": "show" }));
-        let up = show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
+        let up =
+            show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
         (up == n).then_some(())
     });
 }
 
 fn balanced(vs: &Vswitchd) -> Value {
     let s = vs.ok(json!({ "op": "stats" }));
-    assert_eq!((s["rx_balanced"].clone(), s["out_balanced"].clone()), (json!(true), json!(true)), "counters do not add up: {s:#}");
+    assert_eq!(
+        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
+        (json!(true), json!(true)),
+        "counters do not add up: {s:#}"
+    );
     s
 }
 
@@ -47,7 +52,9 @@ fn detach_all_and_count_mbufs(vs: &Vswitchd, names: &[&str]) {
     for n in names {
         vs.ok(json!({ "op": "detach", "name": n }));
     }
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"]));
+    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || {
+        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
+    });
     assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
 }
 
@@ -62,7 +69,11 @@ fn a_guest_restarted_twenty_times_under_traffic_talks_again_each_time() {
     vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
     let (mut a, mut b) = two_guests(&dir, &vs);
     let bm = mac_bytes(&b.mac);
-    let frames = vec![ipv4(bm, GATEWAY, [10, 9, 9, 9], [10, 1, 1, 2]), arp([0xff; 6], GATEWAY, 1, [10, 1, 1, 254], [10, 1, 1, 3]), ipv4(mac_bytes(&a.mac), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 1])];
+    let frames = vec![
+        ipv4(bm, GATEWAY, [10, 9, 9, 9], [10, 1, 1, 2]),
+        arp([0xff; 6], GATEWAY, 1, [10, 1, 1, 254], [10, 1, 1, 3]),
+        ipv4(mac_bytes(&a.mac), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 1]),
+    ];
     let mut sender = start_sender(&leaf, &frames);
 
     let started = Instant::now();
@@ -76,7 +87,8 @@ fn a_guest_restarted_twenty_times_under_traffic_talks_again_each_time() {
         boots.push(t.elapsed().as_secs_f64());
         assert!(vs.is_running(), "vswitchd died in round {round}:\n{}", vs.log());
         let s = balanced(&vs);
-        let to_b = s["ports"].as_array().unwrap().iter().find(|p| p["name"] == json!("b")).cloned().unwrap_or(Value::Null);
+        let to_b =
+            s["ports"].as_array().unwrap().iter().find(|p| p["name"] == json!("b")).cloned().unwrap_or(Value::Null);
         assert!(to_b["sent"].as_u64().unwrap_or(0) > 0, "round {round}: nothing reached b: {to_b}");
     }
     println!(
@@ -113,7 +125,11 @@ fn probe_result(out: &str) -> (Vec<(f64, f64)>, Option<u64>) {
             Some((w.next()??, w.next()??))
         })
         .collect();
-    let echoes = out.lines().find_map(|l| l.strip_prefix("done echoes ")).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+    let echoes = out
+        .lines()
+        .find_map(|l| l.strip_prefix("done echoes "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
     (gaps, echoes)
 }
 
@@ -150,7 +166,11 @@ fn a_tcp_stream_survives_five_vswitchd_sigkills() {
     // client's clock starts a moment after ours; a second of slack either way).
     let mut report = Vec::new();
     for (i, k) in kills.iter().enumerate() {
-        let stall = gaps.iter().filter(|(at, len)| at + len > k - 1000.0 && *at < k + 15_000.0).map(|(_, len)| *len).fold(0.0, f64::max);
+        let stall = gaps
+            .iter()
+            .filter(|(at, len)| at + len > k - 1000.0 && *at < k + 15_000.0)
+            .map(|(_, len)| *len)
+            .fold(0.0, f64::max);
         report.push(format!("restart {}: stall {:.0} ms", i + 1, stall));
     }
     println!("TCP stream over 5 vswitchd SIGKILLs: {} echoes; {}", echoes.unwrap_or(0), report.join(", "));
@@ -171,7 +191,19 @@ fn server_mode_survives_a_vswitchd_sigkill() {
     let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
     vs.attach(&a, 100);
     let socket = dir.path("s.vhost");
-    let (ok, out) = vs.vsctl(&["attach", "s", "--vhost-socket", socket.to_str().unwrap(), "--mac", "52:54:00:00:00:05", "--segment", "100", "--ip", "10.1.1.5", "--server"]);
+    let (ok, out) = vs.vsctl(&[
+        "attach",
+        "s",
+        "--vhost-socket",
+        socket.to_str().unwrap(),
+        "--mac",
+        "52:54:00:00:00:05",
+        "--segment",
+        "100",
+        "--ip",
+        "10.1.1.5",
+        "--server",
+    ]);
     assert!(ok, "{out}");
     assert!(socket.exists(), "vswitchd did not create {}", socket.display());
     let mut s = Guest::start_client(&dir, "s", "52:54:00:00:00:05", "10.1.1.5", &socket);

@@ -80,7 +80,10 @@ impl MacRange {
     pub fn check(&self) -> Result<(MacAddr, u32), Invalid> {
         let bad = || Invalid::MacRange { base: self.base.chars().take(64).collect(), count: self.count };
         let base = unicast_mac("extra MAC base", &self.base).map_err(|_| bad())?;
-        if self.count == 0 || base.to_u64() + self.count as u64 > 1 << 48 || mac_plus(base, self.count - 1).is_multicast() {
+        if self.count == 0
+            || base.to_u64() + self.count as u64 > 1 << 48
+            || mac_plus(base, self.count - 1).is_multicast()
+        {
             return Err(bad());
         }
         Ok((base, self.count))
@@ -98,7 +101,9 @@ impl Attach {
             return Err(Invalid::Queues(self.queues));
         }
         let port = match (&self.socket, &self.device) {
-            (Some(path), None) => PortSpec::Vhost { socket: socket_path(path)?, server: self.server, queues: self.queues },
+            (Some(path), None) => {
+                PortSpec::Vhost { socket: socket_path(path)?, server: self.server, queues: self.queues }
+            }
             (None, Some(device)) if !self.server => {
                 let (driver, args) = device.split_once(',').unwrap_or((device.as_str(), ""));
                 if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -125,7 +130,11 @@ impl Segment {
             return Err(Invalid::Segment(self.segment));
         }
         let mac = unicast_mac("anycast MAC", &self.mac)?;
-        let subnets = self.subnets.iter().map(|n| n.parse::<Ipv4Net>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect()))).collect::<Result<_, _>>()?;
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|n| n.parse::<Ipv4Net>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect())))
+            .collect::<Result<_, _>>()?;
         Ok(CheckedSegment { mac, subnets })
     }
 }
@@ -152,9 +161,16 @@ mod tests {
 
     #[test]
     fn attachments_are_checked_without_a_switch() {
-        let a = attach(r#"{"op":"attach","name":"vm-1","socket":"/run/vm.sock","mac":"52:54:00:00:00:01","segment":100,"queues":2}"#);
-        assert_eq!(a.check().unwrap().port, PortSpec::Vhost { socket: "/run/vm.sock".into(), server: false, queues: 2 });
-        let d = attach(r#"{"op":"attach","name":"d","device":"net_tap3,iface=vm3","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"02:00:00:00:00:00","count":3}]}"#);
+        let a = attach(
+            r#"{"op":"attach","name":"vm-1","socket":"/run/vm.sock","mac":"52:54:00:00:00:01","segment":100,"queues":2}"#,
+        );
+        assert_eq!(
+            a.check().unwrap().port,
+            PortSpec::Vhost { socket: "/run/vm.sock".into(), server: false, queues: 2 }
+        );
+        let d = attach(
+            r#"{"op":"attach","name":"d","device":"net_tap3,iface=vm3","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"02:00:00:00:00:00","count":3}]}"#,
+        );
         let c = d.check().unwrap();
         assert_eq!(c.port, PortSpec::Device { driver: "net_tap3".into(), args: "iface=vm3".into() });
         assert_eq!(c.extra, vec![(MacAddr([2, 0, 0, 0, 0, 0]), 3)]);
@@ -166,9 +182,18 @@ mod tests {
             (r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"queues":9}"#, "queues"),
             (r#"{"op":"attach","name":"a","mac":"52:54:00:00:00:01","segment":1}"#, "exactly one"),
             (r#"{"op":"attach","name":"a","device":"net null","mac":"52:54:00:00:00:01","segment":1}"#, "DPDK vdev"),
-            (r#"{"op":"attach","name":"a","device":"net_null1","server":true,"mac":"52:54:00:00:00:01","segment":1}"#, "server mode"),
-            (r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"ff:ff:ff:ff:ff:f0","count":1}]}"#, "extra MACs"),
-            (r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"fe:ff:ff:ff:ff:ff","count":2}]}"#, "extra MACs"),
+            (
+                r#"{"op":"attach","name":"a","device":"net_null1","server":true,"mac":"52:54:00:00:00:01","segment":1}"#,
+                "server mode",
+            ),
+            (
+                r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"ff:ff:ff:ff:ff:f0","count":1}]}"#,
+                "extra MACs",
+            ),
+            (
+                r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"fe:ff:ff:ff:ff:ff","count":2}]}"#,
+                "extra MACs",
+            ),
         ] {
             let e = attach(bad).check().unwrap_err().to_string();
             assert!(e.contains(want), "{bad}: {e}");
@@ -177,11 +202,21 @@ mod tests {
 
     #[test]
     fn segments_and_fixups_are_checked() {
-        let s = Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec!["10.1.1.0/24".into()], arp_responder: false, native: false };
+        let s = Segment {
+            segment: 100,
+            mac: "00:00:5e:00:01:01".into(),
+            gateway: None,
+            subnets: vec!["10.1.1.0/24".into()],
+            arp_responder: false,
+            native: false,
+        };
         assert_eq!(s.check().unwrap().subnets.len(), 1);
         assert_eq!(Segment { segment: 0, ..s.clone() }.check(), Err(Invalid::Segment(0)));
         assert_eq!(Segment { segment: 4095, ..s.clone() }.check(), Err(Invalid::Segment(4095)));
-        assert!(matches!(Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(), Err(Invalid::Subnet(_))));
+        assert!(matches!(
+            Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(),
+            Err(Invalid::Subnet(_))
+        ));
         let f = ArpAnnounce { to: vec![], ip: "10.1.1.2".parse().unwrap(), mac: "00:00:5e:00:01:01".into() };
         assert_eq!(f.check(), Ok(MacAddr([0, 0, 0x5e, 0, 1, 1])));
         assert!(matches!(ArpAnnounce { mac: "01:00:5e:00:00:01".into(), ..f }.check(), Err(Invalid::Mac { .. })));

@@ -75,7 +75,16 @@ impl Drop for Writer {
 
 fn bench(c: &mut Criterion) {
     let eal = Eal::init([
-        "--no-huge", "-m", "3072", "--no-pci", "--no-telemetry", "--lcores", "0@(0-1)", "--log-level", "lib.eal:error", "--file-prefix",
+        "--no-huge",
+        "-m",
+        "3072",
+        "--no-pci",
+        "--no-telemetry",
+        "--lcores",
+        "0@(0-1)",
+        "--log-level",
+        "lib.eal:error",
+        "--file-prefix",
         &format!("roam-bench-mac-{}", std::process::id()),
     ])
     .expect("EAL init");
@@ -101,7 +110,13 @@ fn bench(c: &mut Criterion) {
 
         for (workload, miss_every) in [("hit", 0usize), ("miss50", 2)] {
             let queries: Vec<Key> = (0..QUERIES)
-                .map(|q| if miss_every > 0 && q % miss_every == 1 { make_key(&mut rng, 0x06) } else { present[(rng.next() % size as u64) as usize] })
+                .map(|q| {
+                    if miss_every > 0 && q % miss_every == 1 {
+                        make_key(&mut rng, 0x06)
+                    } else {
+                        present[(rng.next() % size as u64) as usize]
+                    }
+                })
                 .collect();
             let raw: Vec<u64> = queries.iter().map(|k| k.raw()).collect();
 

@@ -246,14 +246,23 @@ fn bench(c: &mut Criterion) {
                 t2 - t1
             }
         };
-        g.bench_function(format!("roam/mixed/{name}"), |b| b.iter_custom(|iters| (0..iters).map(|_| round(false)).sum()));
-        g.bench_function(format!("roam_with_rx_tx/mixed/{name}"), |b| b.iter_custom(|iters| (0..iters).map(|_| round(true)).sum()));
+        g.bench_function(format!("roam/mixed/{name}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| round(false)).sum())
+        });
+        g.bench_function(format!("roam_with_rx_tx/mixed/{name}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| round(true)).sum())
+        });
         let total = p.counters().total();
         assert!(p.counters().balanced());
         assert_eq!(total.dropped_total(), 0, "the workload has nothing to drop");
         eprintln!(
             "{name}: rx {} forwarded {} flooded {} dropped {} rewritten {} flood copies {}",
-            total.rx, total.forwarded, total.flooded, total.dropped_total(), total.rewritten, total.flood_copies
+            total.rx,
+            total.forwarded,
+            total.flooded,
+            total.dropped_total(),
+            total.rewritten,
+            total.flood_copies
         );
     }
     g.finish();

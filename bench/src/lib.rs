@@ -65,8 +65,10 @@ pub fn run_for(cmd: &mut Command, secs: u64) -> Result<Vec<String>> {
         .with_context(|| format!("starting {program}"))?;
     let stdout = child.stdout.take().context("stdout")?;
     let stderr = child.stderr.take().context("stderr")?;
-    let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(|l| l.ok()).collect::<Vec<_>>());
-    let out_reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(|l| l.ok()).collect::<Vec<_>>());
+    let err_reader =
+        std::thread::spawn(move || BufReader::new(stderr).lines().map_while(|l| l.ok()).collect::<Vec<_>>());
+    let out_reader =
+        std::thread::spawn(move || BufReader::new(stdout).lines().map_while(|l| l.ok()).collect::<Vec<_>>());
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if child.try_wait()?.is_some() {

@@ -83,14 +83,29 @@ fn is_closing(l: &str) -> bool {
 /// Runs `dpdk-testpmd` with `eal` and `app` arguments (`-i` is added) over `ports` ports
 /// and measures `seconds` one-second samples once its counters start to move (at most
 /// `startup` of waiting for that). Returns the rates and everything testpmd printed.
-pub fn run(eal: &[String], app: &[String], ports: usize, seconds: u64, startup: Duration) -> Result<(Rates, Vec<String>)> {
+pub fn run(
+    eal: &[String],
+    app: &[String],
+    ports: usize,
+    seconds: u64,
+    startup: Duration,
+) -> Result<(Rates, Vec<String>)> {
     // Line-buffered: we read the answers while it runs.
     let mut cmd = Command::new("stdbuf");
     cmd.args(["-oL", "-eL", "dpdk-testpmd"]).args(eal).arg("--").arg("-i").args(app);
-    let mut child = Killed(cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting dpdk-testpmd (apt-get install dpdk)")?);
+    let mut child = Killed(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting dpdk-testpmd (apt-get install dpdk)")?,
+    );
     let mut stdin = child.0.stdin.take().context("stdin")?;
     let (tx, lines) = mpsc::channel::<(Instant, String)>();
-    for out in [Box::new(child.0.stdout.take().context("stdout")?) as Box<dyn std::io::Read + Send>, Box::new(child.0.stderr.take().context("stderr")?)] {
+    for out in [
+        Box::new(child.0.stdout.take().context("stdout")?) as Box<dyn std::io::Read + Send>,
+        Box::new(child.0.stderr.take().context("stderr")?),
+    ] {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
@@ -125,7 +140,9 @@ pub fn run(eal: &[String], app: &[String], ports: usize, seconds: u64, startup: 
         }
         match moving_since {
             Some(first) if samples.len() > first + seconds as usize => break,
-            None if begun.elapsed() > startup => bail!("testpmd forwarded nothing within {startup:?}:\n{}", text(&seen)),
+            None if begun.elapsed() > startup => {
+                bail!("testpmd forwarded nothing within {startup:?}:\n{}", text(&seen))
+            }
             _ => {}
         }
         std::thread::sleep(Duration::from_secs(1).saturating_sub(asked.elapsed()));

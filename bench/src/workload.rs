@@ -40,7 +40,16 @@ pub struct Workload {
 impl Workload {
     /// The mixed workload: 60 % local, 27.5 % remote, 10 % unknown, 2.5 % broadcast.
     pub fn mixed(table_macs: usize) -> Workload {
-        Workload { frames: 32768, frame_len: 60, sources: 256, table_macs, remote_pct: 27.5, unknown_pct: 10.0, broadcast_pct: 2.5, seed: 0x5eed }
+        Workload {
+            frames: 32768,
+            frame_len: 60,
+            sources: 256,
+            table_macs,
+            remote_pct: 27.5,
+            unknown_pct: 10.0,
+            broadcast_pct: 2.5,
+            seed: 0x5eed,
+        }
     }
 
     /// The i-th source MAC.
@@ -63,8 +72,14 @@ impl Workload {
     /// Every frame, in file order.
     pub fn build(&self) -> Result<Vec<Vec<u8>>> {
         ensure!(self.frame_len >= 60 && self.frame_len <= 1514, "frame length must be 60..=1514");
-        ensure!((1..=65536).contains(&self.sources) && (SINKS..=(SINKS << 24)).contains(&self.table_macs), "sources 1..=65536, table MACs 3..=50M");
-        ensure!(self.remote_pct + self.unknown_pct + self.broadcast_pct <= 100.0, "the shares add up to more than 100 %");
+        ensure!(
+            (1..=65536).contains(&self.sources) && (SINKS..=(SINKS << 24)).contains(&self.table_macs),
+            "sources 1..=65536, table MACs 3..=50M"
+        );
+        ensure!(
+            self.remote_pct + self.unknown_pct + self.broadcast_pct <= 100.0,
+            "the shares add up to more than 100 %"
+        );
         let mut rng = Rng(self.seed | 1);
         let mut frames = Vec::with_capacity(self.frames);
         for n in 0..self.frames {
@@ -168,7 +183,8 @@ mod tests {
         let w = Workload::mixed(1024);
         let frames = w.build().unwrap();
         assert_eq!(frames.len(), 32768);
-        let count = |f: &dyn Fn(&Vec<u8>) -> bool| frames.iter().filter(|x| f(x)).count() as f64 / frames.len() as f64 * 100.0;
+        let count =
+            |f: &dyn Fn(&Vec<u8>) -> bool| frames.iter().filter(|x| f(x)).count() as f64 / frames.len() as f64 * 100.0;
         let bcast = count(&|f| f[0] == 0xff);
         let remote = count(&|f| f[0..6] == ANYCAST);
         let unknown = count(&|f| f[0] == 0x02 && f[1] == 0xff);

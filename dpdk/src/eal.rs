@@ -39,17 +39,15 @@ impl Eal {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let args: Vec<String> = std::iter::once("roam".to_string())
-            .chain(args.into_iter().map(|a| a.as_ref().to_string()))
-            .collect();
+        let args: Vec<String> =
+            std::iter::once("roam".to_string()).chain(args.into_iter().map(|a| a.as_ref().to_string())).collect();
         let c_args = args.iter().map(|a| crate::c_name(a)).collect::<Result<Vec<CString>>>()?;
         if STATE.compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Err(Error::EalAlreadyInitialized);
         }
         // The EAL may keep pointers into argv (it permutes it and some drivers keep their
         // devargs strings), so argv lives for the rest of the process: a few bytes, once.
-        let argv: &'static mut [*mut c_char] =
-            Vec::leak(c_args.into_iter().map(|c| c.into_raw()).collect::<Vec<_>>());
+        let argv: &'static mut [*mut c_char] = Vec::leak(c_args.into_iter().map(|c| c.into_raw()).collect::<Vec<_>>());
         let argc = argv.len() as c_int;
         // SAFETY: argv holds argc valid NUL-terminated strings that are never freed; STATE
         // guarantees no other thread of this process is inside rte_eal_init.

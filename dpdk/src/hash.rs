@@ -54,7 +54,13 @@ impl RteHash {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the hash is live; the key pointer is valid for 8 bytes during the call;
         // data is stored as an opaque pointer-sized integer, never dereferenced.
-        let ret = unsafe { dpdk_sys::rte_hash_add_key_data(self.ptr.as_ptr(), &key as *const u64 as *const c_void, data as usize as *mut c_void) };
+        let ret = unsafe {
+            dpdk_sys::rte_hash_add_key_data(
+                self.ptr.as_ptr(),
+                &key as *const u64 as *const c_void,
+                data as usize as *mut c_void,
+            )
+        };
         if ret < 0 {
             return Err(Error::HashInsert { errno: -ret, text: crate::errno_text(-ret) });
         }
@@ -72,7 +78,15 @@ impl RteHash {
         let mut hit_mask: u64 = 0;
         // SAFETY: key_ptrs[..n] point at live u64 keys; data has room for n results; the
         // hash allows concurrent lookups in lock-free mode.
-        let hits = unsafe { dpdk_sys::rte_hash_lookup_bulk_data(self.ptr.as_ptr(), key_ptrs.as_mut_ptr(), n as u32, &mut hit_mask, data.as_mut_ptr()) };
+        let hits = unsafe {
+            dpdk_sys::rte_hash_lookup_bulk_data(
+                self.ptr.as_ptr(),
+                key_ptrs.as_mut_ptr(),
+                n as u32,
+                &mut hit_mask,
+                data.as_mut_ptr(),
+            )
+        };
         for (i, o) in out[..n].iter_mut().enumerate() {
             *o = (hit_mask >> i & 1 == 1).then_some(data[i] as usize as u64);
         }

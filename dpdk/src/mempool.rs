@@ -17,11 +17,7 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig {
-            size: 8191,
-            cache_size: 250,
-            data_room: dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
-        }
+        MempoolConfig { size: 8191, cache_size: 250, data_room: dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16 }
     }
 }
 

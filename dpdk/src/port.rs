@@ -104,7 +104,12 @@ impl Port {
         // SAFETY: the EAL is up; the three strings outlive the call.
         let ret = unsafe { dpdk_sys::rte_eal_hotplug_add(c_bus.as_ptr(), c_name.as_ptr(), c_args.as_ptr()) };
         if ret < 0 {
-            return Err(Error::Hotplug { name: name.to_string(), args: args.to_string(), errno: -ret, text: crate::errno_text(-ret) });
+            return Err(Error::Hotplug {
+                name: name.to_string(),
+                args: args.to_string(),
+                errno: -ret,
+                text: crate::errno_text(-ret),
+            });
         }
         let id = match Port::id_by_name(eal, name) {
             Ok(id) => id,
@@ -123,22 +128,43 @@ impl Port {
     /// Creates a port over two rings (`rte_eth_from_rings`): what it sends goes into `tx`,
     /// what it receives comes from `rx`. Two such ports over crossed rings form a pair.
     /// DPDK names the device `net_ring_<name>`.
-    pub fn from_rings(eal: &Eal, name: &str, rx: Arc<Ring>, tx: Arc<Ring>, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+    pub fn from_rings(
+        eal: &Eal,
+        name: &str,
+        rx: Arc<Ring>,
+        tx: Arc<Ring>,
+        cfg: &PortConfig,
+        pool: Arc<Mempool>,
+    ) -> Result<Port> {
         let c_name = crate::c_name(name)?;
         let rxq = [rx.as_ptr()];
         let txq = [tx.as_ptr()];
         // SAFETY: the EAL is up; both ring pointers are live rings kept alive by the port
         // (stored in `_rings`) for as long as the device exists.
-        let ret = unsafe { dpdk_sys::rte_eth_from_rings(c_name.as_ptr(), rxq.as_ptr(), 1, txq.as_ptr(), 1, eal.socket_id() as u32) };
+        let ret = unsafe {
+            dpdk_sys::rte_eth_from_rings(c_name.as_ptr(), rxq.as_ptr(), 1, txq.as_ptr(), 1, eal.socket_id() as u32)
+        };
         if ret < 0 {
             let errno = crate::rte_errno();
-            return Err(Error::Port { port: u16::MAX, op: "rte_eth_from_rings", errno, text: crate::errno_text(errno) });
+            return Err(Error::Port {
+                port: u16::MAX,
+                op: "rte_eth_from_rings",
+                errno,
+                text: crate::errno_text(errno),
+            });
         }
         let cfg = PortConfig { rx_queues: 1, tx_queues: 1, ..cfg.clone() };
         Port::configure(eal, ret as u16, &cfg, pool, vec![rx, tx], false)
     }
 
-    fn configure(eal: &Eal, id: u16, cfg: &PortConfig, pool: Arc<Mempool>, rings: Vec<Arc<Ring>>, hotplugged: bool) -> Result<Port> {
+    fn configure(
+        eal: &Eal,
+        id: u16,
+        cfg: &PortConfig,
+        pool: Arc<Mempool>,
+        rings: Vec<Arc<Ring>>,
+        hotplugged: bool,
+    ) -> Result<Port> {
         let name = device_name(id)?;
         let conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: id names an existing port; conf outlives the call.
@@ -158,7 +184,8 @@ impl Port {
         for q in 0..cfg.rx_queues {
             // SAFETY: q < configured rx queues; pool is a live mempool that the port keeps
             // alive (`_pool`); a null rx_conf selects the driver's defaults.
-            let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr()) };
+            let ret =
+                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr()) };
             if ret < 0 {
                 return Err(Error::port(id, "rte_eth_rx_queue_setup", ret));
             }
@@ -330,7 +357,8 @@ impl RxQueue {
         let (ptr, room) = burst.spare_raw();
         // SAFETY: this queue handle is unique and !Sync, so no other thread polls the
         // queue; ptr has room for `room` pointers, and rx_burst writes at most that many.
-        let n = unsafe { dpdk_sys::roam_eth_rx_burst(self.port, self.queue, ptr, room.min(u16::MAX as usize) as u16) } as usize;
+        let n = unsafe { dpdk_sys::roam_eth_rx_burst(self.port, self.queue, ptr, room.min(u16::MAX as usize) as u16) }
+            as usize;
         // SAFETY: rx_burst stored n owned mbufs at those slots.
         unsafe { burst.commit(n) };
         n
@@ -358,7 +386,8 @@ impl TxQueue {
         let (ptr, len) = burst.filled_raw();
         // SAFETY: this queue handle is unique and !Sync; ptr holds len owned mbufs, and the
         // device takes ownership of the first n it returns.
-        let n = unsafe { dpdk_sys::roam_eth_tx_burst(self.port, self.queue, ptr, len.min(u16::MAX as usize) as u16) } as usize;
+        let n = unsafe { dpdk_sys::roam_eth_tx_burst(self.port, self.queue, ptr, len.min(u16::MAX as usize) as u16) }
+            as usize;
         burst.consumed_front(n);
         n
     }

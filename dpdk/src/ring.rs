@@ -24,7 +24,8 @@ impl Ring {
     pub fn new(eal: &Eal, name: &str, capacity: u32) -> Result<Ring> {
         let c_name = crate::c_name(name)?;
         // SAFETY: the EAL is up; c_name outlives the call. Flags: MP/MC, exact size.
-        let ptr = unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, eal.socket_id(), dpdk_sys::RING_F_EXACT_SZ) };
+        let ptr =
+            unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, eal.socket_id(), dpdk_sys::RING_F_EXACT_SZ) };
         match NonNull::new(ptr) {
             Some(ptr) => Ok(Ring { ptr, name: name.to_string(), _eal: eal.clone() }),
             None => {
@@ -44,7 +45,14 @@ impl Ring {
     pub fn enqueue_burst<const N: usize>(&self, burst: &mut MbufBurst<N>) -> usize {
         let (ptr, len) = burst.filled_raw();
         // SAFETY: ptr holds len owned mbufs; the ring takes ownership of the first n.
-        let n = unsafe { dpdk_sys::roam_ring_enqueue_burst(self.ptr.as_ptr(), ptr as *const *mut c_void, len as u32, std::ptr::null_mut()) } as usize;
+        let n = unsafe {
+            dpdk_sys::roam_ring_enqueue_burst(
+                self.ptr.as_ptr(),
+                ptr as *const *mut c_void,
+                len as u32,
+                std::ptr::null_mut(),
+            )
+        } as usize;
         burst.consumed_front(n);
         n
     }
@@ -54,7 +62,14 @@ impl Ring {
         let (ptr, room) = burst.spare_raw();
         // SAFETY: the ring only ever holds owned mbufs (enqueued by us or by a ring port);
         // ptr has room for `room` pointers.
-        let n = unsafe { dpdk_sys::roam_ring_dequeue_burst(self.ptr.as_ptr(), ptr as *mut *mut c_void, room as u32, std::ptr::null_mut()) } as usize;
+        let n = unsafe {
+            dpdk_sys::roam_ring_dequeue_burst(
+                self.ptr.as_ptr(),
+                ptr as *mut *mut c_void,
+                room as u32,
+                std::ptr::null_mut(),
+            )
+        } as usize;
         // SAFETY: n owned mbufs were written to the spare slots.
         unsafe { burst.commit(n) };
         n

@@ -34,7 +34,12 @@ pub struct Gobgp {
 
 impl Gobgp {
     fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.bin).arg("--target").arg(&self.target).args(args).output().with_context(|| format!("running {}", self.bin.display()))?;
+        let out = Command::new(&self.bin)
+            .arg("--target")
+            .arg(&self.target)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", self.bin.display()))?;
         if !out.status.success() {
             bail!("gobgp {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
@@ -45,7 +50,20 @@ impl Gobgp {
     pub fn advertise(&self, ip: Ipv4Addr, nexthop: Ipv4Addr, host: u16, seq: u32) -> Result<()> {
         let communities = format!("{HOST_COMMUNITY}:{host},{SEQ_COMMUNITY}:{}", seq.min(65535));
         let lp = (BASE_LOCAL_PREF + seq).to_string();
-        self.run(&["global", "rib", "add", "-a", "ipv4", &format!("{ip}/32"), "nexthop", &nexthop.to_string(), "community", &communities, "local-pref", &lp])?;
+        self.run(&[
+            "global",
+            "rib",
+            "add",
+            "-a",
+            "ipv4",
+            &format!("{ip}/32"),
+            "nexthop",
+            &nexthop.to_string(),
+            "community",
+            &communities,
+            "local-pref",
+            &lp,
+        ])?;
         Ok(())
     }
 
@@ -134,7 +152,14 @@ mod tests {
         // As gobgp 3.10 prints them.
         let line = r#"[{"nlri":{"prefix":"10.1.1.1/32"},"age":1795259132,"best":false,"attrs":[{"type":1,"value":2},{"type":2,"as_paths":[]},{"type":3,"nexthop":"192.168.0.2"},{"type":5,"value":101},{"type":8,"communities":[4260495362,4260560897]}],"stale":false,"source-id":"192.168.0.2","neighbor-ip":"192.168.0.2"}]"#;
         let got = parse_monitor_line(line);
-        assert_eq!(got, vec![("10.1.1.1".parse().unwrap(), Path { nexthop: "192.168.0.2".parse().unwrap(), host: 2, seq: 1 }, false)]);
+        assert_eq!(
+            got,
+            vec![(
+                "10.1.1.1".parse().unwrap(),
+                Path { nexthop: "192.168.0.2".parse().unwrap(), host: 2, seq: 1 },
+                false
+            )]
+        );
         let withdrawn = line.replace(r#""stale":false,"#, r#""stale":false,"withdrawal":true,"#);
         assert!(parse_monitor_line(&withdrawn)[0].2);
         // Our own path (no neighbor-ip), a /24, no host community, garbage: nothing.

@@ -94,7 +94,8 @@ pub fn load(path: &Path) -> Result<Checked> {
 
 pub fn parse(text: &str) -> Result<Checked> {
     let raw: Config = toml::from_str(text)?;
-    let anycast: MacAddr = raw.anycast_mac.parse().map_err(|e| anyhow::anyhow!("anycast_mac {:?}: {e}", raw.anycast_mac))?;
+    let anycast: MacAddr =
+        raw.anycast_mac.parse().map_err(|e| anyhow::anyhow!("anycast_mac {:?}: {e}", raw.anycast_mac))?;
     if anycast.is_multicast() || anycast == MacAddr::ZERO {
         bail!("anycast_mac {anycast} must be a unicast address");
     }
@@ -118,7 +119,10 @@ pub fn parse(text: &str) -> Result<Checked> {
         }
     }
     if matches!(raw.route_protocol, 0..=4 | 186..=198 | 255) {
-        bail!("route_protocol {} is reserved (kernel, boot, static or a routing daemon's): use e.g. 200", raw.route_protocol);
+        bail!(
+            "route_protocol {} is reserved (kernel, boot, static or a routing daemon's): use e.g. 200",
+            raw.route_protocol
+        );
     }
     Ok(Checked { raw, anycast, gateways })
 }

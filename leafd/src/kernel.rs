@@ -60,7 +60,16 @@ impl Kernel {
     }
 
     pub fn route_remote(&self, ip: Ipv4Addr, nexthop: Ipv4Addr, was_on: Option<&str>) -> Result<()> {
-        self.ip(&["-4", "route", "replace", &format!("{ip}/32"), "via", &nexthop.to_string(), "proto", &self.protocol.to_string()])?;
+        self.ip(&[
+            "-4",
+            "route",
+            "replace",
+            &format!("{ip}/32"),
+            "via",
+            &nexthop.to_string(),
+            "proto",
+            &self.protocol.to_string(),
+        ])?;
         if let Some(iface) = was_on {
             self.forget_neighbour(ip, iface);
         }

@@ -71,31 +71,72 @@ pub enum Input {
 pub enum Action {
     /// `ip/32 dev <downlink>` and a permanent neighbour entry `ip → mac` there (the leaf
     /// never ARPs towards its hosts).
-    RouteLocal { ip: Ipv4Addr, mac: MacAddr, downlink: Downlink },
+    RouteLocal {
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        downlink: Downlink,
+    },
     /// `ip/32 via nexthop`; removes the neighbour entry on `was_on` if the address was local.
-    RouteRemote { ip: Ipv4Addr, nexthop: Ipv4Addr, was_on: Option<Downlink> },
+    RouteRemote {
+        ip: Ipv4Addr,
+        nexthop: Ipv4Addr,
+        was_on: Option<Downlink>,
+    },
     /// No route for `ip/32` any more (and no neighbour entry on `was_on`).
-    Unroute { ip: Ipv4Addr, was_on: Option<Downlink> },
+    Unroute {
+        ip: Ipv4Addr,
+        was_on: Option<Downlink>,
+    },
     /// Originate `ip/32` in BGP with the downlink's host community and a sequence number.
-    Advertise { ip: Ipv4Addr, host: u16, seq: u32 },
-    Withdraw { ip: Ipv4Addr },
+    Advertise {
+        ip: Ipv4Addr,
+        host: u16,
+        seq: u32,
+    },
+    Withdraw {
+        ip: Ipv4Addr,
+    },
     /// Tell the VMs `to` on the downlink's vswitchd that `ip` is at the anycast MAC.
-    Fixup { downlink: Downlink, to: Vec<String>, ip: Ipv4Addr },
+    Fixup {
+        downlink: Downlink,
+        to: Vec<String>,
+        ip: Ipv4Addr,
+    },
 }
 
 /// Why a change happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
-    Attached { vm: String },
-    Detached { vm: String },
+    Attached {
+        vm: String,
+    },
+    Detached {
+        vm: String,
+    },
     /// A VM arrived here from elsewhere (its announcement was trapped).
-    MoveIn { vm: String, ip: Ipv4Addr, from_host: Option<u16>, to_host: u16, seq: u32 },
+    MoveIn {
+        vm: String,
+        ip: Ipv4Addr,
+        from_host: Option<u16>,
+        to_host: u16,
+        seq: u32,
+    },
     /// An address that was ours is now another leaf's (or another downlink's).
-    MoveOut { vm: String, ip: Ipv4Addr, from_host: u16, to_host: u16, seq: u32 },
+    MoveOut {
+        vm: String,
+        ip: Ipv4Addr,
+        from_host: u16,
+        to_host: u16,
+        seq: u32,
+    },
     /// A path from another leaf, nothing of ours involved.
-    Remote { ip: Ipv4Addr },
+    Remote {
+        ip: Ipv4Addr,
+    },
     /// An announcement that moved nothing (already here, or an unknown MAC).
-    Ignored { why: String },
+    Ignored {
+        why: String,
+    },
 }
 
 /// What one input led to.
@@ -132,7 +173,15 @@ pub struct Leaf {
 impl Leaf {
     pub fn new(config: Checked) -> Leaf {
         let hosts: Vec<u16> = config.raw.downlinks.iter().map(|d| d.host).collect();
-        Leaf { vms: vec![HashMap::new(); hosts.len()], hosts, config, owned: HashMap::new(), remote: HashMap::new(), gone: HashMap::new(), departed: HashMap::new() }
+        Leaf {
+            vms: vec![HashMap::new(); hosts.len()],
+            hosts,
+            config,
+            owned: HashMap::new(),
+            remote: HashMap::new(),
+            gone: HashMap::new(),
+            departed: HashMap::new(),
+        }
     }
 
     pub fn handle(&mut self, input: Input) -> Vec<Change> {
@@ -202,14 +251,22 @@ impl Leaf {
 
     fn announced(&mut self, d: Downlink, a: Announcement) -> Vec<Change> {
         let Some(vm) = self.vms[d].values().find(|v| v.mac == a.mac).cloned() else {
-            return vec![Change { cause: Cause::Ignored { why: format!("{} from {}, which no VM of this downlink has", a.kind.as_str(), a.mac) }, actions: Vec::new() }];
+            return vec![Change {
+                cause: Cause::Ignored {
+                    why: format!("{} from {}, which no VM of this downlink has", a.kind.as_str(), a.mac),
+                },
+                actions: Vec::new(),
+            }];
         };
         // A gratuitous ARP names one address; a RARP or NA moves all the VM's IPv4
         // addresses.
         let ips: Vec<Ipv4Addr> = match a.ip {
             Some(std::net::IpAddr::V4(ip)) if vm.ipv4.contains(&ip) => vec![ip],
             Some(std::net::IpAddr::V4(ip)) => {
-                return vec![Change { cause: Cause::Ignored { why: format!("{} for {ip}, which is not {}'s", a.kind.as_str(), vm.name) }, actions: Vec::new() }];
+                return vec![Change {
+                    cause: Cause::Ignored { why: format!("{} for {ip}, which is not {}'s", a.kind.as_str(), vm.name) },
+                    actions: Vec::new(),
+                }];
             }
             _ => vm.ipv4.clone(),
         };
@@ -221,14 +278,18 @@ impl Leaf {
             changes.push(self.move_in(ip, d, &vm));
         }
         if changes.is_empty() {
-            changes.push(Change { cause: Cause::Ignored { why: format!("{} from {}: already here", a.kind.as_str(), vm.name) }, actions: Vec::new() });
+            changes.push(Change {
+                cause: Cause::Ignored { why: format!("{} from {}: already here", a.kind.as_str(), vm.name) },
+                actions: Vec::new(),
+            });
         }
         changes
     }
 
     fn link_up(&mut self, d: Downlink, name: &str) -> Vec<Change> {
         let Some(vm) = self.vms[d].get(name).cloned() else { return Vec::new() };
-        let pending: Vec<Ipv4Addr> = vm.ipv4.iter().copied().filter(|ip| self.owned.get(ip).is_none_or(|o| o.downlink != d)).collect();
+        let pending: Vec<Ipv4Addr> =
+            vm.ipv4.iter().copied().filter(|ip| self.owned.get(ip).is_none_or(|o| o.downlink != d)).collect();
         pending.into_iter().map(|ip| self.move_in(ip, d, &vm)).collect()
     }
 
@@ -236,24 +297,35 @@ impl Leaf {
     /// sequence number, and fix up whoever needs it.
     fn move_in(&mut self, ip: Ipv4Addr, d: Downlink, vm: &Vm) -> Change {
         let mut actions = Vec::new();
-        let (from_host, prev_seq, former): (Option<u16>, Option<u32>, Vec<Ipv4Addr>) = if let Some(o) = self.owned.get(&ip).copied() {
-            // From another downlink of this leaf: its VMs in the subnet hear that `ip` is
-            // remote now.
-            let to = self.neighbours(o.downlink, ip, None);
-            if !to.is_empty() && self.config.raw.fixups {
-                actions.push(Action::Fixup { downlink: o.downlink, to, ip });
-            }
-            let former = self.owned.iter().filter(|(a, x)| x.downlink == o.downlink && **a != ip && self.same_subnet(**a, ip)).map(|(a, _)| *a).collect();
-            self.owned.remove(&ip);
-            (Some(self.hosts[o.downlink]), Some(o.seq), former)
-        } else if let Some(p) = self.remote.remove(&ip).or_else(|| self.gone.remove(&ip)) {
-            let former = self.remote.iter().filter(|(a, x)| x.host == p.host && **a != ip && self.same_subnet(**a, ip)).map(|(a, _)| *a).collect();
-            (Some(p.host), Some(p.seq), former)
-        } else if let Some((o, _)) = self.departed.remove(&ip) {
-            (Some(self.hosts[o.downlink]), Some(o.seq), Vec::new())
-        } else {
-            (None, None, Vec::new())
-        };
+        let (from_host, prev_seq, former): (Option<u16>, Option<u32>, Vec<Ipv4Addr>) =
+            if let Some(o) = self.owned.get(&ip).copied() {
+                // From another downlink of this leaf: its VMs in the subnet hear that `ip` is
+                // remote now.
+                let to = self.neighbours(o.downlink, ip, None);
+                if !to.is_empty() && self.config.raw.fixups {
+                    actions.push(Action::Fixup { downlink: o.downlink, to, ip });
+                }
+                let former = self
+                    .owned
+                    .iter()
+                    .filter(|(a, x)| x.downlink == o.downlink && **a != ip && self.same_subnet(**a, ip))
+                    .map(|(a, _)| *a)
+                    .collect();
+                self.owned.remove(&ip);
+                (Some(self.hosts[o.downlink]), Some(o.seq), former)
+            } else if let Some(p) = self.remote.remove(&ip).or_else(|| self.gone.remove(&ip)) {
+                let former = self
+                    .remote
+                    .iter()
+                    .filter(|(a, x)| x.host == p.host && **a != ip && self.same_subnet(**a, ip))
+                    .map(|(a, _)| *a)
+                    .collect();
+                (Some(p.host), Some(p.seq), former)
+            } else if let Some((o, _)) = self.departed.remove(&ip) {
+                (Some(self.hosts[o.downlink]), Some(o.seq), Vec::new())
+            } else {
+                (None, None, Vec::new())
+            };
         let seq = prev_seq.map_or(0, |s| s + 1);
         let mut first = self.originate(ip, d, vm.mac, seq);
         first.append(&mut actions);
@@ -284,7 +356,10 @@ impl Leaf {
             }
             actions.push(Action::Withdraw { ip });
             self.owned.remove(&ip);
-            return vec![Change { cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
+            return vec![Change {
+                cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq },
+                actions,
+            }];
         }
         self.remote.insert(ip, path);
         self.gone.remove(&ip);
@@ -299,7 +374,10 @@ impl Leaf {
             if !to.is_empty() && self.config.raw.fixups {
                 actions.push(Action::Fixup { downlink: o.downlink, to, ip });
             }
-            return vec![Change { cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq }, actions }];
+            return vec![Change {
+                cause: Cause::MoveOut { vm, ip, from_host: self.hosts[o.downlink], to_host: path.host, seq: path.seq },
+                actions,
+            }];
         }
         vec![Change { cause: Cause::Remote { ip }, actions }]
     }
@@ -345,7 +423,11 @@ impl Leaf {
     fn neighbours(&self, d: Downlink, ip: Ipv4Addr, except: Option<&str>) -> Vec<String> {
         let mut v: Vec<String> = self.vms[d]
             .values()
-            .filter(|v| !v.ipv4.contains(&ip) && Some(v.name.as_str()) != except && v.ipv4.iter().any(|a| self.same_subnet(*a, ip)))
+            .filter(|v| {
+                !v.ipv4.contains(&ip)
+                    && Some(v.name.as_str()) != except
+                    && v.ipv4.iter().any(|a| self.same_subnet(*a, ip))
+            })
             .map(|v| v.name.clone())
             .collect();
         v.sort();

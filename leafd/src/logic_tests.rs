@@ -35,9 +35,18 @@ fn actions(changes: Vec<Change>) -> Vec<Action> {
 fn an_attached_vm_is_routed_and_advertised_and_a_detached_one_withdrawn() {
     let mut l = leaf(&[1], true);
     let a = vm("a", 1);
-    assert_eq!(actions(l.handle(Input::Attached(0, a.clone()))), vec![Action::RouteLocal { ip: ip(1), mac: a.mac, downlink: 0 }, Action::Advertise { ip: ip(1), host: 1, seq: 0 }]);
+    assert_eq!(
+        actions(l.handle(Input::Attached(0, a.clone()))),
+        vec![
+            Action::RouteLocal { ip: ip(1), mac: a.mac, downlink: 0 },
+            Action::Advertise { ip: ip(1), host: 1, seq: 0 }
+        ]
+    );
     assert_eq!(actions(l.handle(Input::Attached(0, a.clone()))), vec![], "attaching twice changes nothing");
-    assert_eq!(actions(l.handle(Input::Detached(0, "a".into()))), vec![Action::Unroute { ip: ip(1), was_on: Some(0) }, Action::Withdraw { ip: ip(1) }]);
+    assert_eq!(
+        actions(l.handle(Input::Detached(0, "a".into()))),
+        vec![Action::Unroute { ip: ip(1), was_on: Some(0) }, Action::Withdraw { ip: ip(1) }]
+    );
     assert_eq!(actions(l.handle(Input::Detached(0, "a".into()))), vec![]);
 }
 
@@ -45,7 +54,10 @@ fn an_attached_vm_is_routed_and_advertised_and_a_detached_one_withdrawn() {
 fn remote_paths_are_routed_and_unrouted() {
     let mut l = leaf(&[1], true);
     let p = path(2, 0);
-    assert_eq!(actions(l.handle(Input::Best(ip(3), p))), vec![Action::RouteRemote { ip: ip(3), nexthop: p.nexthop, was_on: None }]);
+    assert_eq!(
+        actions(l.handle(Input::Best(ip(3), p))),
+        vec![Action::RouteRemote { ip: ip(3), nexthop: p.nexthop, was_on: None }]
+    );
     assert_eq!(actions(l.handle(Input::Withdrawn(ip(3), path(7, 0)))), vec![], "not the path we use");
     assert_eq!(actions(l.handle(Input::Withdrawn(ip(3), p))), vec![Action::Unroute { ip: ip(3), was_on: None }]);
 }
@@ -92,22 +104,43 @@ fn the_old_leaf_steps_back_and_fixes_up_only_the_old_neighbours() {
         for (n, last) in [("a", 1), ("b", 2)] {
             l.handle(Input::Attached(0, vm(n, last)));
         }
-        l.handle(Input::Attached(0, Vm { name: "other-subnet".into(), mac: MacAddr([2, 0, 0, 0, 0, 9]), ipv4: vec![Ipv4Addr::new(10, 2, 2, 9)] }));
+        l.handle(Input::Attached(
+            0,
+            Vm {
+                name: "other-subnet".into(),
+                mac: MacAddr([2, 0, 0, 0, 0, 9]),
+                ipv4: vec![Ipv4Addr::new(10, 2, 2, 9)],
+            },
+        ));
         let new = path(2, 1);
         let mut all = Vec::new();
         if detach_first {
             all.extend(actions(l.handle(Input::Detached(0, "a".into()))));
         }
         let changes = l.handle(Input::Best(ip(1), new));
-        assert!(matches!(&changes[0].cause, Cause::MoveOut { vm, from_host: 1, to_host: 2, seq: 1, .. } if vm == "a"), "{changes:?}");
+        assert!(
+            matches!(&changes[0].cause, Cause::MoveOut { vm, from_host: 1, to_host: 2, seq: 1, .. } if vm == "a"),
+            "{changes:?}"
+        );
         all.extend(actions(changes));
         if !detach_first {
             all.extend(actions(l.handle(Input::Detached(0, "a".into()))));
         }
-        assert!(all.contains(&Action::RouteRemote { ip: ip(1), nexthop: new.nexthop, was_on: if detach_first { None } else { Some(0) } }), "{all:?}");
+        assert!(
+            all.contains(&Action::RouteRemote {
+                ip: ip(1),
+                nexthop: new.nexthop,
+                was_on: if detach_first { None } else { Some(0) }
+            }),
+            "{all:?}"
+        );
         assert!(all.contains(&Action::Withdraw { ip: ip(1) }));
         let fixups: Vec<&Action> = all.iter().filter(|a| matches!(a, Action::Fixup { .. })).collect();
-        assert_eq!(fixups, vec![&Action::Fixup { downlink: 0, to: vec!["b".into()], ip: ip(1) }], "detach first: {detach_first}");
+        assert_eq!(
+            fixups,
+            vec![&Action::Fixup { downlink: 0, to: vec!["b".into()], ip: ip(1) }],
+            "detach first: {detach_first}"
+        );
         assert_eq!(l.owner(ip(1)), None);
     }
 }
@@ -136,7 +169,13 @@ fn without_fixups_routes_still_move() {
     l.handle(Input::Best(ip(2), path(1, 0)));
     l.handle(Input::Attached(0, vm("a", 1)));
     let acts = actions(l.handle(Input::Announced(0, garp(1))));
-    assert_eq!(acts, vec![Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 0 }, Action::Advertise { ip: ip(1), host: 2, seq: 1 }]);
+    assert_eq!(
+        acts,
+        vec![
+            Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 0 },
+            Action::Advertise { ip: ip(1), host: 2, seq: 1 }
+        ]
+    );
 }
 
 #[test]
@@ -193,7 +232,11 @@ fn a_sync_detaches_what_vanished_and_attaches_what_appeared() {
     l.handle(Input::Attached(0, vm("a", 1)));
     l.handle(Input::Attached(0, vm("b", 2)));
     let acts = actions(l.handle(Input::Sync(0, vec![vm("b", 2), vm("c", 3)])));
-    assert!(acts.contains(&Action::Withdraw { ip: ip(1) }) && acts.contains(&Action::Advertise { ip: ip(3), host: 1, seq: 0 }), "{acts:?}");
+    assert!(
+        acts.contains(&Action::Withdraw { ip: ip(1) })
+            && acts.contains(&Action::Advertise { ip: ip(3), host: 1, seq: 0 }),
+        "{acts:?}"
+    );
     assert!(!acts.iter().any(|a| matches!(a, Action::Advertise { ip, .. } if *ip == ip_b())), "b was already there");
     fn ip_b() -> Ipv4Addr {
         Ipv4Addr::new(10, 1, 1, 2)

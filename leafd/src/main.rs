@@ -30,7 +30,9 @@ struct Args {
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     if let Err(e) = run(Args::parse()) {
         eprintln!("leafd: {e:#}");
         std::process::exit(1);
@@ -56,7 +58,9 @@ fn run(args: Args) -> Result<()> {
     for (i, d) in cfg.raw.downlinks.iter().enumerate() {
         trap::spawn(i, &d.iface, tx.clone())?;
         let (socket, tx) = (d.vswitchd.clone(), tx.clone());
-        std::thread::Builder::new().name(format!("vswitchd-{}", d.host)).spawn(move || vswitch::watch(i, socket, tx))?;
+        std::thread::Builder::new()
+            .name(format!("vswitchd-{}", d.host))
+            .spawn(move || vswitch::watch(i, socket, tx))?;
     }
     {
         let (g, tx) = (gobgp.clone(), tx.clone());
@@ -64,10 +68,21 @@ fn run(args: Args) -> Result<()> {
     }
     drop(tx);
     let mut report = match &cfg.raw.report {
-        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening the report {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening the report {}", p.display()))?,
+        ),
         None => None,
     };
-    tracing::info!("leafd {} up: {} downlinks, fix-ups {}", cfg.raw.name, cfg.raw.downlinks.len(), if cfg.raw.fixups { "on" } else { "off" });
+    tracing::info!(
+        "leafd {} up: {} downlinks, fix-ups {}",
+        cfg.raw.name,
+        cfg.raw.downlinks.len(),
+        if cfg.raw.fixups { "on" } else { "off" }
+    );
     let mut leaf = Leaf::new(cfg.clone());
     for event in rx {
         let trigger = describe(&event);
@@ -92,8 +107,12 @@ fn run(args: Args) -> Result<()> {
 fn describe(e: &Event) -> Value {
     let at = micros(e.at);
     match &e.input {
-        Input::Announced(d, a) => json!({ "kind": a.kind.as_str(), "mac": a.mac.to_string(), "ip": a.ip, "downlink": d, "at_us": at }),
-        Input::Best(ip, p) => json!({ "kind": "bgp-best", "ip": ip, "nexthop": p.nexthop, "host": p.host, "seq": p.seq, "at_us": at }),
+        Input::Announced(d, a) => {
+            json!({ "kind": a.kind.as_str(), "mac": a.mac.to_string(), "ip": a.ip, "downlink": d, "at_us": at })
+        }
+        Input::Best(ip, p) => {
+            json!({ "kind": "bgp-best", "ip": ip, "nexthop": p.nexthop, "host": p.host, "seq": p.seq, "at_us": at })
+        }
         Input::Withdrawn(ip, p) => json!({ "kind": "bgp-withdrawn", "ip": ip, "nexthop": p.nexthop, "at_us": at }),
         Input::LinkUp(d, name) => json!({ "kind": "link-up", "vm": name, "downlink": d, "at_us": at }),
         Input::Attached(_, vm) => json!({ "kind": "attach", "vm": vm.name, "at_us": at }),
@@ -112,10 +131,18 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
     let mut last_fixup = None;
     for a in &change.actions {
         let (what, result) = match a {
-            Action::RouteLocal { ip, mac, downlink } => (format!("route {ip}/32 dev {} ({mac})", iface(*downlink)), kernel.route_local(*ip, *mac, iface(*downlink))),
-            Action::RouteRemote { ip, nexthop, was_on } => (format!("route {ip}/32 via {nexthop}"), kernel.route_remote(*ip, *nexthop, was_on.map(iface))),
+            Action::RouteLocal { ip, mac, downlink } => (
+                format!("route {ip}/32 dev {} ({mac})", iface(*downlink)),
+                kernel.route_local(*ip, *mac, iface(*downlink)),
+            ),
+            Action::RouteRemote { ip, nexthop, was_on } => {
+                (format!("route {ip}/32 via {nexthop}"), kernel.route_remote(*ip, *nexthop, was_on.map(iface)))
+            }
             Action::Unroute { ip, was_on } => (format!("unroute {ip}/32"), kernel.unroute(*ip, was_on.map(iface))),
-            Action::Advertise { ip, host, seq } => (format!("advertise {ip}/32 host {host} seq {seq}"), gobgp.advertise(*ip, cfg.raw.fabric_address, *host, *seq)),
+            Action::Advertise { ip, host, seq } => (
+                format!("advertise {ip}/32 host {host} seq {seq}"),
+                gobgp.advertise(*ip, cfg.raw.fabric_address, *host, *seq),
+            ),
             Action::Withdraw { ip } => (format!("withdraw {ip}/32"), gobgp.withdraw(*ip)),
             Action::Fixup { downlink, to, ip } => {
                 let socket = &cfg.raw.downlinks[*downlink].vswitchd;
@@ -140,7 +167,8 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
         }
     }
     let done = micros(SystemTime::now());
-    let mut line = json!({ "leaf": cfg.raw.name, "trigger": trigger, "routes": routes, "fixups": fixups, "done_us": done });
+    let mut line =
+        json!({ "leaf": cfg.raw.name, "trigger": trigger, "routes": routes, "fixups": fixups, "done_us": done });
     // The two kinds of move carry the same facts (from_host is optional only moving in).
     let moved = match &change.cause {
         Cause::MoveIn { vm, ip, from_host, to_host, seq } => Some(("in", vm, ip, json!(from_host), to_host, seq)),
@@ -149,7 +177,14 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
     };
     match moved {
         Some((dir, vm, ip, from_host, to_host, seq)) => {
-            for (k, v) in [("move", json!(dir)), ("vm", json!(vm)), ("ip", json!(ip)), ("from_host", from_host), ("to_host", json!(to_host)), ("seq", json!(seq))] {
+            for (k, v) in [
+                ("move", json!(dir)),
+                ("vm", json!(vm)),
+                ("ip", json!(ip)),
+                ("from_host", from_host),
+                ("to_host", json!(to_host)),
+                ("seq", json!(seq)),
+            ] {
                 line[k] = v;
             }
         }

@@ -29,7 +29,9 @@ pub fn spawn(d: Downlink, iface: &str, tx: Sender<Event>) -> Result<()> {
             Ok(p) => {
                 let Some(a) = announce::parse(p.data) else { continue };
                 let ts = p.header.ts;
-                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(ts.tv_sec as u64) + Duration::from_micros(ts.tv_usec as u64);
+                let at = SystemTime::UNIX_EPOCH
+                    + Duration::from_secs(ts.tv_sec as u64)
+                    + Duration::from_micros(ts.tv_usec as u64);
                 if tx.send(Event { input: Input::Announced(d, a), at }).is_err() {
                     return;
                 }

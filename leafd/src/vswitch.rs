@@ -34,7 +34,8 @@ fn read_response(r: &mut impl BufRead) -> Result<Value> {
 
 /// One request, one answer.
 pub fn request(socket: &Path, req: &Value) -> Result<Value> {
-    let mut s = UnixStream::connect(socket).with_context(|| format!("connecting to vswitchd at {}", socket.display()))?;
+    let mut s =
+        UnixStream::connect(socket).with_context(|| format!("connecting to vswitchd at {}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     send(&mut s, req)?;
     read_response(&mut BufReader::new(s))

@@ -23,7 +23,12 @@ impl MacAddr {
     #[inline]
     pub const fn to_u64(self) -> u64 {
         let b = self.0;
-        (b[0] as u64) << 40 | (b[1] as u64) << 32 | (b[2] as u64) << 24 | (b[3] as u64) << 16 | (b[4] as u64) << 8 | b[5] as u64
+        (b[0] as u64) << 40
+            | (b[1] as u64) << 32
+            | (b[2] as u64) << 24
+            | (b[3] as u64) << 16
+            | (b[4] as u64) << 8
+            | b[5] as u64
     }
 
     /// The inverse of [`MacAddr::to_u64`] (bits above 48 are ignored).
@@ -209,7 +214,9 @@ mod tests {
 
     #[test]
     fn bad_mac_strings_are_refused() {
-        for s in ["", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:00", "52:54:00:ab:cd:zz", "525:4:00:ab:cd:ef", "52::00:ab:cd:ef"] {
+        for s in
+            ["", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:00", "52:54:00:ab:cd:zz", "525:4:00:ab:cd:ef", "52::00:ab:cd:ef"]
+        {
             assert!(s.parse::<MacAddr>().is_err(), "{s}");
         }
         assert_eq!("52-54-00-AB-CD-EF".parse::<MacAddr>().unwrap().to_string(), "52:54:00:ab:cd:ef");

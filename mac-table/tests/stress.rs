@@ -62,7 +62,9 @@ fn stress(search: Search) {
                     for j in 0..32 {
                         let i = idx[j];
                         match out[j] {
-                            Some(v) => assert_eq!(v.port() as u64, i, "torn read: value of key {} seen for key {i}", v.port()),
+                            Some(v) => {
+                                assert_eq!(v.port() as u64, i, "torn read: value of key {} seen for key {i}", v.port())
+                            }
                             None => assert!(i >= STABLE, "false miss for untouched key {i}"),
                         }
                         if i < STABLE {

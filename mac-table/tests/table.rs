@@ -104,7 +104,8 @@ fn every_search_gives_the_same_answers() {
         x ^= x << 17;
         x
     };
-    let ops: Vec<(Key, bool)> = (0..20_000).map(|_| (key(next() % 3000, (next() % 3) as u16), next() % 4 == 0)).collect();
+    let ops: Vec<(Key, bool)> =
+        (0..20_000).map(|_| (key(next() % 3000, (next() % 3) as u16), next() % 4 == 0)).collect();
     // Every key the operations touched (present or removed), absent keys, the markers.
     let mut queries: Vec<Key> = ops.iter().map(|&(k, _)| k).collect();
     queries.sort();
@@ -142,7 +143,10 @@ fn a_search_the_cpu_lacks_is_refused() {
     assert!(Search::Scalar.is_supported());
     assert!(Search::detect().is_supported());
     if !Search::Sse41.is_supported() {
-        assert_eq!(MacTable::new(8).unwrap().with_search(Search::Sse41).err(), Some(Error::SearchUnsupported(Search::Sse41)));
+        assert_eq!(
+            MacTable::new(8).unwrap().with_search(Search::Sse41).err(),
+            Some(Error::SearchUnsupported(Search::Sse41))
+        );
     }
 }
 

@@ -68,10 +68,18 @@ pub fn parse(frame: &[u8]) -> Option<Announcement> {
     match u16::from_be_bytes([frame[12], frame[13]]) {
         ethertype::ARP => {
             let a = ArpPacket::new_checked(payload).ok()?;
-            is_gratuitous(&a).then(|| Announcement { kind: Kind::GratuitousArp, mac: a.sender_mac(), ip: Some(IpAddr::V4(a.sender_ip())) })
+            is_gratuitous(&a).then(|| Announcement {
+                kind: Kind::GratuitousArp,
+                mac: a.sender_mac(),
+                ip: Some(IpAddr::V4(a.sender_ip())),
+            })
         }
         ethertype::RARP => Some(Announcement { kind: Kind::Rarp, mac: MacAddr(src), ip: None }),
-        ethertype::IPV6 => advertised_target(payload).map(|t| Announcement { kind: Kind::UnsolicitedNa, mac: MacAddr(src), ip: Some(IpAddr::V6(t)) }),
+        ethertype::IPV6 => advertised_target(payload).map(|t| Announcement {
+            kind: Kind::UnsolicitedNa,
+            mac: MacAddr(src),
+            ip: Some(IpAddr::V6(t)),
+        }),
         _ => None,
     }
 }

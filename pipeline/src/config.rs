@@ -329,7 +329,8 @@ impl SwitchConfig {
     /// Every entry the MAC table should hold for this configuration: each vNIC's MAC in
     /// its segment, and each segment's anycast MACs pointing at the uplink.
     pub fn table_entries(&self) -> Vec<(Key, Value)> {
-        let mut out: Vec<(Key, Value)> = self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local, 0))).collect();
+        let mut out: Vec<(Key, Value)> =
+            self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local, 0))).collect();
         if let Some(up) = self.uplink {
             for (slot, seg) in self.segments() {
                 let vnic_anycast = self.vnics().filter(|(_, v)| v.segment == slot).filter_map(|(_, v)| v.anycast);
@@ -363,7 +364,11 @@ mod tests {
         let mut c = SwitchConfig::new();
         c.set_segment(0, SegmentConfig::new(100, gw)).unwrap();
         c.set_port(0, PortRole::Uplink).unwrap();
-        c.set_port(1, PortRole::Vnic(VnicConfig { ipv4: vec![Ipv4Addr::new(10, 1, 1, 1)], ..VnicConfig::new(mac(1), 0) })).unwrap();
+        c.set_port(
+            1,
+            PortRole::Vnic(VnicConfig { ipv4: vec![Ipv4Addr::new(10, 1, 1, 1)], ..VnicConfig::new(mac(1), 0) }),
+        )
+        .unwrap();
         c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(2), 0))).unwrap();
         assert_eq!(c.members(0), &[1, 2]);
         assert_eq!((c.segment_of_vlan(100), c.segment_of_vlan(101)), (Some(0), None));
@@ -386,10 +391,16 @@ mod tests {
         c.set_segment(0, SegmentConfig::new(10, gw)).unwrap();
         assert_eq!(c.set_segment(1, SegmentConfig::new(10, gw)), Err(ConfigError::VlanInUse { vlan: 10, slot: 0 }));
         assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 7))), Err(ConfigError::NoSegment(7)));
-        assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, 0))), Err(ConfigError::BadMac(MacAddr::BROADCAST)));
+        assert_eq!(
+            c.set_port(1, PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, 0))),
+            Err(ConfigError::BadMac(MacAddr::BROADCAST))
+        );
         c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 0))).unwrap();
         assert_eq!(c.set_port(1, PortRole::Uplink), Err(ConfigError::PortInUse(1)));
-        assert_eq!(c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(1), 0))), Err(ConfigError::MacInUse { mac: mac(1), port: 1 }));
+        assert_eq!(
+            c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(1), 0))),
+            Err(ConfigError::MacInUse { mac: mac(1), port: 1 })
+        );
         c.set_port(3, PortRole::Uplink).unwrap();
         assert_eq!(c.set_port(4, PortRole::Uplink), Err(ConfigError::UplinkInUse(3)));
         assert_eq!(c.remove_segment(0), Err(ConfigError::SegmentInUse(0)));

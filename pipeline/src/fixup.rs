@@ -37,7 +37,14 @@ pub fn unsolicited_na(to: MacAddr, ip: Ipv6Addr, mac: MacAddr) -> [u8; NA_LEN] {
     EthernetRepr { dst: to, src: mac, ethertype: ethertype::IPV6 }.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
     let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     let na = NdiscRepr::Advert { flags: na_flags::OVERRIDE, target: ip, target_lladdr: Some(mac) };
-    Ipv6Repr { src: ip, dst: all_nodes, next_header: next_header::ICMPV6, hop_limit: 255, payload_len: na.buffer_len() }.emit(&mut f[HEADER_LEN..]);
+    Ipv6Repr {
+        src: ip,
+        dst: all_nodes,
+        next_header: next_header::ICMPV6,
+        hop_limit: 255,
+        payload_len: na.buffer_len(),
+    }
+    .emit(&mut f[HEADER_LEN..]);
     na.emit(&mut f[HEADER_LEN + 40..], &ip, &all_nodes);
     f
 }
@@ -56,7 +63,16 @@ mod tests {
         let e = EthernetFrame::new_checked(&f[..]).unwrap();
         assert_eq!((e.dst(), e.src(), e.ethertype()), (vm, gw, ethertype::ARP));
         let a = ArpRepr::parse(&ArpPacket::new_unchecked(e.payload())).unwrap();
-        assert_eq!(a, ArpRepr { operation: op::REPLY, sender_mac: gw, sender_ip: Ipv4Addr::new(10, 1, 1, 1), target_mac: gw, target_ip: Ipv4Addr::new(10, 1, 1, 1) });
+        assert_eq!(
+            a,
+            ArpRepr {
+                operation: op::REPLY,
+                sender_mac: gw,
+                sender_ip: Ipv4Addr::new(10, 1, 1, 1),
+                target_mac: gw,
+                target_ip: Ipv4Addr::new(10, 1, 1, 1)
+            }
+        );
     }
 
     #[test]
@@ -73,6 +89,9 @@ mod tests {
         assert_eq!(nh, next_header::ICMPV6);
         let nd = NdiscPacket::new_checked(icmp).unwrap();
         assert!(nd.checksum_ok(&p.src(), &p.dst()));
-        assert_eq!(NdiscRepr::parse(&nd).unwrap(), NdiscRepr::Advert { flags: na_flags::OVERRIDE, target: ip, target_lladdr: Some(gw) });
+        assert_eq!(
+            NdiscRepr::parse(&nd).unwrap(),
+            NdiscRepr::Advert { flags: na_flags::OVERRIDE, target: ip, target_lladdr: Some(gw) }
+        );
     }
 }

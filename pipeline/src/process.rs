@@ -175,7 +175,14 @@ fn mac_at(b: &[u8], at: usize) -> MacAddr {
 
 /// The verdict for a frame from a VM port.
 #[inline]
-fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg: &SegmentConfig, anycast: MacAddr) -> Verdict {
+fn classify_vnic(
+    b: &[u8],
+    cfg: &SwitchConfig,
+    port: PortId,
+    v: &VnicConfig,
+    seg: &SegmentConfig,
+    anycast: MacAddr,
+) -> Verdict {
     if b.len() < HEADER_LEN {
         return Verdict::Drop(DropReason::Runt);
     }
@@ -228,7 +235,14 @@ fn classify_vnic(b: &[u8], cfg: &SwitchConfig, port: PortId, v: &VnicConfig, seg
 
 /// The local ARP responder's answer: a local VM's real MAC, or the anycast MAC for any
 /// other address of the segment's subnets; nothing for announcements and self-queries.
-fn responder_answer(cfg: &SwitchConfig, v: &VnicConfig, seg: &SegmentConfig, anycast: MacAddr, spa: std::net::Ipv4Addr, tpa: std::net::Ipv4Addr) -> Option<MacAddr> {
+fn responder_answer(
+    cfg: &SwitchConfig,
+    v: &VnicConfig,
+    seg: &SegmentConfig,
+    anycast: MacAddr,
+    spa: std::net::Ipv4Addr,
+    tpa: std::net::Ipv4Addr,
+) -> Option<MacAddr> {
     if tpa == spa || v.ipv4.contains(&tpa) {
         return None;
     }
@@ -255,7 +269,14 @@ fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
 
 /// Tags a frame for the uplink (unless its segment is native: `vlan` None) and queues it.
 #[inline]
-fn to_uplink<F: Frame>(counters: &mut Counters, in_port: PortId, uplink: PortId, vlan: Option<u16>, mut f: F, out: &mut Output<F>) -> bool {
+fn to_uplink<F: Frame>(
+    counters: &mut Counters,
+    in_port: PortId,
+    uplink: PortId,
+    vlan: Option<u16>,
+    mut f: F,
+    out: &mut Output<F>,
+) -> bool {
     if vlan.is_none_or(|v| push_vlan(&mut f, v)) {
         enqueue(counters, uplink, f, out);
         true
@@ -298,7 +319,15 @@ fn classify_and_look_up<F: Frame>(
     (verdicts, per_frame)
 }
 
-fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, v: &VnicConfig, burst: &mut [Option<F>], out: &mut Output<F>) {
+fn from_vnic<F: Frame>(
+    cfg: &SwitchConfig,
+    reader: &mut Reader,
+    counters: &mut Counters,
+    in_port: PortId,
+    v: &VnicConfig,
+    burst: &mut [Option<F>],
+    out: &mut Output<F>,
+) {
     let slot: SegmentSlot = v.segment;
     let Some(seg) = cfg.segment(slot) else {
         for f in burst.iter_mut().filter_map(Option::take) {
@@ -311,7 +340,8 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
     let uplink_vlan = (cfg.native_segment() != Some(slot)).then_some(seg.vlan);
 
     // 1-2. Classify, then one batched lookup for the whole burst.
-    let (verdicts, found) = classify_and_look_up(burst, reader, |_, b| (classify_vnic(b, cfg, in_port, v, seg, anycast), slot));
+    let (verdicts, found) =
+        classify_and_look_up(burst, reader, |_, b| (classify_vnic(b, cfg, in_port, v, seg, anycast), slot));
 
     // 3. Act, in arrival order.
     for (i, f) in burst.iter_mut().enumerate() {
@@ -382,7 +412,14 @@ fn from_vnic<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut C
 /// Sends `f` to every port of `vnics` and to the uplink (tagged) when there is one. Never
 /// back out of the input port; never rewritten. The VMs get shared handles on the frame
 /// (no copy); only an uplink that needs a tag gets a copy of its own to write.
-fn flood<F: Frame>(counters: &mut Counters, in_port: PortId, f: F, vnics: impl Iterator<Item = PortId> + Clone, uplink: Option<(PortId, Option<u16>)>, out: &mut Output<F>) {
+fn flood<F: Frame>(
+    counters: &mut Counters,
+    in_port: PortId,
+    f: F,
+    vnics: impl Iterator<Item = PortId> + Clone,
+    uplink: Option<(PortId, Option<u16>)>,
+    out: &mut Output<F>,
+) {
     let targets = vnics.clone().count();
     if targets == 0 && uplink.is_none() {
         drop_frame(counters, in_port, f, DropReason::NoFloodTarget, out);
@@ -464,7 +501,14 @@ fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, bool)
     (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot, tagged)
 }
 
-fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut Counters, in_port: PortId, burst: &mut [Option<F>], out: &mut Output<F>) {
+fn from_uplink<F: Frame>(
+    cfg: &SwitchConfig,
+    reader: &mut Reader,
+    counters: &mut Counters,
+    in_port: PortId,
+    burst: &mut [Option<F>],
+    out: &mut Output<F>,
+) {
     let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
     let mut tagged = [false; BATCH];
     let (verdicts, found) = classify_and_look_up(burst, reader, |i, b| {
@@ -481,7 +525,9 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
                 let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port);
                 match local {
                     // A port the table has and this snapshot does not (see `from_vnic`).
-                    Some(v) if cfg.vnic(v.port()).is_none() => drop_frame(counters, in_port, f, DropReason::PortNotReady, out),
+                    Some(v) if cfg.vnic(v.port()).is_none() => {
+                        drop_frame(counters, in_port, f, DropReason::PortNotReady, out)
+                    }
                     Some(v) if !tagged[i] || pop_vlan(&mut f) => {
                         counters.at(in_port).forwarded += 1;
                         enqueue(counters, v.port(), f, out);
@@ -501,4 +547,3 @@ fn from_uplink<F: Frame>(cfg: &SwitchConfig, reader: &mut Reader, counters: &mut
         }
     }
 }
-

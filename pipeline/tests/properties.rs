@@ -28,15 +28,17 @@ fn ethertype() -> impl Strategy<Value = u16> {
 }
 
 fn frame() -> impl Strategy<Value = Vec<u8>> {
-    (mac_choice(), mac_choice(), ethertype(), proptest::collection::vec(any::<u8>(), 0..120), 0usize..200).prop_map(|(dst, src, et, body, cut)| {
-        let mut f = Vec::new();
-        f.extend_from_slice(&dst.0);
-        f.extend_from_slice(&src.0);
-        f.extend_from_slice(&et.to_be_bytes());
-        f.extend_from_slice(&body);
-        f.truncate(cut.max(1));
-        f
-    })
+    (mac_choice(), mac_choice(), ethertype(), proptest::collection::vec(any::<u8>(), 0..120), 0usize..200).prop_map(
+        |(dst, src, et, body, cut)| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&dst.0);
+            f.extend_from_slice(&src.0);
+            f.extend_from_slice(&et.to_be_bytes());
+            f.extend_from_slice(&body);
+            f.truncate(cut.max(1));
+            f
+        },
+    )
 }
 
 proptest! {

@@ -68,7 +68,10 @@ fn broadcast_floods_the_segment_and_the_uplink_never_rewritten_never_back() {
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
     assert!(sent(&mut out, A).is_empty() && sent(&mut out, C).is_empty(), "not back, not to another segment");
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].flooded, c.ports[A as usize].flood_copies, c.ports[A as usize].rewritten), (1, 2, 0));
+    assert_eq!(
+        (c.ports[A as usize].flooded, c.ports[A as usize].flood_copies, c.ports[A as usize].rewritten),
+        (1, 2, 0)
+    );
 }
 
 #[test]
@@ -102,7 +105,11 @@ fn port_security_drops_spoofed_sources() {
 #[test]
 fn zero_and_group_source_macs_are_dropped_even_without_port_security() {
     let mut p = processor(config(true));
-    let frames = [ipv4(mac(B), MacAddr::ZERO), ipv4(mac(B), MacAddr::BROADCAST), ipv4(mac(B), MacAddr([0x01, 0, 0x5e, 0, 0, 1]))];
+    let frames = [
+        ipv4(mac(B), MacAddr::ZERO),
+        ipv4(mac(B), MacAddr::BROADCAST),
+        ipv4(mac(B), MacAddr([0x01, 0, 0x5e, 0, 0, 1])),
+    ];
     let out = run(&mut p, D, &frames);
     assert_eq!(reasons(&out), vec![DropReason::BadSourceMac; 3]);
     balanced(&p);
@@ -185,7 +192,10 @@ fn announcements_go_to_the_uplink_only_and_are_never_rewritten() {
     let out = run(&mut p, A, &[probe, arp_request(A, ip(B))]);
     assert_eq!(out.queued(), 2 * 3);
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].announcements, c.ports[A as usize].forwarded, c.ports[A as usize].flooded), (4, 4, 2));
+    assert_eq!(
+        (c.ports[A as usize].announcements, c.ports[A as usize].forwarded, c.ports[A as usize].flooded),
+        (4, 4, 2)
+    );
     // Without an uplink there is no leaf to trap them: they are flooded like any broadcast.
     let mut p = processor(config(false));
     let out = run(&mut p, A, &[arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A))]);
@@ -222,14 +232,14 @@ fn uplink_drops_what_it_cannot_place() {
     let mut qinq = tagged(100, &to_a);
     qinq[12..14].copy_from_slice(&[0x88, 0xa8]);
     let frames = [
-        to_a.clone(),                                  // untagged
-        tagged(300, &to_a),                            // no such segment
-        tagged(100, &tagged(7, &to_a)),                // double tag
-        qinq,                                          // 802.1ad outer tag
-        tagged(100, &ipv4(UNKNOWN, GW)),               // unknown unicast
-        tagged(200, &to_a),                            // A is not in segment 1
-        tagged(100, &ipv4(GW, GW2)),                   // the gateway MAC is not local
-        tagged(100, &ipv4(mac(A), MacAddr::ZERO)),     // bad source
+        to_a.clone(),                              // untagged
+        tagged(300, &to_a),                        // no such segment
+        tagged(100, &tagged(7, &to_a)),            // double tag
+        qinq,                                      // 802.1ad outer tag
+        tagged(100, &ipv4(UNKNOWN, GW)),           // unknown unicast
+        tagged(200, &to_a),                        // A is not in segment 1
+        tagged(100, &ipv4(GW, GW2)),               // the gateway MAC is not local
+        tagged(100, &ipv4(mac(A), MacAddr::ZERO)), // bad source
     ];
     let out = run(&mut p, UPLINK, &frames);
     assert_eq!(
@@ -315,7 +325,11 @@ fn the_local_arp_responder_answers_for_local_vms_and_the_subnet() {
     let mut p = processor(cfg);
     let outside = Ipv4Addr::new(192, 168, 1, 1);
     let garp = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A));
-    let mut out = run(&mut p, A, &[arp_request(A, ip(B)), arp_request(A, Ipv4Addr::new(10, 1, 1, 50)), arp_request(A, outside), garp]);
+    let mut out = run(
+        &mut p,
+        A,
+        &[arp_request(A, ip(B)), arp_request(A, Ipv4Addr::new(10, 1, 1, 50)), arp_request(A, outside), garp],
+    );
     let replies = sent(&mut out, A);
     assert_eq!(replies.len(), 2);
     for (reply, (answer, asked)) in replies.iter().zip([(mac(B), ip(B)), (GW, Ipv4Addr::new(10, 1, 1, 50))]) {

@@ -34,7 +34,21 @@ fn main() {
     let vs = Vswitchd::start(&dir, "demo", Some(&leaf.uplink()));
     println!("== vswitchd up, uplink {}", leaf.uplink());
     // The test kernel has no 802.1Q devices, so segment 100 is the trunk's native VLAN.
-    vsctl(&vs, &["set-anycast", "--segment", "100", "--mac", ANYCAST, "--gateway", "10.1.1.254", "--subnet", "10.1.1.0/24", "--native"]);
+    vsctl(
+        &vs,
+        &[
+            "set-anycast",
+            "--segment",
+            "100",
+            "--mac",
+            ANYCAST,
+            "--gateway",
+            "10.1.1.254",
+            "--subnet",
+            "10.1.1.0/24",
+            "--native",
+        ],
+    );
     let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", "10.1.1.1");
     let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", "10.1.1.2");
     for g in [&a, &b] {

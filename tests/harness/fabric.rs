@@ -36,7 +36,12 @@ impl LeafNode {
     /// The best path for `prefix` in this leaf's BGP table: (next hop, communities as
     /// "a:b" strings), if there is one.
     pub fn best_path(&self, prefix: &str) -> Option<(String, Vec<String>)> {
-        let out = Command::new("gobgp").arg("--target").arg(&self.api).args(["global", "rib", "-a", "ipv4", "-j", prefix]).output().ok()?;
+        let out = Command::new("gobgp")
+            .arg("--target")
+            .arg(&self.api)
+            .args(["global", "rib", "-a", "ipv4", "-j", prefix])
+            .output()
+            .ok()?;
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
         let paths = v.get(prefix)?.as_array()?;
         let best = paths.iter().find(|p| p["best"] == Value::Bool(true))?;
@@ -45,7 +50,14 @@ impl LeafNode {
         for a in best["attrs"].as_array()? {
             match a["type"].as_u64() {
                 Some(3) => nexthop = a["nexthop"].as_str().map(String::from),
-                Some(8) => communities = a["communities"].as_array()?.iter().filter_map(Value::as_u64).map(|c| format!("{}:{}", c >> 16, c & 0xffff)).collect(),
+                Some(8) => {
+                    communities = a["communities"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(Value::as_u64)
+                        .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                        .collect()
+                }
                 _ => {}
             }
         }
@@ -89,14 +101,21 @@ impl LeafNode {
         self.leafd = Some(child);
         let (ns, iface) = (self.leaf.ns.clone(), self.leaf.leaf_if.clone());
         wait_for("leafd to configure its downlink", Duration::from_secs(20), || {
-            let out = Command::new("ip").args(["netns", "exec", &ns, "ip", "-4", "addr", "show", "dev", &iface]).output().ok()?;
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns, "ip", "-4", "addr", "show", "dev", &iface])
+                .output()
+                .ok()?;
             String::from_utf8_lossy(&out.stdout).contains("10.1.1.254/32").then_some(())
         });
     }
 
     /// The moves leafd has reported so far (one JSON object each).
     pub fn moves(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.report).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        std::fs::read_to_string(&self.report)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 }
 
@@ -143,7 +162,23 @@ impl Fabric {
             std::fs::write(
                 &conf,
                 format!(
-                    "[global.config]\n  as = {ASN}\n  router-id = \"{me}\"\n  local-address-list = [\"{me}\"]\n\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{peer}\"\n    peer-as = {ASN}\n  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n  [neighbors.transport.config]\n    local-address = \"{me}\"\n    passive-mode = {passive}\n"
+                    "[global.config]
+                    as = {ASN}
+                    router-id = \"{me}\"
+                    local-address-list = [\"{me}\"]
+
+                    [[neighbors]]
+                    [neighbors.config]
+                    neighbor-address = \"{peer}\"
+                    peer-as = {ASN}
+                    [neighbors.timers.config]
+                    connect-retry = 1
+                    hold-time = 9
+                    keepalive-interval = 3
+                    [neighbors.transport.config]
+                    local-address = \"{me}\"
+                    passive-mode = {passive}
+                    "
                 ),
             )
             .expect("writing gobgpd's config");
@@ -158,7 +193,16 @@ impl Fabric {
                 .stderr(log)
                 .spawn()
                 .expect("starting gobgpd (apt-get install gobgpd)");
-            leaves.push(LeafNode { leaf, report: dir.path(&format!("{name}-moves.jsonl")), name, fabric_ip: me, api, gobgpd, leafd: None, dir: dir.0.clone() });
+            leaves.push(LeafNode {
+                leaf,
+                report: dir.path(&format!("{name}-moves.jsonl")),
+                name,
+                fabric_ip: me,
+                api,
+                gobgpd,
+                leafd: None,
+                dir: dir.0.clone(),
+            });
         }
         let fabric = Fabric { leaves };
         for l in &fabric.leaves {

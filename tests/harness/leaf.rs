@@ -101,7 +101,8 @@ impl Capture {
         let _ = self.child.wait();
         let mut frames = Vec::new();
         for line in self.out.lines().map_while(Result::ok) {
-            let bytes: Vec<u8> = (0..line.len() / 2).filter_map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).ok()).collect();
+            let bytes: Vec<u8> =
+                (0..line.len() / 2).filter_map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).ok()).collect();
             frames.push(bytes);
         }
         frames

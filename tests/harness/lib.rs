@@ -33,7 +33,8 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn guest_image() -> &'static (PathBuf, PathBuf) {
     static IMAGE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let status = Command::new("bash").arg(root().join("scripts/mkguest")).status().expect("running scripts/mkguest");
+        let status =
+            Command::new("bash").arg(root().join("scripts/mkguest")).status().expect("running scripts/mkguest");
         assert!(status.success(), "scripts/mkguest failed");
         let dir = root().join("target/guest");
         (dir.join("vmlinuz"), dir.join("initramfs.gz"))
@@ -118,7 +119,12 @@ impl Vswitchd {
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(bin("vswitchd"));
-        cmd.arg("--socket").arg(&self.socket).arg("--state").arg(&self.state).arg("--workers").arg(self.workers.to_string());
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--workers")
+            .arg(self.workers.to_string());
         if let Some(u) = &self.uplink {
             cmd.arg("--uplink").arg(u);
         }
@@ -126,9 +132,25 @@ impl Vswitchd {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let prefix = format!("roam-{}-{}-{n}", self.name, std::process::id());
-        cmd.args(["--", "--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--log-level", "lib.eal:error", "--file-prefix", &prefix]);
+        cmd.args([
+            "--",
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--no-telemetry",
+            "--log-level",
+            "lib.eal:error",
+            "--file-prefix",
+            &prefix,
+        ]);
         cmd.args(["--lcores", "0@(0-1)"]);
-        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn().expect("starting vswitchd");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting vswitchd");
         self.child = Some(child);
         let sock = self.socket.clone();
         wait_for("vswitchd's control socket", Duration::from_secs(20), || UnixStream::connect(&sock).ok().map(|_| ()));
@@ -160,7 +182,13 @@ impl Vswitchd {
 
     /// Runs vsctl against this vswitchd.
     pub fn vsctl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(bin("vsctl")).arg("--socket").arg(&self.socket).args(args).env("RUST_BACKTRACE", "0").output().expect("running vsctl");
+        let out = Command::new(bin("vsctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("running vsctl");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
     }
 
@@ -175,7 +203,10 @@ impl Vswitchd {
     /// The pipeline counters of a VM's port, by name.
     pub fn port_stats(&self, name: &str) -> Value {
         let s = self.ok(json!({ "op": "stats" }));
-        s["ports"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)).cloned()).unwrap_or(Value::Null)
+        s["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)).cloned())
+            .unwrap_or(Value::Null)
     }
 
     /// How vswitchd exited, if it did within `timeout`.
@@ -348,7 +379,11 @@ impl Guest {
             .arg(format!("vhost-user,id=n0,chardev=c0,queues={}", self.queues))
             // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
             .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}", if self.queues > 1 { "on" } else { "off" }, self.mac))
+            .arg(format!(
+                "virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}",
+                if self.queues > 1 { "on" } else { "off" },
+                self.mac
+            ))
             .arg("-serial")
             .arg(format!("file:{}", self.console.display()))
             .arg("-serial")
@@ -412,8 +447,14 @@ impl Guest {
                     qmp.execute(json!({ "execute": "migrate-continue", "arguments": { "state": "pre-switchover" } }));
                 }
                 // `completed` can come before QEMU fills in the times: ask again.
-                Some("completed") if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 => {
-                    return Migration { total_ms: r["total-time"].as_u64().unwrap(), downtime_ms: r["downtime"].as_u64().unwrap(), completed_at: std::time::SystemTime::now() };
+                Some("completed")
+                    if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 =>
+                {
+                    return Migration {
+                        total_ms: r["total-time"].as_u64().unwrap(),
+                        downtime_ms: r["downtime"].as_u64().unwrap(),
+                        completed_at: std::time::SystemTime::now(),
+                    };
                 }
                 Some("failed") | Some("cancelled") => panic!("migration of {} failed: {r}", self.name),
                 _ => {}
@@ -449,7 +490,11 @@ impl Guest {
                 }
                 Err(e) => panic!("reading from guest {}: {e}", self.name),
             }
-            assert!(start.elapsed() < timeout, "guest {}: `{cmd}` did not finish in {timeout:?}; output so far:\n{out}", self.name);
+            assert!(
+                start.elapsed() < timeout,
+                "guest {}: `{cmd}` did not finish in {timeout:?}; output so far:\n{out}",
+                self.name
+            );
         }
     }
 

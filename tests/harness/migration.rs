@@ -36,7 +36,18 @@ pub struct Outcome {
 impl Outcome {
     /// The results as a Markdown table.
     pub fn table(runs: &[(&str, &Outcome)]) -> String {
-        let mut t = String::from("| run | QEMU downtime (of it paused) | QEMU total | B→A longest stall | C→A longest stall | completed → move seen | completed → both leaves done | move seen → last fix-up | host 1 held / released |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        let columns = [
+            "run",
+            "QEMU downtime (of it paused)",
+            "QEMU total",
+            "B→A longest stall",
+            "C→A longest stall",
+            "completed → move seen",
+            "completed → both leaves done",
+            "move seen → last fix-up",
+            "host 1 held / released",
+        ];
+        let mut t = format!("| {} |\n|{}\n", columns.join(" | "), " --- |".repeat(columns.len()));
         for (name, o) in runs {
             t += &format!(
                 "| {name} | {} ms ({} ms) | {} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} / {} |\n",
@@ -59,7 +70,8 @@ impl Outcome {
 fn links_up(vs: &Vswitchd, n: usize) {
     wait_for("VM links up", Duration::from_secs(90), || {
         let show = vs.ok(json!({ "op": "show" }));
-        let up = show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
+        let up =
+            show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
         (up == n).then_some(())
     });
 }
@@ -68,7 +80,11 @@ fn links_up(vs: &Vswitchd, n: usize) {
 fn progress(g: &mut Guest) -> (f64, f64) {
     let out = g.run("tail -n 3 /tmp/stream.log");
     assert!(!out.contains("closed") && !out.contains("connect:"), "guest {}'s TCP session died: {out}", g.name);
-    let last = out.lines().rev().find(|l| l.starts_with("progress")).unwrap_or_else(|| panic!("no progress from {}'s stream: {out}", g.name));
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("progress"))
+        .unwrap_or_else(|| panic!("no progress from {}'s stream: {out}", g.name));
     let n = numbers_after(last, "progress").expect("numbers");
     (n[0], n[1])
 }
@@ -105,7 +121,9 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     let vs2 = Vswitchd::start(&dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
     for vs in [&vs1, &vs2] {
         // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
-        vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
+        vs.ok(
+            json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
+        );
     }
     fabric.leaves[0].start_leafd(&vs1.socket, 1, fixups);
     fabric.leaves[1].start_leafd(&vs2.socket, 2, fixups);
@@ -156,7 +174,13 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     vs1.ok(json!({ "op": "detach", "name": "a" }));
     a.kill();
     a2.connect();
-    eprintln!("[{tag}] migration: total {} ms, downtime {} ms, {:?} of it a pause before switchover (completed after {:?})", migration.total_ms, migration.downtime_ms, pause(), started.elapsed());
+    eprintln!(
+        "[{tag}] migration: total {} ms, downtime {} ms, {:?} of it a pause before switchover (completed after {:?})",
+        migration.total_ms,
+        migration.downtime_ms,
+        pause(),
+        started.elapsed()
+    );
 
     // 1. Both sessions survive: echoes keep coming after the move.
     let (after_b, after_c) = (progress(&mut b).0, progress(&mut c).0);
@@ -168,29 +192,56 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
 
     // 4. A's /32 is at leaf 2, from host 2, in both BGP tables and in leaf 1's kernel.
     for l in &fabric.leaves {
-        let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || l.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == leaf2.fabric_ip));
-        assert!(best.1.contains(&"65010:2".to_string()), "{}: A's path should carry host 2's community: {best:?}", l.name);
+        let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || {
+            l.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == leaf2.fabric_ip)
+        });
+        assert!(
+            best.1.contains(&"65010:2".to_string()),
+            "{}: A's path should carry host 2's community: {best:?}",
+            l.name
+        );
     }
-    assert!(leaf1.route(A_IP).contains(&format!("via {}", leaf2.fabric_ip)), "leaf 1's kernel route for A: {}", leaf1.route(A_IP));
-    assert!(leaf2.route(A_IP).contains(&format!("dev {}", leaf2.leaf.leaf_if)), "leaf 2's kernel route for A: {}", leaf2.route(A_IP));
+    assert!(
+        leaf1.route(A_IP).contains(&format!("via {}", leaf2.fabric_ip)),
+        "leaf 1's kernel route for A: {}",
+        leaf1.route(A_IP)
+    );
+    assert!(
+        leaf2.route(A_IP).contains(&format!("dev {}", leaf2.leaf.leaf_if)),
+        "leaf 2's kernel route for A: {}",
+        leaf2.route(A_IP)
+    );
 
     // The leaves' reports of the move.
-    let move_in = wait_for("leaf 2's report of A moving in", Duration::from_secs(10), || leaf2.moves().into_iter().find(|m| m["move"] == json!("in") && m["ip"] == json!(A_IP)));
-    let move_out = wait_for("leaf 1's report of A moving out", Duration::from_secs(10), || leaf1.moves().into_iter().find(|m| m["move"] == json!("out") && m["ip"] == json!(A_IP)));
+    let move_in = wait_for("leaf 2's report of A moving in", Duration::from_secs(10), || {
+        leaf2.moves().into_iter().find(|m| m["move"] == json!("in") && m["ip"] == json!(A_IP))
+    });
+    let move_out = wait_for("leaf 1's report of A moving out", Duration::from_secs(10), || {
+        leaf1.moves().into_iter().find(|m| m["move"] == json!("out") && m["ip"] == json!(A_IP))
+    });
     eprintln!("[{tag}] leaf2: {move_in}\n[{tag}] leaf1: {move_out}");
     // The move is seen when A's port comes up on host 2 (A resumed), or at A's first
     // announcement, whichever comes first.
-    assert!(["link-up", "garp", "rarp", "unsolicited-na"].contains(&move_in["trigger"]["kind"].as_str().unwrap_or("")), "what moved A: {move_in}");
+    assert!(
+        ["link-up", "garp", "rarp", "unsolicited-na"].contains(&move_in["trigger"]["kind"].as_str().unwrap_or("")),
+        "what moved A: {move_in}"
+    );
     assert_eq!((move_in["from_host"].clone(), move_in["to_host"].clone()), (json!(1), json!(2)));
     let fixups_of = |m: &Value| m["fixups"].as_array().cloned().unwrap_or_default();
     let fixup_ms = if fixups {
         // 2. Only the VMs that need it are told, and they are told at once.
         let to_a: Vec<Value> = fixups_of(&move_in);
         assert_eq!(to_a.len(), 1, "leaf 2 tells A about B only: {move_in}");
-        assert_eq!((to_a[0]["to"].clone(), to_a[0]["ip"].clone(), to_a[0]["sent"]["a"].clone()), (json!(["a"]), json!(B_IP), json!(1)));
+        assert_eq!(
+            (to_a[0]["to"].clone(), to_a[0]["ip"].clone(), to_a[0]["sent"]["a"].clone()),
+            (json!(["a"]), json!(B_IP), json!(1))
+        );
         let to_b = fixups_of(&move_out);
         assert_eq!(to_b.len(), 1, "leaf 1 tells B about A only: {move_out}");
-        assert_eq!((to_b[0]["to"].clone(), to_b[0]["ip"].clone(), to_b[0]["sent"]["b"].clone()), (json!(["b"]), json!(A_IP), json!(1)));
+        assert_eq!(
+            (to_b[0]["to"].clone(), to_b[0]["ip"].clone(), to_b[0]["sent"]["b"].clone()),
+            (json!(["b"]), json!(A_IP), json!(1))
+        );
         assert_eq!(b.neighbour(A_IP).as_deref(), Some(ANYCAST), "B's entry for A after the fix-up");
         assert_eq!(a2.neighbour(B_IP).as_deref(), Some(ANYCAST), "A's entry for B after the fix-up");
         let announced = move_in["trigger"]["at_us"].as_u64().unwrap();
@@ -206,8 +257,13 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     assert_eq!(after, before, "C or D received ARP frames during the move (C, D before/after)");
 
     // The switches: A's announcements went up, trapped; every counter adds up.
-    let garps_trapped = wait_for("A's announcements trapped on host 2", Duration::from_secs(5), || vs2.port_stats("a")["announcements"].as_u64().filter(|n| *n >= 1));
-    eprintln!("[{tag}] host 2 sent {garps_trapped} announcements of A to the uplink only; trigger: {}", move_in["trigger"]["kind"]);
+    let garps_trapped = wait_for("A's announcements trapped on host 2", Duration::from_secs(5), || {
+        vs2.port_stats("a")["announcements"].as_u64().filter(|n| *n >= 1)
+    });
+    eprintln!(
+        "[{tag}] host 2 sent {garps_trapped} announcements of A to the uplink only; trigger: {}",
+        move_in["trigger"]["kind"]
+    );
     for vs in [&vs1, &vs2] {
         let s = vs.ok(json!({ "op": "stats" }));
         assert_eq!(s["balanced"], json!(true), "counters do not add up: {s}");
@@ -215,7 +271,8 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     // Host 1 held what B and C sent A while A's port was down (QEMU's stop-and-copy, then
     // until the detach); leaf 1's fix-up for A sent on what was there, towards leaf 2.
     let host1 = vs1.ok(json!({ "op": "stats" }));
-    let total = |key: &str| host1["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[key].as_u64().unwrap_or(0)).sum());
+    let total =
+        |key: &str| host1["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[key].as_u64().unwrap_or(0)).sum());
     let (held, released, held_dropped) = (total("held"), total("released"), total("held_dropped"));
     eprintln!("[{tag}] host 1: held {held}, released {released}, dropped from hold {held_dropped}");
     assert!(held > 0, "host 1 held nothing for A while its port was down: {host1}");
@@ -223,12 +280,25 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     assert_eq!(held, released + held_dropped, "host 1's held frames do not add up: {host1}");
     if fixups {
         let released_by_fixup = fixups_of(&move_out)[0]["released"].as_u64().unwrap_or(0);
-        assert!(released_by_fixup > 0 && released_by_fixup == released, "leaf 1's fix-up released {released_by_fixup} of the {released} frames host 1 sent on: {move_out}");
+        assert!(
+            released_by_fixup > 0 && released_by_fixup == released,
+            "leaf 1's fix-up released {released_by_fixup} of the {released} frames host 1 sent on: {move_out}"
+        );
     } else {
         assert_eq!(released, 0, "nothing asks host 1 to release frames without fix-ups");
     }
     let completed = crate::micros(migration.completed_at) as f64;
     let announce_after_ms = (move_in["trigger"]["at_us"].as_u64().unwrap() as f64 - completed) / 1000.0;
     let done = move_in["done_us"].as_u64().unwrap().max(move_out["done_us"].as_u64().unwrap()) as f64;
-    Outcome { migration, stall_b, stall_c, fixup_ms, announce_after_ms, restored_after_ms: (done - completed) / 1000.0, held, released, pause_ms: pause().as_millis() }
+    Outcome {
+        migration,
+        stall_b,
+        stall_c,
+        fixup_ms,
+        announce_after_ms,
+        restored_after_ms: (done - completed) / 1000.0,
+        held,
+        released,
+        pause_ms: pause().as_millis(),
+    }
 }

@@ -37,7 +37,8 @@ pub fn vm_frames() -> Vec<Vec<u8>> {
 /// What the leaf sends down the uplink (the segment is the trunk's native one).
 pub fn uplink_frames() -> Vec<Vec<u8>> {
     let gw = [10, 1, 1, 254];
-    let mut v: Vec<Vec<u8>> = (0..4).map(|k| ipv4(churn_mac(k), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 10 + k as u8])).collect();
+    let mut v: Vec<Vec<u8>> =
+        (0..4).map(|k| ipv4(churn_mac(k), GATEWAY, [10, 9, 9, 9], [10, 1, 1, 10 + k as u8])).collect();
     v.push(arp([0xff; 6], GATEWAY, 1, gw, [10, 1, 1, 12]));
     v.push(ipv4(UNKNOWN, GATEWAY, [10, 9, 9, 9], [10, 1, 1, 77]));
     v.push(eth([0x01, 0, 0x5e, 0, 0, 1], GATEWAY, 0x0800, &[0x45; 20]));
@@ -78,7 +79,15 @@ pub fn arp(dst: [u8; 6], src: [u8; 6], op: u16, spa: [u8; 4], tpa: [u8; 4]) -> V
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut f = std::fs::File::create(path).expect("pcap file");
     // Magic, version 2.4, zone, accuracy, snap length, Ethernet.
-    let header = [&0xa1b2c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8], &65535u32.to_le_bytes(), &1u32.to_le_bytes()].concat();
+    let header = [
+        &0xa1b2c3d4u32.to_le_bytes()[..],
+        &2u16.to_le_bytes(),
+        &4u16.to_le_bytes(),
+        &[0; 8],
+        &65535u32.to_le_bytes(),
+        &1u32.to_le_bytes(),
+    ]
+    .concat();
     f.write_all(&header).unwrap();
     for fr in frames {
         for w in [0u32, 0, fr.len() as u32, fr.len() as u32] {
@@ -111,4 +120,3 @@ while True:
         .spawn()
         .expect("starting the uplink sender")
 }
-

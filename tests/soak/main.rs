@@ -32,7 +32,11 @@ fn in_use_settled(vs: &Vswitchd) -> i64 {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Least-squares slope of (seconds, KiB) samples, in KiB per minute.
@@ -95,11 +99,20 @@ fn main() {
         if started.elapsed() >= next_sample {
             assert!(vs.is_running(), "vswitchd died after {cycles} cycles:\n{}", vs.log());
             let s = vs.ok(json!({ "op": "stats" }));
-            assert_eq!((s["rx_balanced"].clone(), s["out_balanced"].clone()), (json!(true), json!(true)), "counters do not add up: {s:#}");
+            assert_eq!(
+                (s["rx_balanced"].clone(), s["out_balanced"].clone()),
+                (json!(true), json!(true)),
+                "counters do not add up: {s:#}"
+            );
             let t = started.elapsed().as_secs_f64();
             let kib = rss_kib(pid);
             rss.push((t, kib as f64));
-            println!("t={t:>5.0} s  cycles {cycles:>5}  rx {:>12}  sent {:>12}  mbufs in use {:>6}  RSS {kib} KiB", total(&s, "rx"), total(&s, "sent"), in_use(&vs));
+            println!(
+                "t={t:>5.0} s  cycles {cycles:>5}  rx {:>12}  sent {:>12}  mbufs in use {:>6}  RSS {kib} KiB",
+                total(&s, "rx"),
+                total(&s, "sent"),
+                in_use(&vs)
+            );
             next_sample += Duration::from_secs(10);
         }
         std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
@@ -115,11 +128,27 @@ fn main() {
     assert!(vs.is_running(), "vswitchd died:\n{}", vs.log());
     let slope = slope_per_minute(&rss);
     println!("\nsoak done: {cycles} attach/detach cycles in {:.0} s", started.elapsed().as_secs_f64());
-    println!("frames: rx {}, sent {}, dropped {}, tx_full {}, link_down {}", total(&s, "rx"), total(&s, "sent"), total(&s, "dropped"), total(&s, "tx_full"), total(&s, "link_down"));
+    println!(
+        "frames: rx {}, sent {}, dropped {}, tx_full {}, link_down {}",
+        total(&s, "rx"),
+        total(&s, "sent"),
+        total(&s, "dropped"),
+        total(&s, "tx_full"),
+        total(&s, "link_down")
+    );
     println!("mbufs in use: baseline {baseline}, end {end}");
-    println!("RSS: first {:.0} KiB, last {:.0} KiB, slope {slope:.1} KiB/min over {} samples", rss.first().map_or(0.0, |r| r.1), rss.last().map_or(0.0, |r| r.1), rss.len());
+    println!(
+        "RSS: first {:.0} KiB, last {:.0} KiB, slope {slope:.1} KiB/min over {} samples",
+        rss.first().map_or(0.0, |r| r.1),
+        rss.last().map_or(0.0, |r| r.1),
+        rss.len()
+    );
     println!("balanced: rx {}, out {}", s["rx_balanced"], s["out_balanced"]);
-    assert_eq!((s["rx_balanced"].clone(), s["out_balanced"].clone()), (json!(true), json!(true)), "counters do not add up: {s:#}");
+    assert_eq!(
+        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
+        (json!(true), json!(true)),
+        "counters do not add up: {s:#}"
+    );
     // A burst or two may be in flight from the uplink's endless replay.
     assert!((end - baseline).abs() <= 64, "mbufs in use did not return to the baseline: {baseline} -> {end}");
     println!("soak passed");

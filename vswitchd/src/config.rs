@@ -56,7 +56,8 @@ fn fdb_capacity() -> usize {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         // toml's own message spans several lines (a source excerpt): say it in one.
         toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -75,7 +76,8 @@ mod tests {
         let c: Config = toml::from_str("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\n").unwrap();
         assert_eq!((c.poll_mode, c.mbufs, c.uplink), (PollMode::Adaptive, 16383, None));
         assert!(toml::from_str::<Config>("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\npoll = \"busy\"\n").is_err());
-        let c: Config = toml::from_str("socket = \"/s\"\nstate = \"/t\"\npoll_mode = \"busy\"\nuplink = \"net_tap0\"\n").unwrap();
+        let c: Config =
+            toml::from_str("socket = \"/s\"\nstate = \"/t\"\npoll_mode = \"busy\"\nuplink = \"net_tap0\"\n").unwrap();
         assert_eq!((c.poll_mode, c.uplink.as_deref()), (PollMode::Busy, Some("net_tap0")));
     }
 }

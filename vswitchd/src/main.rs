@@ -52,7 +52,12 @@ struct Args {
 fn die_on_panic() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
-        let what = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into());
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
         let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         tracing::error!("thread {thread} panicked at {at}: {what}; vswitchd aborts (restart it: the state file restores the attachments)");
         std::process::abort();
@@ -70,7 +75,10 @@ impl Drop for SocketFile {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
     die_on_panic();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,7 +167,9 @@ fn run(args: Args) -> Result<()> {
     switch.lock().restore(state)?;
     {
         let switch = switch.clone();
-        std::thread::Builder::new().name("roam-control".into()).spawn(move || vswitchd::control::serve(listener, switch))?;
+        std::thread::Builder::new()
+            .name("roam-control".into())
+            .spawn(move || vswitchd::control::serve(listener, switch))?;
     }
     tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, workers = cfg.workers, "vswitchd ready");
     // Link changes are events: a migrated VM's port comes up on its new host the moment

@@ -33,7 +33,8 @@ impl State {
     /// Reads the state file; a missing file is an empty state.
     pub fn load(path: &Path) -> anyhow::Result<State> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("state file {} is corrupt: {e}", path.display())),
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("state file {} is corrupt: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(anyhow::anyhow!("cannot read state file {}: {e}", path.display())),
         }
@@ -65,7 +66,14 @@ mod tests {
         let path = dir.join("state.json");
         assert_eq!(State::load(&path).unwrap(), State::default());
         let s = State {
-            segments: vec![Segment { segment: 100, mac: "00:00:5e:00:01:01".into(), gateway: None, subnets: vec![], arp_responder: false, native: false }],
+            segments: vec![Segment {
+                segment: 100,
+                mac: "00:00:5e:00:01:01".into(),
+                gateway: None,
+                subnets: vec![],
+                arp_responder: false,
+                native: false,
+            }],
             attachments: vec![],
             failed: vec![],
         };

@@ -58,7 +58,13 @@ pub struct Switch {
 }
 
 impl Switch {
-    pub fn new(eal: Eal, pool: Arc<Mempool>, table: Arc<MacTable>, workers: Vec<Sender<Command>>, state_path: PathBuf) -> Switch {
+    pub fn new(
+        eal: Eal,
+        pool: Arc<Mempool>,
+        table: Arc<MacTable>,
+        workers: Vec<Sender<Command>>,
+        state_path: PathBuf,
+    ) -> Switch {
         Switch {
             eal,
             pool,
@@ -81,7 +87,8 @@ impl Switch {
     /// Opens the uplink device (`name,args`).
     pub fn set_uplink(&mut self, devargs: &str) -> Result<()> {
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
-        let port = Port::create_vdev(&self.eal, name, args, &PortConfig::default(), self.pool.clone()).with_context(|| format!("uplink {devargs}"))?;
+        let port = Port::create_vdev(&self.eal, name, args, &PortConfig::default(), self.pool.clone())
+            .with_context(|| format!("uplink {devargs}"))?;
         let mut cfg = self.config.clone();
         cfg.set_port(port.id(), PortRole::Uplink)?;
         self.give_to_worker(&port)?;
@@ -177,7 +184,8 @@ impl Switch {
     /// workers get the port's hand-over ring.
     fn give_to_worker(&mut self, port: &Port) -> Result<()> {
         let id = port.id();
-        let owner = (0..self.workers.len()).min_by_key(|w| self.owners.values().filter(|o| *o == w).count()).unwrap_or(0);
+        let owner =
+            (0..self.workers.len()).min_by_key(|w| self.owners.values().filter(|o| *o == w).count()).unwrap_or(0);
         self.next_ring += 1;
         let handoff = Arc::new(Ring::new(&self.eal, &format!("roam_tx_{}", self.next_ring), 1024)?);
         let rx = (0..port.rx_queue_count()).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
@@ -222,7 +230,8 @@ impl Switch {
 
     /// The anycast entries the MAC table should hold, installed or removed to match.
     fn sync_anycast_entries(&mut self) -> Result<()> {
-        let wanted: Vec<(Key, Value)> = self.config.table_entries().into_iter().filter(|(_, v)| v.kind() == EntryKind::Anycast).collect();
+        let wanted: Vec<(Key, Value)> =
+            self.config.table_entries().into_iter().filter(|(_, v)| v.kind() == EntryKind::Anycast).collect();
         self.table.remove_where(|k, v| v.kind() == EntryKind::Anycast && !wanted.iter().any(|(wk, _)| *wk == k));
         for (k, v) in wanted {
             self.table.insert(k, v)?;
@@ -235,9 +244,19 @@ impl Switch {
         let mut slots = self.slots.clone();
         let slot = slots.intern(s.segment as u32)?;
         let mut cfg = self.config.clone();
-        cfg.set_segment(slot, SegmentConfig { vlan: s.segment, anycast: vec![mac], subnets, arp_responder: s.arp_responder, native: s.native })?;
+        cfg.set_segment(
+            slot,
+            SegmentConfig {
+                vlan: s.segment,
+                anycast: vec![mac],
+                subnets,
+                arp_responder: s.arp_responder,
+                native: s.native,
+            },
+        )?;
         let previous = self.segments.insert(s.segment, s.clone());
-        let (old_cfg, old_slots) = (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
+        let (old_cfg, old_slots) =
+            (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
         if let Err(e) = self.sync_anycast_entries().and_then(|_| self.save()) {
             self.config = old_cfg;
             self.slots = old_slots;
@@ -260,7 +279,10 @@ impl Switch {
         if let Some(f) = self.failed.get(&a.name) {
             bail!("VM {} has a failed attachment ({}): `vsctl retry {}`, or detach it first", a.name, f.error, a.name);
         }
-        let slot = self.slots.slot(a.segment as u32).ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
+        let slot = self
+            .slots
+            .slot(a.segment as u32)
+            .ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
             bail!("MAC {mac} is already attached in segment {}", a.segment);
         }
@@ -309,7 +331,13 @@ impl Switch {
             return Err(e);
         }
         tracing::info!(vm = %a.name, %mac, port = id, segment = a.segment, "attached");
-        self.emit(Event::Attach { name: a.name.clone(), mac: mac.to_string(), segment: a.segment, ipv4: a.ipv4.clone(), ipv6: a.ipv6.clone() });
+        self.emit(Event::Attach {
+            name: a.name.clone(),
+            mac: mac.to_string(),
+            segment: a.segment,
+            ipv4: a.ipv4.clone(),
+            ipv6: a.ipv6.clone(),
+        });
         Ok(json!({ "name": a.name, "port": id, "device": name }))
     }
 
@@ -317,7 +345,10 @@ impl Switch {
     /// DPDK PMDs may keep state per device name (its ring PMD keeps a removed device's
     /// rings, about 78 KiB a name, measured by `scripts/soak`).
     fn free_vhost_name(&self) -> String {
-        (0..).map(|n| format!("net_vhost{n}")).find(|name| !self.vms.values().any(|v| v.port.name() == name)).expect("an unused name")
+        (0..)
+            .map(|n| format!("net_vhost{n}"))
+            .find(|name| !self.vms.values().any(|v| v.port.name() == name))
+            .expect("an unused name")
     }
 
     /// Undoes the steps of an attachment that failed half-way, last first.
@@ -339,7 +370,11 @@ impl Switch {
     fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: mac_table::SegmentSlot, segment: u16) -> Result<Vec<Key>> {
         let total: u64 = ranges.iter().map(|(_, n)| *n as u64).sum();
         if total as usize + self.table.len() >= self.table.capacity() {
-            bail!("{total} extra MACs do not fit in the MAC table ({} of {} used)", self.table.len(), self.table.capacity());
+            bail!(
+                "{total} extra MACs do not fit in the MAC table ({} of {} used)",
+                self.table.len(),
+                self.table.capacity()
+            );
         }
         let mut keys = Vec::with_capacity(total as usize);
         for &(base, count) in ranges {
@@ -381,7 +416,13 @@ impl Switch {
         drop(vm); // stops, closes and removes the vhost device
         self.save()?;
         tracing::info!(vm = %name, "detached");
-        self.emit(Event::Detach { name: a.name.clone(), mac: a.mac.clone(), segment: a.segment, ipv4: a.ipv4.clone(), ipv6: a.ipv6.clone() });
+        self.emit(Event::Detach {
+            name: a.name.clone(),
+            mac: a.mac.clone(),
+            segment: a.segment,
+            ipv4: a.ipv4.clone(),
+            ipv6: a.ipv6.clone(),
+        });
         Ok(json!({ "name": name, "port": id }))
     }
 
@@ -412,8 +453,14 @@ impl Switch {
                 IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
             };
             let (done, wait) = bounded(1);
-            let owner = self.owners.get(&port).and_then(|w| self.workers.get(*w)).ok_or_else(|| anyhow!("no worker owns port {port}"))?;
-            owner.send(Command::Inject { port, frames: vec![frame], done }).map_err(|_| anyhow!("the worker has stopped"))?;
+            let owner = self
+                .owners
+                .get(&port)
+                .and_then(|w| self.workers.get(*w))
+                .ok_or_else(|| anyhow!("no worker owns port {port}"))?;
+            owner
+                .send(Command::Inject { port, frames: vec![frame], done })
+                .map_err(|_| anyhow!("the worker has stopped"))?;
             let n = wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
             sent.insert(name, json!(n));
         }
@@ -437,7 +484,11 @@ impl Switch {
         if self.uplink.as_ref().is_some_and(|u| u.id() == id) {
             return "uplink".into();
         }
-        self.vms.values().find(|v| v.port.id() == id).map(|v| v.attach.name.clone()).unwrap_or_else(|| format!("port{id}"))
+        self.vms
+            .values()
+            .find(|v| v.port.id() == id)
+            .map(|v| v.attach.name.clone())
+            .unwrap_or_else(|| format!("port{id}"))
     }
 
     pub fn show(&self) -> Result<Json> {
@@ -484,7 +535,9 @@ impl Switch {
                 json!({ "mac": k.mac().to_string(), "segment": seg, "port": v.port(), "port_name": self.port_name(v.port()), "kind": v.kind().name() })
             })
             .collect();
-        Ok(json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes(), "search": self.table.search().name() }))
+        Ok(
+            json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes(), "search": self.table.search().name() }),
+        )
     }
 
     pub fn stats(&self) -> Result<Json> {
@@ -502,7 +555,11 @@ impl Switch {
             let (in_balanced, out_balanced) = (c.balanced(), t.balanced(c.tx));
             all_in &= in_balanced;
             all_out &= out_balanced;
-            let drops: serde_json::Map<String, Json> = DropReason::ALL.iter().filter(|r| c.dropped[**r as usize] > 0).map(|r| (r.name().to_string(), json!(c.dropped[*r as usize]))).collect();
+            let drops: serde_json::Map<String, Json> = DropReason::ALL
+                .iter()
+                .filter(|r| c.dropped[**r as usize] > 0)
+                .map(|r| (r.name().to_string(), json!(c.dropped[*r as usize])))
+                .collect();
             let mut port = json!({
                 "port": id, "name": self.port_name(id),
                 "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
@@ -515,7 +572,9 @@ impl Switch {
             }
             ports.push(port);
         }
-        Ok(json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }))
+        Ok(
+            json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }),
+        )
     }
 
     /// Link changes since the last call, as events, and to the ports' owner workers: a

@@ -23,24 +23,49 @@ use crate::frame::MbufFrame;
 pub enum Command {
     /// This worker owns the port: it polls every queue of `rx`, sends on `tx`, and drains
     /// `handoff`.
-    AddPort { id: PortId, rx: Vec<RxQueue>, tx: TxQueue, handoff: Arc<Ring> },
+    AddPort {
+        id: PortId,
+        rx: Vec<RxQueue>,
+        tx: TxQueue,
+        handoff: Arc<Ring>,
+    },
     /// Another worker owns the port: frames for it go into `handoff`.
-    RemotePort { id: PortId, handoff: Arc<Ring> },
+    RemotePort {
+        id: PortId,
+        handoff: Arc<Ring>,
+    },
     /// Stop using a port; `done` answers once its queues and ring are dropped.
-    RemovePort { id: PortId, done: Sender<()> },
+    RemovePort {
+        id: PortId,
+        done: Sender<()>,
+    },
     /// A new configuration snapshot; `done` (if any) answers once the worker uses it.
-    Config { config: Arc<SwitchConfig>, done: Option<Sender<()>> },
+    Config {
+        config: Arc<SwitchConfig>,
+        done: Option<Sender<()>>,
+    },
     /// Send these frames out of `port`; `done` answers how many the port took.
-    Inject { port: PortId, frames: Vec<Vec<u8>>, done: Sender<usize> },
+    Inject {
+        port: PortId,
+        frames: Vec<Vec<u8>>,
+        done: Sender<usize>,
+    },
     Snapshot(Sender<Snapshot>),
     /// The port's link came up, or went down (its VM stopped, e.g. for the last phase of a
     /// live migration). While down, frames the port refuses are held instead of dropped;
     /// when it comes back up, they are sent to it.
-    Link { port: PortId, up: bool },
+    Link {
+        port: PortId,
+        up: bool,
+    },
     /// The leaf says `ip` is now at `mac` (the ARP fix-up): held frames for `ip` get `mac`
     /// as their destination and go through the pipeline again from the port they came in
     /// on. `done` answers how many were released.
-    Release { ip: Ipv4Addr, mac: MacAddr, done: Sender<usize> },
+    Release {
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        done: Sender<usize>,
+    },
     /// Panic (the debug API's `crash-worker`, for testing that a dead worker takes the
     /// daemon down).
     Crash,
@@ -104,7 +129,8 @@ port_tx_counters! {
 impl PortTx {
     /// The output balance (see the struct).
     pub fn balanced(&self, queued: u64) -> bool {
-        queued + self.requeued + self.taken_over == self.sent + self.tx_full + self.link_down + self.held + self.tx_no_port + self.handed_over
+        queued + self.requeued + self.taken_over
+            == self.sent + self.tx_full + self.link_down + self.held + self.tx_no_port + self.handed_over
             && self.held == self.released + self.held_dropped + self.holding
     }
 }
@@ -241,8 +267,24 @@ fn send(tx: &mut TxQueue, txb: &mut MbufBurst, c: &mut PortTx) {
 impl Worker {
     /// `workers` is how many workers the switch runs: with one, nothing is ever handed
     /// over, and the hand-over rings are not polled.
-    pub fn new(processor: Processor, commands: Receiver<Command>, pool: Arc<Mempool>, mode: PollMode, workers: usize) -> Worker {
-        Worker { processor, ports: Vec::new(), remote: Vec::new(), commands, pool, mode, counters: WorkerCounters::default(), handoffs: workers > 1, held: VecDeque::new() }
+    pub fn new(
+        processor: Processor,
+        commands: Receiver<Command>,
+        pool: Arc<Mempool>,
+        mode: PollMode,
+        workers: usize,
+    ) -> Worker {
+        Worker {
+            processor,
+            ports: Vec::new(),
+            remote: Vec::new(),
+            commands,
+            pool,
+            mode,
+            counters: WorkerCounters::default(),
+            handoffs: workers > 1,
+            held: VecDeque::new(),
+        }
     }
 
     /// Runs until `Command::Stop` or the control side goes away.
@@ -444,7 +486,11 @@ impl Worker {
             let mut f = MbufFrame(h.frame);
             match uplink {
                 Some(up) if up == h.in_port => {
-                    let tag = h.segment.filter(|s| cfg.native_segment() != Some(*s)).and_then(|s| cfg.segment(s)).map(|s| s.vlan);
+                    let tag = h
+                        .segment
+                        .filter(|s| cfg.native_segment() != Some(*s))
+                        .and_then(|s| cfg.segment(s))
+                        .map(|s| s.vlan);
                     if !tag.is_none_or(|vid| pipeline::frame::push_vlan(&mut f, vid)) {
                         self.counters.port(h.port).held_dropped += 1;
                         continue;
@@ -476,7 +522,10 @@ impl Worker {
     /// Sends released frames back to the uplink (owned here, or handed to its owner).
     fn send_back(&mut self, up: PortId, b: &mut MbufBurst) {
         let c = self.counters.port(up);
-        match (self.ports.get_mut(up as usize).and_then(Option::as_mut), self.remote.get(up as usize).and_then(Option::as_ref)) {
+        match (
+            self.ports.get_mut(up as usize).and_then(Option::as_mut),
+            self.remote.get(up as usize).and_then(Option::as_ref),
+        ) {
             (Some(p), _) => send(&mut p.tx, b, c),
             (None, Some(ring)) => c.handed_over += ring.enqueue_burst(b) as u64,
             (None, None) => {

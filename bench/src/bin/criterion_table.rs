@@ -39,7 +39,8 @@ fn collect(dir: &Path, prefix: &str) -> Result<BTreeMap<String, BTreeMap<String,
             }
             let function = bench["function_id"].as_str().unwrap_or_default().to_string();
             let elements = bench["throughput"]["Elements"].as_f64().unwrap_or(1.0);
-            let est: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.with_file_name("estimates.json"))?)?;
+            let est: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p.with_file_name("estimates.json"))?)?;
             let ns = est["median"]["point_estimate"].as_f64().context("median")?;
             out.entry(group).or_default().insert(function, elements / ns * 1e3);
         }

@@ -71,4 +71,3 @@ fn main() -> Result<()> {
     println!("tx_total {sent}");
     Ok(())
 }
-

@@ -28,24 +28,45 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let io_fwd = sibling("io_fwd")?;
     let eal = |prefix: &str| -> Vec<String> {
-        ["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", prefix, "--vdev", "net_null0", "--vdev", "net_null1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "--no-huge",
+            "-m",
+            "1024",
+            "--no-pci",
+            "--no-telemetry",
+            "--file-prefix",
+            prefix,
+            "--vdev",
+            "net_null0",
+            "--vdev",
+            "net_null1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let main_core = if args.core == 0 { 1 } else { 0 };
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=args.rounds {
-        let tp_eal: Vec<String> = ["-l".to_string(), format!("{main_core},{}", args.core)].into_iter().chain(eal("roam-bench-testpmd")).collect();
+        let tp_eal: Vec<String> = ["-l".to_string(), format!("{main_core},{}", args.core)]
+            .into_iter()
+            .chain(eal("roam-bench-testpmd"))
+            .collect();
         let tp_app = ["--total-num-mbufs=8192", "--forward-mode=io"].map(String::from);
         let (rates, out) = testpmd::run(&tp_eal, &tp_app, 2, args.seconds, Duration::from_secs(60))?;
         let rate_tp = steady_rate(&rates.tx).with_context(|| format!("testpmd sent nothing:\n{}", out.join("\n")))?;
 
         let mut rs = Command::new(&io_fwd);
         rs.arg("--").arg("-l").arg(args.core.to_string()).args(eal("roam-bench-iofwd"));
-        let rate_rs = steady_rate(&roam_tx_rates(&run_for(&mut rs, args.seconds)?)).context("io_fwd reported no rate")?;
+        let rate_rs =
+            steady_rate(&roam_tx_rates(&run_for(&mut rs, args.seconds)?)).context("io_fwd reported no rate")?;
 
-        println!("round {round}: testpmd io {:.2} Mpps, roam io_fwd {:.2} Mpps, ratio {:.3}", rate_tp / 1e6, rate_rs / 1e6, rate_rs / rate_tp);
+        println!(
+            "round {round}: testpmd io {:.2} Mpps, roam io_fwd {:.2} Mpps, ratio {:.3}",
+            rate_tp / 1e6,
+            rate_rs / 1e6,
+            rate_rs / rate_tp
+        );
         theirs.push(rate_tp);
         ours.push(rate_rs);
     }
@@ -60,7 +81,11 @@ fn main() -> Result<()> {
     println!("| roam io_fwd (safe layer) | {:.2} | {} |", median(&ours) / 1e6, spread(&ours));
     let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
     println!();
-    println!("ratio roam/testpmd: median {:.3} (per round: {})", median(&ratios), ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "ratio roam/testpmd: median {:.3} (per round: {})",
+        median(&ratios),
+        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+    );
     Ok(())
 }
 

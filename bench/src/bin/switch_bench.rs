@@ -25,7 +25,9 @@ use roam_bench::{steady_rate, testpmd, Killed};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(about = "Packet rate of vswitchd against dpdk-testpmd (io, macswap) and OVS-DPDK: same pcap workload, same sinks, one forwarding core each")]
+#[command(
+    about = "Packet rate of vswitchd against dpdk-testpmd (io, macswap) and OVS-DPDK: same pcap workload, same sinks, one forwarding core each"
+)]
 struct Args {
     /// Rounds; each runs every contender once per workload.
     #[arg(long, default_value_t = 3)]
@@ -106,7 +108,8 @@ fn reserve_hugepages() -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/mounts")?;
     if !mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")) {
         std::fs::create_dir_all("/dev/hugepages")?;
-        let status = Command::new("mount").args(["-t", "hugetlbfs", "nodev", "/dev/hugepages"]).status().context("mount")?;
+        let status =
+            Command::new("mount").args(["-t", "hugetlbfs", "nodev", "/dev/hugepages"]).status().context("mount")?;
         if !status.success() {
             bail!("could not mount hugetlbfs on /dev/hugepages");
         }
@@ -154,7 +157,12 @@ fn main() -> Result<()> {
             let lens: Vec<usize> = if i == 0 { args.frame_lens.clone() } else { args.frame_lens[..1].to_vec() };
             for len in lens {
                 let w = Workload { frames, frame_len: len, ..Workload::mixed(t) };
-                cases.push(Case { name: format!("{} MACs, {} B, {}", human(t), len + 4, memory.name()), pcap: out.join(format!("mixed-{t}-{len}.pcap")), workload: w, memory });
+                cases.push(Case {
+                    name: format!("{} MACs, {} B, {}", human(t), len + 4, memory.name()),
+                    pcap: out.join(format!("mixed-{t}-{len}.pcap")),
+                    workload: w,
+                    memory,
+                });
             }
         }
     }
@@ -165,7 +173,8 @@ fn main() -> Result<()> {
         }
     }
     // results[case][contender] = per-round rates
-    let mut results: Vec<Vec<(String, Vec<f64>)>> = cases.iter().map(|_| args.contenders.iter().map(|c| (c.clone(), Vec::new())).collect()).collect();
+    let mut results: Vec<Vec<(String, Vec<f64>)>> =
+        cases.iter().map(|_| args.contenders.iter().map(|c| (c.clone(), Vec::new())).collect()).collect();
     let started = Instant::now();
     for round in 1..=args.rounds {
         for (ci, case) in cases.iter().enumerate() {
@@ -190,7 +199,12 @@ fn main() -> Result<()> {
                 });
                 match rate {
                     Ok(rate) => {
-                        println!("round {round} | {} | {contender}: {:.2} Mpps in, {:.2} Mpps out", case.name, rate.rx / 1e6, rate.tx / 1e6);
+                        println!(
+                            "round {round} | {} | {contender}: {:.2} Mpps in, {:.2} Mpps out",
+                            case.name,
+                            rate.rx / 1e6,
+                            rate.tx / 1e6
+                        );
                         results[ci][k].1.push(rate.rx);
                     }
                     // A smoke run must see every contender work; a full run reports what it
@@ -271,7 +285,12 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates>
     let mut eal: Vec<String> = vec!["-l".into(), format!("{main_core},{core}")];
     eal.extend(case.memory.eal(case.workload.frames).iter().map(|s| s.to_string()));
     eal.extend(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"].map(String::from));
-    eal.extend(["--vdev".into(), format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()), "--vdev".into(), "net_null0,no-rx=1".into()]);
+    eal.extend([
+        "--vdev".into(),
+        format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()),
+        "--vdev".into(),
+        "net_null0,no-rx=1".into(),
+    ]);
     let app = [format!("--total-num-mbufs={}", mbufs_for(&case.workload)), format!("--forward-mode={mode}")];
     // Start-up (EAL memory, the pcap preload) is waited out before sampling begins.
     let (rates, out) = testpmd::run(&eal, &app, 2, secs, Duration::from_secs(60))?;
@@ -304,7 +323,15 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
     std::fs::write(
         &config,
         format!(
-            "eal = [{}, \"--no-pci\", \"--no-telemetry\", \"--file-prefix\", \"roam-bench-vswitchd\", \"--log-level\", \"lib.eal:error\"]\nsocket = \"{}\"\nstate = \"{}\"\nuplink = \"net_null0,no-rx=1\"\npoll_mode = \"busy\"\nworkers = 1\nmbufs = {}\nfdb_capacity = {}\n",
+            "eal = [{}, \"--no-pci\", \"--no-telemetry\", \"--file-prefix\", \"roam-bench-vswitchd\", \"--log-level\", \"lib.eal:error\"]
+            socket = \"{}\"
+            state = \"{}\"
+            uplink = \"net_null0,no-rx=1\"
+            poll_mode = \"busy\"
+            workers = 1
+            mbufs = {}
+            fdb_capacity = {}
+            ",
             case.memory.eal(case.workload.frames).iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "),
             socket.display(),
             dir.join("state.json").display(),
@@ -352,7 +379,11 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
     let counts = || -> Result<[u64; 2]> {
         let s = vs_request(&socket, &json!({ "op": "stats" }))?;
         let ports = s["ports"].as_array().context("no ports in stats")?;
-        let rx = ports.iter().find(|p| p["name"] == json!("src")).and_then(|p| p["rx"].as_u64()).context("no rx counter for src")?;
+        let rx = ports
+            .iter()
+            .find(|p| p["name"] == json!("src"))
+            .and_then(|p| p["rx"].as_u64())
+            .context("no rx counter for src")?;
         let tx = ports.iter().filter(|p| p["name"] != json!("src")).map(|p| p["sent"].as_u64().unwrap_or(0)).sum();
         Ok([rx, tx])
     };
@@ -396,8 +427,18 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
     check(&mut c)?;
     let mut c = Command::new("ovsdb-server");
     env(&mut c);
-    c.arg(&db).arg(format!("--remote=p{db_sock}")).arg(format!("--unixctl={}", dir.join("ovsdb-server.ctl").display())).arg(format!("--log-file={}", dir.join("ovsdb-server.log").display())).arg("--no-chdir");
-    let _db = Killed(c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting ovsdb-server (apt-get install openvswitch-switch-dpdk)")?);
+    c.arg(&db)
+        .arg(format!("--remote=p{db_sock}"))
+        .arg(format!("--unixctl={}", dir.join("ovsdb-server.ctl").display()))
+        .arg(format!("--log-file={}", dir.join("ovsdb-server.log").display()))
+        .arg("--no-chdir");
+    let _db = Killed(
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting ovsdb-server (apt-get install openvswitch-switch-dpdk)")?,
+    );
     let vsctl = |args: &[&str]| -> Result<String> {
         let mut c = Command::new("ovs-vsctl");
         env(&mut c);
@@ -419,16 +460,40 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
         ".",
         "other_config:dpdk-init=true",
         // --legacy-mem: without it OVS adds --in-memory, which EAL refuses with --no-huge.
-        &format!("other_config:dpdk-extra={} --legacy-mem --no-pci --no-telemetry --file-prefix roam-bench-ovs", case.memory.eal(case.workload.frames).join(" ")),
+        &format!(
+            "other_config:dpdk-extra={} --legacy-mem --no-pci --no-telemetry --file-prefix roam-bench-ovs",
+            case.memory.eal(case.workload.frames).join(" ")
+        ),
         &format!("other_config:dpdk-lcore-mask={:#x}", 1u64 << main_core),
         &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << core),
     ])?;
     let mut c = Command::new(OVS_VSWITCHD);
     env(&mut c);
-    c.arg(&db_sock).arg(format!("--unixctl={}", ctl.display())).arg(format!("--log-file={}", dir.join("ovs-vswitchd.log").display())).arg("--no-chdir");
-    let _vs = Killed(c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting ovs-vswitchd-dpdk")?);
+    c.arg(&db_sock)
+        .arg(format!("--unixctl={}", ctl.display()))
+        .arg(format!("--log-file={}", dir.join("ovs-vswitchd.log").display()))
+        .arg("--no-chdir");
+    let _vs = Killed(
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting ovs-vswitchd-dpdk")?,
+    );
     vsctl(&["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])?;
-    let add_port = |name: &str, devargs: &str| vsctl(&["add-port", "br0", name, "--", "set", "Interface", name, "type=dpdk", &format!("options:dpdk-devargs={devargs}")]);
+    let add_port = |name: &str, devargs: &str| {
+        vsctl(&[
+            "add-port",
+            "br0",
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+            "type=dpdk",
+            &format!("options:dpdk-devargs={devargs}"),
+        ])
+    };
     add_port("uplink", "net_null0,no-rx=1")?;
     for k in 0..SINKS {
         add_port(&format!("sink{}", k + 1), &format!("net_null{},no-rx=1", k + 1))?;
@@ -452,7 +517,11 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
     // (its only receiving port is the pcap port), and so are the datapath's port counters.
     let counts = || -> Result<[u64; 2]> {
         let s = appctl(&["dpif-netdev/pmd-stats-show"])?;
-        let rx = s.lines().find_map(|l| l.trim().strip_prefix("packets received:")).and_then(|v| v.trim().parse().ok()).with_context(|| format!("no packet count in pmd-stats-show:\n{s}"))?;
+        let rx = s
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("packets received:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no packet count in pmd-stats-show:\n{s}"))?;
         Ok([rx, ovs_tx_packets(&appctl(&["dpctl/show", "-s"])?)])
     };
     let [rx, tx] = sample_rates(secs, counts)?;
@@ -462,13 +531,21 @@ fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
 
 /// The sum of every port's `TX packets:` in `ovs-appctl dpctl/show -s`.
 fn ovs_tx_packets(show: &str) -> u64 {
-    show.lines().filter_map(|l| l.trim().strip_prefix("TX packets:")).filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok()).sum()
+    show.lines()
+        .filter_map(|l| l.trim().strip_prefix("TX packets:"))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn check(c: &mut Command) -> Result<String> {
     let out = c.output().with_context(|| format!("running {:?}", c.get_program()))?;
     if !out.status.success() {
-        bail!("{:?} {:?}: {}", c.get_program(), c.get_args().collect::<Vec<_>>(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{:?} {:?}: {}",
+            c.get_program(),
+            c.get_args().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }

@@ -7,12 +7,11 @@ use dpdk::Eal;
 
 /// EAL options for tests: no hugepages, no PCI, a file prefix of this process's own.
 pub fn test_eal_args(vdevs: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--lcores", "0@(0-1)", "--log-level", "lib.eal:error",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> =
+        ["--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--lcores", "0@(0-1)", "--log-level", "lib.eal:error"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     args.push("--file-prefix".into());
     args.push(format!("roam-test-{}", std::process::id()));
     for v in vdevs {

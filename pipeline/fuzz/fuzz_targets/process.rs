@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use mac_table::MacTable;
-use pipeline::wire::{arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame};
+use pipeline::wire::{
+    arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
+};
 use pipeline::{ByteFrame, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
 
 fn switch(responder: bool) -> Processor {

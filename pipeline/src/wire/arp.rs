@@ -122,7 +122,13 @@ pub struct ArpRepr {
 impl ArpRepr {
     pub fn parse<T: AsRef<[u8]>>(p: &ArpPacket<T>) -> WireResult<Self> {
         let p = ArpPacket::new_checked(p.buffer.as_ref())?;
-        Ok(ArpRepr { operation: p.operation(), sender_mac: p.sender_mac(), sender_ip: p.sender_ip(), target_mac: p.target_mac(), target_ip: p.target_ip() })
+        Ok(ArpRepr {
+            operation: p.operation(),
+            sender_mac: p.sender_mac(),
+            sender_ip: p.sender_ip(),
+            target_mac: p.target_mac(),
+            target_ip: p.target_ip(),
+        })
     }
 
     /// Writes the 28 bytes; `p` must hold at least [`PACKET_LEN`].
@@ -144,7 +150,8 @@ mod tests {
 
     /// A request captured from a Linux guest: who has 10.1.1.2? tell 10.1.1.1.
     const REQUEST: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x52, 0x54, 0x00, 0x00, 0x00, 0x01, 10, 1, 1, 1, 0, 0, 0, 0, 0, 0, 10, 1, 1, 2,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x52, 0x54, 0x00, 0x00, 0x00, 0x01, 10, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 10, 1, 1, 2,
     ];
 
     #[test]

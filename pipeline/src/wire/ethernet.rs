@@ -126,7 +126,10 @@ mod tests {
         let bytes = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 1, 0x08, 0x06, 0xaa];
         let f = EthernetFrame::new_checked(&bytes[..]).unwrap();
         let r = EthernetRepr::parse(&f).unwrap();
-        assert_eq!(r, EthernetRepr { dst: MacAddr::BROADCAST, src: MacAddr([0x52, 0x54, 0, 0, 0, 1]), ethertype: ethertype::ARP });
+        assert_eq!(
+            r,
+            EthernetRepr { dst: MacAddr::BROADCAST, src: MacAddr([0x52, 0x54, 0, 0, 0, 1]), ethertype: ethertype::ARP }
+        );
         assert_eq!(f.payload(), &[0xaa]);
         let mut out = [0u8; 14];
         r.emit(&mut EthernetFrame::new_unchecked(&mut out[..]));

@@ -123,8 +123,12 @@ impl NdiscRepr {
         let buf = &mut buf[..len];
         buf.fill(0);
         let (ty, flags, target, opt) = match *self {
-            NdiscRepr::Solicit { target, source_lladdr } => (NEIGHBOR_SOLICIT, 0, target, source_lladdr.map(|m| (OPT_SOURCE_LLADDR, m))),
-            NdiscRepr::Advert { flags, target, target_lladdr } => (NEIGHBOR_ADVERT, flags, target, target_lladdr.map(|m| (OPT_TARGET_LLADDR, m))),
+            NdiscRepr::Solicit { target, source_lladdr } => {
+                (NEIGHBOR_SOLICIT, 0, target, source_lladdr.map(|m| (OPT_SOURCE_LLADDR, m)))
+            }
+            NdiscRepr::Advert { flags, target, target_lladdr } => {
+                (NEIGHBOR_ADVERT, flags, target, target_lladdr.map(|m| (OPT_TARGET_LLADDR, m)))
+            }
         };
         buf[0] = ty;
         buf[4] = flags;
@@ -146,7 +150,11 @@ mod tests {
     #[test]
     fn an_advert_round_trips_with_its_checksum() {
         let (src, dst): (Ipv6Addr, Ipv6Addr) = ("2001:db8::5".parse().unwrap(), "ff02::1".parse().unwrap());
-        let r = NdiscRepr::Advert { flags: na_flags::OVERRIDE, target: src, target_lladdr: Some(MacAddr([0, 0, 0x5e, 0, 1, 1])) };
+        let r = NdiscRepr::Advert {
+            flags: na_flags::OVERRIDE,
+            target: src,
+            target_lladdr: Some(MacAddr([0, 0, 0x5e, 0, 1, 1])),
+        };
         let mut b = [0u8; 32];
         r.emit(&mut b, &src, &dst);
         let p = NdiscPacket::new_checked(&b[..]).unwrap();

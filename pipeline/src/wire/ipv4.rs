@@ -88,7 +88,13 @@ impl Ipv4Repr {
         if !p.checksum_ok() {
             return Err(WireError::Malformed);
         }
-        Ok(Ipv4Repr { src: p.src(), dst: p.dst(), protocol: p.protocol(), ttl: p.ttl(), payload_len: p.payload().len() })
+        Ok(Ipv4Repr {
+            src: p.src(),
+            dst: p.dst(),
+            protocol: p.protocol(),
+            ttl: p.ttl(),
+            payload_len: p.payload().len(),
+        })
     }
 
     /// Writes a 20-byte header with a valid checksum; `buf` must hold 20 bytes.
@@ -112,7 +118,13 @@ mod tests {
 
     #[test]
     fn emits_and_parses_with_a_valid_checksum() {
-        let r = Ipv4Repr { src: Ipv4Addr::new(10, 1, 1, 1), dst: Ipv4Addr::new(10, 1, 1, 254), protocol: 1, ttl: 64, payload_len: 8 };
+        let r = Ipv4Repr {
+            src: Ipv4Addr::new(10, 1, 1, 1),
+            dst: Ipv4Addr::new(10, 1, 1, 254),
+            protocol: 1,
+            ttl: 64,
+            payload_len: 8,
+        };
         let mut b = [0u8; 28];
         r.emit(&mut b);
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
@@ -120,7 +132,11 @@ mod tests {
         assert_eq!(Ipv4Repr::parse(&p).unwrap(), r);
         b[10] ^= 1;
         assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&b[..])).err(), Some(WireError::Malformed));
-        assert_eq!(Ipv4Packet::new_checked(&b[..27]).err(), Some(WireError::Truncated), "total length beyond the buffer");
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..27]).err(),
+            Some(WireError::Truncated),
+            "total length beyond the buffer"
+        );
         b[0] = 0x44;
         assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(WireError::Malformed), "IHL below 5");
     }

@@ -106,7 +106,13 @@ pub struct Ipv6Repr {
 impl Ipv6Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> WireResult<Self> {
         let p = Ipv6Packet::new_checked(p.buffer.as_ref())?;
-        Ok(Ipv6Repr { src: p.src(), dst: p.dst(), next_header: p.next_header(), hop_limit: p.hop_limit(), payload_len: p.payload_len() as usize })
+        Ok(Ipv6Repr {
+            src: p.src(),
+            dst: p.dst(),
+            next_header: p.next_header(),
+            hop_limit: p.hop_limit(),
+            payload_len: p.payload_len() as usize,
+        })
     }
 
     /// Writes the 40-byte header; `buf` must hold 40 bytes.
@@ -127,7 +133,13 @@ mod tests {
 
     #[test]
     fn walks_extension_headers() {
-        let r = Ipv6Repr { src: "fe80::1".parse().unwrap(), dst: "ff02::1".parse().unwrap(), next_header: next_header::HOP_BY_HOP, hop_limit: 255, payload_len: 8 + 4 };
+        let r = Ipv6Repr {
+            src: "fe80::1".parse().unwrap(),
+            dst: "ff02::1".parse().unwrap(),
+            next_header: next_header::HOP_BY_HOP,
+            hop_limit: 255,
+            payload_len: 8 + 4,
+        };
         let mut b = [0u8; 52];
         r.emit(&mut b);
         b[40] = next_header::ICMPV6; // hop-by-hop header, 8 bytes

@@ -9,7 +9,10 @@ use mac_table::MacTable;
 use pipeline::wire::arp::{op, ArpPacket, ArpRepr};
 use pipeline::wire::icmpv6::{na_flags, NdiscRepr};
 use pipeline::wire::ipv6::{next_header, Ipv6Repr};
-use pipeline::{ByteFrame, Counters, DropReason, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{
+    ByteFrame, Counters, DropReason, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
+    SwitchConfig, VnicConfig,
+};
 
 pub const UPLINK: PortId = 0;
 pub const A: PortId = 1;
@@ -95,7 +98,8 @@ pub fn tagged(vlan: u16, f: &[u8]) -> Vec<u8> {
 
 pub fn arp(dst: MacAddr, src: MacAddr, operation: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     let mut p = [0u8; 28];
-    ArpRepr { operation, sender_mac: sha, sender_ip: spa, target_mac: MacAddr::ZERO, target_ip: tpa }.emit(&mut ArpPacket::new_unchecked(&mut p[..]));
+    ArpRepr { operation, sender_mac: sha, sender_ip: spa, target_mac: MacAddr::ZERO, target_ip: tpa }
+        .emit(&mut ArpPacket::new_unchecked(&mut p[..]));
     eth(dst, src, 0x0806, &p)
 }
 
@@ -108,7 +112,14 @@ pub fn na(src: MacAddr, target: Ipv6Addr) -> Vec<u8> {
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     let nd = NdiscRepr::Advert { flags: na_flags::OVERRIDE, target, target_lladdr: Some(src) };
     let mut p = vec![0u8; 40 + nd.buffer_len()];
-    Ipv6Repr { src: target, dst: all_nodes, next_header: next_header::ICMPV6, hop_limit: 255, payload_len: nd.buffer_len() }.emit(&mut p);
+    Ipv6Repr {
+        src: target,
+        dst: all_nodes,
+        next_header: next_header::ICMPV6,
+        hop_limit: 255,
+        payload_len: nd.buffer_len(),
+    }
+    .emit(&mut p);
     nd.emit(&mut p[40..], &target, &all_nodes);
     eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), src, 0x86dd, &p)
 }

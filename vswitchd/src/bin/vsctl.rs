@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use vswitchd::api::{MacRange, ArpAnnounce, Attach, Request, Response, Segment};
+use vswitchd::api::{ArpAnnounce, Attach, MacRange, Request, Response, Segment};
 
 #[derive(Parser)]
 #[command(version, about = "Control Roam's vswitchd")]
@@ -103,28 +103,57 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let request = match args.command {
         Cmd::Show => Request::Show {},
-        Cmd::Attach { name, vhost_socket: socket, device, mac, segment, ips, no_port_security, server, queues, extra_macs } => {
-            let ipv4: Vec<Ipv4Addr> = ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
-            let ipv6: Vec<Ipv6Addr> = ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
+        Cmd::Attach {
+            name,
+            vhost_socket: socket,
+            device,
+            mac,
+            segment,
+            ips,
+            no_port_security,
+            server,
+            queues,
+            extra_macs,
+        } => {
+            let ipv4: Vec<Ipv4Addr> =
+                ips.iter().filter_map(|i| if let IpAddr::V4(a) = i { Some(*a) } else { None }).collect();
+            let ipv6: Vec<Ipv6Addr> =
+                ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
             let mut ranges = Vec::new();
             for r in extra_macs {
-                let Some((base, count)) = r.split_once('/').and_then(|(b, c)| Some((b.to_string(), c.parse().ok()?))) else {
+                let Some((base, count)) = r.split_once('/').and_then(|(b, c)| Some((b.to_string(), c.parse().ok()?)))
+                else {
                     eprintln!("vsctl: --extra-macs {r:?}: expected BASE/COUNT, e.g. 02:00:00:00:00:00/1000");
                     std::process::exit(2);
                 };
                 ranges.push(MacRange { base, count });
             }
-            Request::Attach(Attach { name, socket, device, mac, segment, ipv4, ipv6, port_security: !no_port_security, server, queues, extra_macs: ranges })
+            Request::Attach(Attach {
+                name,
+                socket,
+                device,
+                mac,
+                segment,
+                ipv4,
+                ipv6,
+                port_security: !no_port_security,
+                server,
+                queues,
+                extra_macs: ranges,
+            })
         }
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
         Cmd::Stats => Request::Stats {},
-        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder, native } => Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder, native }),
+        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder, native } => {
+            Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder, native })
+        }
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
         Cmd::Retry { name } => Request::Retry { name },
     };
-    let conn = UnixStream::connect(&args.socket).with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
+    let conn = UnixStream::connect(&args.socket)
+        .with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
     let mut w = conn.try_clone()?;
     writeln!(w, "{}", serde_json::to_string(&request)?)?;
     let mut lines = BufReader::new(conn).lines();
@@ -147,10 +176,18 @@ fn main() -> Result<()> {
     match request {
         Request::Show {} => print_show(&result),
         Request::Fdb {} => {
-            table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &result["entries"], &["mac", "segment", "port", "port_name", "kind"]);
+            table(
+                &["MAC", "SEGMENT", "PORT", "NAME", "KIND"],
+                &result["entries"],
+                &["mac", "segment", "port", "port_name", "kind"],
+            );
             let n = result["entries"].as_array().map_or(0, Vec::len);
             let mib = result["memory_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
-            println!("{n} of {} entries, {mib:.1} MiB, {} key search", cell(&result["capacity"]), cell(&result["search"]));
+            println!(
+                "{n} of {} entries, {mib:.1} MiB, {} key search",
+                cell(&result["capacity"]),
+                cell(&result["search"])
+            );
         }
         Request::Stats {} => print_stats(&result),
         _ => println!("{}", serde_json::to_string(&result)?),
@@ -169,9 +206,16 @@ fn cell(v: &Value) -> String {
 
 /// A column-aligned table of `rows` (an array of objects), one column per key.
 fn table(headers: &[&str], rows: &Value, keys: &[&str]) {
-    let rows: Vec<Vec<String>> = rows.as_array().map(|a| a.iter().map(|r| keys.iter().map(|k| cell(&r[*k])).collect()).collect()).unwrap_or_default();
-    let widths: Vec<usize> = (0..headers.len()).map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0)).collect();
-    let line = |cells: Vec<String>| cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
+    let rows: Vec<Vec<String>> = rows
+        .as_array()
+        .map(|a| a.iter().map(|r| keys.iter().map(|k| cell(&r[*k])).collect()).collect())
+        .unwrap_or_default();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
     println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
     for r in rows {
         println!("{}", line(r));
@@ -182,19 +226,35 @@ fn print_show(r: &Value) {
     println!("Ports:");
     table(&["PORT", "NAME", "DEVICE", "LINK"], &r["ports"], &["port", "name", "device", "link_up"]);
     println!("\nVMs:");
-    table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r["vms"], &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"]);
+    table(
+        &["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"],
+        &r["vms"],
+        &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"],
+    );
     if r["failed"].as_array().is_some_and(|f| !f.is_empty()) {
         println!("\nFailed attachments (vsctl retry [NAME]; detach NAME drops one):");
-        table(&["NAME", "MAC", "SEGMENT", "SOCKET", "DEVICE", "ERROR"], &r["failed"], &["name", "mac", "segment", "socket", "device", "error"]);
+        table(
+            &["NAME", "MAC", "SEGMENT", "SOCKET", "DEVICE", "ERROR"],
+            &r["failed"],
+            &["name", "mac", "segment", "socket", "device", "error"],
+        );
     }
     println!("\nSegments:");
-    table(&["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER", "NATIVE"], &r["segments"], &["segment", "mac", "gateway", "subnets", "arp_responder", "native"]);
+    table(
+        &["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER", "NATIVE"],
+        &r["segments"],
+        &["segment", "mac", "gateway", "subnets", "arp_responder", "native"],
+    );
     println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
 }
 
 fn print_stats(r: &Value) {
     println!("In (rx = forwarded + flooded + dropped):");
-    table(&["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"], &r["ports"], &["port", "name", "rx", "forwarded", "flooded", "dropped", "rewritten", "balanced"]);
+    table(
+        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"],
+        &r["ports"],
+        &["port", "name", "rx", "forwarded", "flooded", "dropped", "rewritten", "balanced"],
+    );
     if let Some(ports) = r["ports"].as_array() {
         for p in ports {
             if let Some(d) = p["drops"].as_object().filter(|d| !d.is_empty()) {
@@ -205,9 +265,45 @@ fn print_stats(r: &Value) {
     }
     println!("\nOut (queued + requeued + taken_over = sent + tx_full + link_down + held + no_port + handed_over; held = released + held_dropped + holding):");
     table(
-        &["PORT", "NAME", "QUEUED", "SENT", "TX_FULL", "LINK_DOWN", "RETRIES", "NO_PORT", "HANDED", "TAKEN", "REQUEUED", "HELD", "RELEASED", "HELD_DROPPED", "HOLDING", "INJECTED", "BALANCED"],
+        &[
+            "PORT",
+            "NAME",
+            "QUEUED",
+            "SENT",
+            "TX_FULL",
+            "LINK_DOWN",
+            "RETRIES",
+            "NO_PORT",
+            "HANDED",
+            "TAKEN",
+            "REQUEUED",
+            "HELD",
+            "RELEASED",
+            "HELD_DROPPED",
+            "HOLDING",
+            "INJECTED",
+            "BALANCED",
+        ],
         &r["ports"],
-        &["port", "name", "tx", "sent", "tx_full", "link_down", "tx_retries", "tx_no_port", "handed_over", "taken_over", "requeued", "held", "released", "held_dropped", "holding", "injected", "out_balanced"],
+        &[
+            "port",
+            "name",
+            "tx",
+            "sent",
+            "tx_full",
+            "link_down",
+            "tx_retries",
+            "tx_no_port",
+            "handed_over",
+            "taken_over",
+            "requeued",
+            "held",
+            "released",
+            "held_dropped",
+            "holding",
+            "injected",
+            "out_balanced",
+        ],
     );
     println!("\nbalanced: {}", cell(&r["balanced"]));
 }
