@@ -32,7 +32,7 @@ fn make_key(rng: &mut Rng, first_octet: u64) -> Key {
 }
 
 fn value_of(i: usize) -> Value {
-    Value::new(i as u16, EntryKind::Local, 0)
+    Value::new(i as u16, EntryKind::Local)
 }
 
 /// Updates random present keys at 100 k/s until dropped.

@@ -172,7 +172,7 @@ fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     while table.len() < entries {
         let p = vms[(rng.next() % vms.len() as u64) as usize];
         let m = MacAddr::from_u64(0x0200_0000_0000 | (rng.next() & 0xff_ffff_ffff));
-        if table.insert(Key::new(m, segment_of(p)), Value::new(p, EntryKind::Learned, 0)).unwrap().is_none() {
+        if table.insert(Key::new(m, segment_of(p)), Value::new(p, EntryKind::Local)).unwrap().is_none() {
             known[segment_of(p) as usize].push((m, p));
         }
     }

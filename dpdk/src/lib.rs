@@ -8,6 +8,7 @@
 
 mod eal;
 mod error;
+#[cfg(feature = "rte-hash")]
 mod hash;
 mod mbuf;
 mod mempool;
@@ -17,10 +18,11 @@ pub mod time;
 
 pub use eal::{Eal, LcoreRegistration};
 pub use error::{Error, Result};
+#[cfg(feature = "rte-hash")]
 pub use hash::{RteHash, HASH_BULK_MAX};
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::{Mempool, MempoolConfig};
-pub use port::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::Ring;
 
 /// The text DPDK gives for an errno value (`rte_strerror`).

@@ -24,17 +24,6 @@ impl Default for PortConfig {
     }
 }
 
-/// A 48-bit Ethernet address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl std::fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
-    }
-}
-
 /// Basic port counters (`rte_eth_stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
@@ -272,15 +261,16 @@ impl Port {
         })
     }
 
-    /// The port's MAC address.
-    pub fn mac_addr(&self) -> Result<MacAddr> {
+    /// The port's MAC address, as bytes (callers have their own MAC type; this layer
+    /// keeps none).
+    pub fn mac_addr(&self) -> Result<[u8; 6]> {
         let mut a = dpdk_sys::rte_ether_addr::default();
         // SAFETY: the port exists and a outlives the call.
         let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.id(), &mut a) };
         if ret < 0 {
             return Err(Error::port(self.id(), "rte_eth_macaddr_get", ret));
         }
-        Ok(MacAddr(a.addr_bytes))
+        Ok(a.addr_bytes)
     }
 
     /// Link state, without waiting for negotiation.

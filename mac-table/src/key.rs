@@ -127,8 +127,6 @@ pub enum EntryKind {
     Local = 1,
     /// The segment's anycast gateway MAC; points at the uplink.
     Anycast = 2,
-    /// Learned from traffic.
-    Learned = 3,
 }
 
 impl EntryKind {
@@ -136,21 +134,19 @@ impl EntryKind {
         match self {
             EntryKind::Local => "local",
             EntryKind::Anycast => "anycast",
-            EntryKind::Learned => "learned",
         }
     }
 }
 
-/// What a lookup returns: the output port and the entry kind, plus one byte the pipeline
-/// may use to skip a second lookup (e.g. flags of the destination vNIC).
+/// What a lookup returns: the output port and the entry kind.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Value(NonZeroU32);
 
 impl Value {
     #[inline]
-    pub const fn new(port: u16, kind: EntryKind, aux: u8) -> Value {
+    pub const fn new(port: u16, kind: EntryKind) -> Value {
         // The kind byte is never zero, so the packed word is never zero.
-        match NonZeroU32::new((port as u32) << 16 | (kind as u32) << 8 | aux as u32) {
+        match NonZeroU32::new((port as u32) << 16 | (kind as u32) << 8) {
             Some(v) => Value(v),
             None => unreachable!(),
         }
@@ -165,14 +161,8 @@ impl Value {
     pub const fn kind(self) -> EntryKind {
         match (self.0.get() >> 8) as u8 {
             1 => EntryKind::Local,
-            2 => EntryKind::Anycast,
-            _ => EntryKind::Learned,
+            _ => EntryKind::Anycast,
         }
-    }
-
-    #[inline]
-    pub const fn aux(self) -> u8 {
-        self.0.get() as u8
     }
 
     #[inline]
@@ -192,7 +182,7 @@ impl Value {
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Value(port {}, {}, aux {})", self.port(), self.kind().name(), self.aux())
+        write!(f, "Value(port {}, {})", self.port(), self.kind().name())
     }
 }
 
@@ -206,8 +196,9 @@ mod tests {
         let k = Key::new(mac, 0xbeef);
         assert_eq!((k.mac(), k.segment()), (mac, 0xbeef));
         assert_eq!(mac.to_string(), "52:54:00:ab:cd:ef");
-        let v = Value::new(65535, EntryKind::Anycast, 7);
-        assert_eq!((v.port(), v.kind(), v.aux()), (65535, EntryKind::Anycast, 7));
+        let v = Value::new(65535, EntryKind::Anycast);
+        assert_eq!((v.port(), v.kind()), (65535, EntryKind::Anycast));
+        assert_eq!(Value::new(0, EntryKind::Local).kind(), EntryKind::Local);
         assert_eq!(std::mem::size_of::<Option<Value>>(), 4);
         assert!(MacAddr::BROADCAST.is_multicast() && !mac.is_multicast());
     }

@@ -51,13 +51,6 @@ impl SegmentSlots {
     pub fn id(&self, slot: SegmentSlot) -> Option<u32> {
         self.ids.get(slot as usize).copied().flatten()
     }
-
-    /// Gives `id`'s slot back (when the segment's last user is gone).
-    pub fn release(&mut self, id: u32) -> Option<SegmentSlot> {
-        let slot = self.by_id.remove(&id)?;
-        self.ids[slot as usize] = None;
-        Some(slot)
-    }
 }
 
 #[cfg(test)]
@@ -72,8 +65,5 @@ mod tests {
         assert_eq!(s.intern(100).unwrap(), 0);
         assert_eq!((s.slot(MAX_SEGMENT_ID), s.id(1)), (Some(1), Some(MAX_SEGMENT_ID)));
         assert!(matches!(s.intern(MAX_SEGMENT_ID + 1), Err(Error::SegmentOutOfRange(_))));
-        assert_eq!(s.release(100), Some(0));
-        assert_eq!(s.intern(7).unwrap(), 0, "a released slot is reused");
-        assert_eq!(s.id(0), Some(7));
     }
 }

@@ -14,7 +14,7 @@ fn key(i: u64) -> Key {
 }
 
 fn val(i: u64) -> Value {
-    Value::new(i as u16 | 1, EntryKind::Local, 0)
+    Value::new(i as u16 | 1, EntryKind::Local)
 }
 
 fn full_table() -> Arc<MacTable> {

@@ -15,8 +15,9 @@ fn key(i: u64) -> Key {
 }
 
 /// A value names its key: port = key index, so a value read for another key is caught.
+/// Its kind flips with the version, so that every update writes another word.
 fn value_for(i: u64, version: u8) -> Value {
-    Value::new(i as u16, EntryKind::Learned, version)
+    Value::new(i as u16, if version % 2 == 0 { EntryKind::Local } else { EntryKind::Anycast })
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn key(i: u64, seg: u16) -> Key {
 }
 
 fn val(port: u16) -> Value {
-    Value::new(port, EntryKind::Local, 0)
+    Value::new(port, EntryKind::Local)
 }
 
 #[test]
@@ -25,9 +25,9 @@ fn insert_update_remove_and_lookup() {
     let t = Arc::new(MacTable::new(1000).unwrap());
     let mut r = t.reader().unwrap();
     assert_eq!(t.insert(key(1, 10), val(1)).unwrap(), None);
-    assert_eq!(t.insert(key(1, 11), Value::new(9, EntryKind::Anycast, 3)).unwrap(), None, "same MAC, other segment");
+    assert_eq!(t.insert(key(1, 11), Value::new(9, EntryKind::Anycast)).unwrap(), None, "same MAC, other segment");
     assert_eq!(r.lookup(key(1, 10)), Some(val(1)));
-    assert_eq!(r.lookup(key(1, 11)).map(|v| (v.port(), v.kind(), v.aux())), Some((9, EntryKind::Anycast, 3)));
+    assert_eq!(r.lookup(key(1, 11)).map(|v| (v.port(), v.kind())), Some((9, EntryKind::Anycast)));
     assert_eq!(r.lookup(key(2, 10)), None);
     assert_eq!(t.insert(key(1, 10), val(2)).unwrap(), Some(val(1)), "update returns the old value");
     assert_eq!(t.get(key(1, 10)), Some(val(2)));
@@ -36,7 +36,7 @@ fn insert_update_remove_and_lookup() {
     assert_eq!(t.remove(key(1, 10)), None);
     assert_eq!(r.lookup(key(1, 10)), None);
     assert_eq!(t.len(), 1);
-    assert_eq!(t.entries(), vec![(key(1, 11), Value::new(9, EntryKind::Anycast, 3))]);
+    assert_eq!(t.entries(), vec![(key(1, 11), Value::new(9, EntryKind::Anycast))]);
 }
 
 #[test]

@@ -57,15 +57,12 @@ pub struct VnicConfig {
     pub ipv6: Vec<Ipv6Addr>,
     /// Drop frames whose source MAC, ARP sender or NA target is not this vNIC's.
     pub port_security: bool,
-    /// The anycast MAC unknown unicast from this vNIC is rewritten to, when it is not the
-    /// segment's (e.g. a server group with its own gateway MAC).
-    pub anycast: Option<MacAddr>,
 }
 
 impl VnicConfig {
     /// A vNIC with port security on (the default).
     pub fn new(mac: MacAddr, segment: SegmentSlot) -> VnicConfig {
-        VnicConfig { mac, segment, ipv4: Vec::new(), ipv6: Vec::new(), port_security: true, anycast: None }
+        VnicConfig { mac, segment, ipv4: Vec::new(), ipv6: Vec::new(), port_security: true }
     }
 }
 
@@ -82,9 +79,9 @@ pub enum PortRole {
 pub struct SegmentConfig {
     /// VLAN id on the uplink trunk (1..=4094).
     pub vlan: u16,
-    /// The fabric's anycast gateway MACs for this segment; unknown unicast is rewritten to
-    /// the first. All are installed in the MAC table, pointing at the uplink.
-    pub anycast: Vec<MacAddr>,
+    /// The fabric's anycast gateway MAC for this segment: unknown unicast is rewritten to
+    /// it, and it is in the MAC table, pointing at the uplink.
+    pub anycast: MacAddr,
     /// The segment's subnets, for the local ARP responder.
     pub subnets: Vec<Ipv4Net>,
     /// Answer local VMs' ARP requests on the host (off by default).
@@ -96,7 +93,7 @@ pub struct SegmentConfig {
 
 impl SegmentConfig {
     pub fn new(vlan: u16, anycast: MacAddr) -> SegmentConfig {
-        SegmentConfig { vlan, anycast: vec![anycast], subnets: Vec::new(), arp_responder: false, native: false }
+        SegmentConfig { vlan, anycast, subnets: Vec::new(), arp_responder: false, native: false }
     }
 }
 
@@ -111,9 +108,7 @@ pub enum ConfigError {
     VlanInUse { vlan: u16, slot: SegmentSlot },
     #[error("segment slot {0} is not configured")]
     NoSegment(SegmentSlot),
-    #[error("segment slot {0} still has ports")]
-    SegmentInUse(SegmentSlot),
-    #[error("a segment needs at least one anycast MAC, and it must be unicast")]
+    #[error("a segment's anycast MAC must be unicast")]
     BadAnycast,
     #[error("MAC {0} is not a valid vNIC MAC (multicast or zero)")]
     BadMac(MacAddr),
@@ -158,7 +153,7 @@ impl SwitchConfig {
         if seg.vlan == 0 || seg.vlan > 4094 {
             return Err(ConfigError::BadVlan(seg.vlan));
         }
-        if seg.anycast.is_empty() || seg.anycast.iter().any(|m| m.is_multicast() || *m == MacAddr::ZERO) {
+        if seg.anycast.is_multicast() || seg.anycast == MacAddr::ZERO {
             return Err(ConfigError::BadAnycast);
         }
         if let Some(other) = self.segment_of_vlan(seg.vlan) {
@@ -178,16 +173,6 @@ impl SwitchConfig {
         Ok(())
     }
 
-    /// Removes a segment that no port uses.
-    pub fn remove_segment(&mut self, slot: SegmentSlot) -> Result<SegmentConfig, ConfigError> {
-        if self.members.get(slot as usize).is_some_and(|m| !m.is_empty()) {
-            return Err(ConfigError::SegmentInUse(slot));
-        }
-        let seg = self.segments.get_mut(slot as usize).and_then(Option::take).ok_or(ConfigError::NoSegment(slot))?;
-        self.rebuild();
-        Ok(seg)
-    }
-
     /// Configures port `id`.
     pub fn set_port(&mut self, id: PortId, role: PortRole) -> Result<(), ConfigError> {
         if self.port(id).is_some() {
@@ -205,11 +190,6 @@ impl SwitchConfig {
                 }
                 if self.segment(v.segment).is_none() {
                     return Err(ConfigError::NoSegment(v.segment));
-                }
-                if let Some(a) = v.anycast {
-                    if a.is_multicast() || a == MacAddr::ZERO {
-                        return Err(ConfigError::BadAnycast);
-                    }
                 }
                 for (p, other) in self.vnics() {
                     if other.segment == v.segment && other.mac == v.mac {
@@ -327,18 +307,14 @@ impl SwitchConfig {
     }
 
     /// Every entry the MAC table should hold for this configuration: each vNIC's MAC in
-    /// its segment, and each segment's anycast MACs pointing at the uplink.
+    /// its segment, and each segment's anycast MAC pointing at the uplink.
     pub fn table_entries(&self) -> Vec<(Key, Value)> {
         let mut out: Vec<(Key, Value)> =
-            self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local, 0))).collect();
+            self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local))).collect();
         if let Some(up) = self.uplink {
-            for (slot, seg) in self.segments() {
-                let vnic_anycast = self.vnics().filter(|(_, v)| v.segment == slot).filter_map(|(_, v)| v.anycast);
-                let mut macs: Vec<MacAddr> = seg.anycast.iter().copied().chain(vnic_anycast).collect();
-                macs.sort();
-                macs.dedup();
-                out.extend(macs.into_iter().map(|m| (Key::new(m, slot), Value::new(up, EntryKind::Anycast, 0))));
-            }
+            out.extend(
+                self.segments().map(|(slot, seg)| (Key::new(seg.anycast, slot), Value::new(up, EntryKind::Anycast))),
+            );
         }
         out
     }
@@ -376,7 +352,7 @@ mod tests {
         assert_eq!(c.nd_targets(1), &["fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
         let e = c.table_entries();
         assert_eq!(e.len(), 3);
-        assert!(e.contains(&(Key::new(gw, 0), Value::new(0, EntryKind::Anycast, 0))));
+        assert!(e.contains(&(Key::new(gw, 0), Value::new(0, EntryKind::Anycast))));
         c.remove_port(2).unwrap();
         assert_eq!(c.members(0), &[1]);
     }
@@ -403,7 +379,6 @@ mod tests {
         );
         c.set_port(3, PortRole::Uplink).unwrap();
         assert_eq!(c.set_port(4, PortRole::Uplink), Err(ConfigError::UplinkInUse(3)));
-        assert_eq!(c.remove_segment(0), Err(ConfigError::SegmentInUse(0)));
         assert_eq!(c.remove_port(9), Err(ConfigError::NoPort(9)));
         assert!("10.1.1.0/33".parse::<Ipv4Net>().is_err() && "10.1.1.0".parse::<Ipv4Net>().is_err());
         let net: Ipv4Net = "10.1.0.0/16".parse().unwrap();

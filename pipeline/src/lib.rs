@@ -9,11 +9,13 @@ pub mod config;
 pub mod counters;
 pub mod fixup;
 pub mod frame;
+pub mod hold;
 mod process;
 pub mod wire;
 
 pub use config::{ConfigError, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 pub use counters::{Counters, DropReason, PortCounters};
 pub use frame::{ByteFrame, Frame};
+pub use hold::{HeldFrames, HoldCounters, Released};
 pub use mac_table::{MacAddr, BATCH};
 pub use process::{Output, Processor};

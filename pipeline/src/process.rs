@@ -335,7 +335,7 @@ fn from_vnic<F: Frame>(
         }
         return;
     };
-    let anycast = v.anycast.unwrap_or(seg.anycast[0]);
+    let anycast = seg.anycast;
     let uplink = cfg.uplink();
     let uplink_vlan = (cfg.native_segment() != Some(slot)).then_some(seg.vlan);
 

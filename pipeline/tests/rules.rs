@@ -9,7 +9,7 @@ use mac_table::{EntryKind, Key, MacTable, Value};
 
 use common::*;
 use pipeline::wire::arp::{op, ArpPacket};
-use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, PortRole, Processor, VnicConfig};
+use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, Processor};
 
 #[test]
 fn local_unicast_is_switched_with_real_macs() {
@@ -41,20 +41,6 @@ fn frames_to_the_gateway_go_up_unchanged_but_tagged() {
     let f = ipv4(GW, mac(A));
     let mut out = run(&mut p, A, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
-    assert_eq!(balanced(&p).ports[A as usize].rewritten, 0);
-}
-
-#[test]
-fn a_vnic_with_its_own_anycast_mac_is_rewritten_to_it() {
-    let mut cfg = config(true);
-    let own = MacAddr([0, 0, 0x5e, 0, 1, 9]);
-    cfg.set_port(5, PortRole::Vnic(VnicConfig { anycast: Some(own), ..VnicConfig::new(mac(5), 0) })).unwrap();
-    let mut p = processor(cfg);
-    let mut out = run(&mut p, 5, &[ipv4(UNKNOWN, mac(5))]);
-    assert_eq!(&sent(&mut out, UPLINK)[0][0..6], &own.0);
-    // Its anycast MAC is in the table, pointing at the uplink: frames to it go up as-is.
-    let mut out = run(&mut p, A, &[ipv4(own, mac(A))]);
-    assert_eq!(&sent(&mut out, UPLINK)[0][0..6], &own.0);
     assert_eq!(balanced(&p).ports[A as usize].rewritten, 0);
 }
 
@@ -295,10 +281,10 @@ fn a_table_entry_for_a_port_the_snapshot_lacks_is_a_counted_drop() {
         table.insert(k, v).unwrap();
     }
     let (beyond, gap) = (MacAddr([0x52, 0x54, 0, 0, 0, 0x77]), MacAddr([0x52, 0x54, 0, 0, 0, 0x78]));
-    table.insert(Key::new(beyond, 0), Value::new(cfg.max_port() + 3, EntryKind::Local, 0)).unwrap();
+    table.insert(Key::new(beyond, 0), Value::new(cfg.max_port() + 3, EntryKind::Local)).unwrap();
     let mut cfg2 = cfg.clone();
     cfg2.remove_port(B).unwrap();
-    table.insert(Key::new(gap, 0), Value::new(B, EntryKind::Local, 0)).unwrap();
+    table.insert(Key::new(gap, 0), Value::new(B, EntryKind::Local)).unwrap();
     let mut p = Processor::new(table.reader().unwrap(), Arc::new(cfg2));
     let out = run(&mut p, A, &[ipv4(beyond, mac(A)), ipv4(gap, mac(A))]);
     assert_eq!(reasons(&out), vec![DropReason::PortNotReady, DropReason::PortNotReady]);

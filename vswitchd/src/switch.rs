@@ -246,13 +246,7 @@ impl Switch {
         let mut cfg = self.config.clone();
         cfg.set_segment(
             slot,
-            SegmentConfig {
-                vlan: s.segment,
-                anycast: vec![mac],
-                subnets,
-                arp_responder: s.arp_responder,
-                native: s.native,
-            },
+            SegmentConfig { vlan: s.segment, anycast: mac, subnets, arp_responder: s.arp_responder, native: s.native },
         )?;
         let previous = self.segments.insert(s.segment, s.clone());
         let (old_cfg, old_slots) =
@@ -315,7 +309,7 @@ impl Switch {
             done.config = Some(std::mem::replace(&mut self.config, cfg));
             self.push_config();
             for k in [Key::new(mac, slot)].iter().chain(&extra) {
-                self.table.insert(*k, Value::new(id, EntryKind::Local, 0))?;
+                self.table.insert(*k, Value::new(id, EntryKind::Local))?;
                 done.keys.push(*k);
             }
             self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });

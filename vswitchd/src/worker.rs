@@ -5,15 +5,14 @@
 //! configuration, frames to inject, counter snapshots) come from the control thread over a
 //! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
 
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
-use mac_table::{MacAddr, SegmentSlot};
-use pipeline::{Counters, Output, PortId, PortRole, Processor, SwitchConfig};
+use mac_table::MacAddr;
+use pipeline::{Counters, HeldFrames, Output, PortId, Processor, SwitchConfig};
 use serde::Serialize;
 
 use crate::config::PollMode;
@@ -78,7 +77,7 @@ macro_rules! port_tx_counters {
     ($($(#[doc = $doc:literal])* $name:ident,)*) => {
         /// A worker's counters for one output port, beside the pipeline's. Per port, for
         /// every worker and so for their sum, exactly:
-        /// `queued + requeued + taken_over = sent + tx_full + held + tx_no_port + handed_over`
+        /// `queued + requeued + taken_over = sent + tx_full + link_down + held + tx_no_port + handed_over`
         /// (the output balance; `queued` is the pipeline's `tx`), and
         /// `held = released + held_dropped + holding` (the hold balance).
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -113,7 +112,8 @@ port_tx_counters! {
     /// Held frames sent on to this port without the pipeline: a link that came back, or
     /// frames from the uplink returned to it by a fix-up.
     requeued,
-    /// Frames held while the port's link was down (instead of dropped).
+    /// Frames held while the port's link was down (instead of dropped). This and the next
+    /// three are the hold's own counters (`pipeline::hold`), copied in at each snapshot.
     held,
     /// Held frames that left the hold: to the port, back through the pipeline, or back to
     /// the uplink.
@@ -208,25 +208,6 @@ impl Link {
     }
 }
 
-/// A frame a port refused while its link was down.
-struct Held {
-    frame: Mbuf,
-    /// Where it came in (a release runs it through the pipeline again from there).
-    in_port: PortId,
-    /// The port that refused it (its counters count the frame).
-    port: PortId,
-    /// Whether that port still exists (a removed port's id may be reused).
-    attached: bool,
-    /// The port's segment when held (a frame sent back to the uplink is tagged for it).
-    segment: Option<SegmentSlot>,
-    since: Instant,
-}
-
-/// Frames held at most (for all ports of a worker): a few hundred milliseconds of one TCP
-/// stream's window, not a queue for a VM that never comes back.
-const HOLD_LIMIT: usize = 1024;
-/// How long a held frame waits for its port or a fix-up before it is dropped.
-const HOLD_TIME: Duration = Duration::from_secs(2);
 /// Retries of a burst the tx queue partly refused, while each retry sends something (as
 /// Open vSwitch's `tx-retries-max`, default 8, for vhost-user ports).
 const TX_RETRIES: usize = 8;
@@ -241,8 +222,8 @@ pub struct Worker {
     pool: Arc<Mempool>,
     mode: PollMode,
     counters: WorkerCounters,
-    /// Frames held for ports whose link is down, oldest first.
-    held: VecDeque<Held>,
+    /// Frames held for ports whose link is down.
+    held: HeldFrames<MbufFrame>,
 }
 
 const IDLE_LOOPS_BEFORE_SLEEP: u32 = 256;
@@ -283,7 +264,7 @@ impl Worker {
             mode,
             counters: WorkerCounters::default(),
             handoffs: workers > 1,
-            held: VecDeque::new(),
+            held: HeldFrames::new(HeldFrames::<MbufFrame>::LIMIT, HeldFrames::<MbufFrame>::MAX_AGE),
         }
     }
 
@@ -323,7 +304,7 @@ impl Worker {
                 }
             }
             if !self.held.is_empty() {
-                self.expire_held();
+                self.held.expire(Instant::now());
             }
             if got > 0 || self.mode == PollMode::Busy {
                 idle = 0;
@@ -407,109 +388,53 @@ impl Worker {
     }
 
     /// Keeps what `port` refused; `in_port` is where the frames came in (None: each
-    /// mbuf's own rx port). Beyond [`HOLD_LIMIT`] frames in all, the oldest go.
+    /// mbuf's own rx port).
     fn hold(&mut self, in_port: Option<PortId>, port: PortId, txb: &mut MbufBurst) {
-        let since = Instant::now();
-        let segment = match self.processor.config().port(port) {
-            Some(PortRole::Vnic(v)) => Some(v.segment),
-            _ => None,
-        };
-        self.counters.port(port).held += txb.len() as u64;
-        for frame in txb.drain() {
-            let in_port = in_port.unwrap_or(frame.port());
-            self.held.push_back(Held { frame, in_port, port, attached: true, segment, since });
-        }
-        while self.held.len() > HOLD_LIMIT {
-            if let Some(h) = self.held.pop_front() {
-                self.counters.port(h.port).held_dropped += 1;
-            }
-        }
-    }
-
-    /// Drops held frames older than [`HOLD_TIME`].
-    fn expire_held(&mut self) {
-        let now = Instant::now();
-        while self.held.front().is_some_and(|h| now.duration_since(h.since) > HOLD_TIME) {
-            if let Some(h) = self.held.pop_front() {
-                self.counters.port(h.port).held_dropped += 1;
-            }
-        }
-    }
-
-    /// Takes the held frames `pick` selects, in arrival order.
-    fn take_held(&mut self, mut pick: impl FnMut(&Held) -> bool) -> Vec<Held> {
-        let (taken, kept): (Vec<Held>, Vec<Held>) = self.held.drain(..).partition(|h| pick(h));
-        self.held = kept.into();
-        taken
+        let frames = txb.drain().map(|m| (in_port.unwrap_or(m.port()), MbufFrame(m)));
+        self.held.hold(self.processor.config(), port, frames, Instant::now());
     }
 
     /// The link of `port` is back: its held frames go to it, in order.
     fn send_held(&mut self, port: PortId) {
-        let mut frames = self.take_held(|h| h.attached && h.port == port).into_iter();
+        let frames = self.held.take_for_port(port);
         let c = self.counters.port(port);
+        c.requeued += frames.len() as u64;
         let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
-            c.held_dropped += frames.len() as u64;
+            c.tx_no_port += frames.len() as u64;
             return;
         };
         let mut b: MbufBurst = MbufBurst::new();
+        let mut frames = frames.into_iter();
         while frames.len() > 0 {
-            for h in frames.by_ref().take(dpdk::BURST_SIZE) {
-                let _ = b.push(h.frame);
+            for f in frames.by_ref().take(dpdk::BURST_SIZE) {
+                let _ = b.push(f.0);
             }
-            c.released += b.len() as u64;
-            c.requeued += b.len() as u64;
             send(&mut p.tx, &mut b, c);
             c.tx_full += b.len() as u64;
             b.clear();
         }
     }
 
-    /// Held frames for `ip` get `mac` as their destination; returns how many. Those from
-    /// local VMs run through the pipeline again from the port they came in on. Those from
-    /// the uplink go straight back to it, tagged for their segment as the pipeline would
-    /// tag them (the pipeline never sends a frame back where it came from); the leaf now
-    /// routes `ip` to its new place.
+    /// The fix-up for `ip` (now at `mac`) releases the frames held for it: those from local
+    /// VMs run through the pipeline again, those from the uplink go back to it (see
+    /// `pipeline::hold`). Returns how many.
     fn release(&mut self, ip: Ipv4Addr, mac: MacAddr) -> usize {
         let cfg = self.processor.config().clone();
-        let uplink = cfg.uplink();
-        let taken = self.take_held(|h| ipv4_destination(h.frame.data()) == Some(ip));
-        let mut frames: Vec<(PortId, MbufFrame)> = Vec::with_capacity(taken.len());
-        let mut back: MbufBurst = MbufBurst::new();
-        let mut n = 0;
-        for mut h in taken {
-            let Some(b) = h.frame.data_mut() else {
-                // Shared with another port's queue: not ours to rewrite.
-                self.counters.port(h.port).held_dropped += 1;
-                continue;
-            };
-            b[0..6].copy_from_slice(&mac.0);
-            let mut f = MbufFrame(h.frame);
-            match uplink {
-                Some(up) if up == h.in_port => {
-                    let tag = h
-                        .segment
-                        .filter(|s| cfg.native_segment() != Some(*s))
-                        .and_then(|s| cfg.segment(s))
-                        .map(|s| s.vlan);
-                    if !tag.is_none_or(|vid| pipeline::frame::push_vlan(&mut f, vid)) {
-                        self.counters.port(h.port).held_dropped += 1;
-                        continue;
-                    }
-                    self.counters.port(up).requeued += 1;
-                    if let Err(m) = back.push(f.0) {
-                        self.send_back(up, &mut back);
-                        let _ = back.push(m);
-                    }
+        let released = self.held.release(&cfg, ip, mac);
+        let n = released.rerun.len() + released.to_uplink.len();
+        if let Some(up) = cfg.uplink() {
+            let mut back: MbufBurst = MbufBurst::new();
+            self.counters.port(up).requeued += released.to_uplink.len() as u64;
+            for f in released.to_uplink {
+                if let Err(m) = back.push(f.0) {
+                    self.send_back(up, &mut back);
+                    let _ = back.push(m);
                 }
-                _ => frames.push((h.in_port, f)),
             }
-            self.counters.port(h.port).released += 1;
-            n += 1;
-        }
-        if let Some(up) = uplink {
             self.send_back(up, &mut back);
         }
         // Runs of frames from one input port go through the pipeline together.
+        let mut frames = released.rerun;
         let (mut out, mut txb) = (Output::new(), MbufBurst::new());
         while let Some(&(in_port, _)) = frames.first() {
             let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
@@ -567,9 +492,7 @@ impl Worker {
                     }
                 }
                 // Frames held for the port wait for a fix-up (its VM moved) or expire.
-                for h in self.held.iter_mut().filter(|h| h.port == id) {
-                    h.attached = false;
-                }
+                self.held.port_removed(id);
                 if let Some(r) = self.remote.get_mut(id as usize) {
                     *r = None;
                 }
@@ -587,8 +510,9 @@ impl Worker {
             }
             Command::Snapshot(reply) => {
                 let mut worker = self.counters.clone();
-                for h in &self.held {
-                    worker.port(h.port).holding += 1;
+                for (port, h, holding) in self.held.ports() {
+                    let c = worker.port(port);
+                    (c.held, c.released, c.held_dropped, c.holding) = (h.held, h.released, h.dropped, holding);
                 }
                 let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
             }
@@ -642,12 +566,4 @@ impl Worker {
         self.counters.port(port).injected += sent as u64;
         sent
     }
-}
-
-/// The IPv4 destination of an untagged Ethernet frame (frames queued for a VM port are).
-fn ipv4_destination(b: &[u8]) -> Option<Ipv4Addr> {
-    if b.len() < 34 || b[12..14] != [0x08, 0x00] {
-        return None;
-    }
-    Some(Ipv4Addr::new(b[30], b[31], b[32], b[33]))
 }

@@ -274,8 +274,9 @@ fn mbufs_for(w: &Workload) -> usize {
     (w.frames * 2 + 16384).next_power_of_two() - 1
 }
 
+/// A MAC as the APIs spell it.
 fn mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    pipeline::MacAddr(m).to_string()
 }
 
 // ---- testpmd

@@ -1,0 +1,359 @@
+//! Frames held for a VM port whose link went down (its VM stopped: paused, or in the last
+//! phase of a live migration), instead of dropped. When the link comes back they go to the
+//! port; when the leaf's fix-up says where an address went, the frames for it get the new
+//! destination MAC and go on: back through the rules from the port they came in on, or,
+//! if they came from the uplink, straight back to it, encapsulated for their segment.
+//! Generic over [`Frame`]: the worker only moves buffers.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use mac_table::{MacAddr, SegmentSlot};
+
+use crate::config::{PortId, SwitchConfig};
+use crate::frame::{push_vlan, Frame};
+use crate::wire::ethernet::{ethertype, HEADER_LEN};
+
+/// One port's hold counters. Always `held = released + dropped + holding`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HoldCounters {
+    /// Frames the port refused while its link was down, kept.
+    pub held: u64,
+    /// Held frames that left the hold: to the port, or towards a fix-up's MAC.
+    pub released: u64,
+    /// Held frames dropped: too old, too many, or not writable for a release.
+    pub dropped: u64,
+}
+
+struct Held<F> {
+    frame: F,
+    /// Where it came in (a release runs it through the rules again from there).
+    in_port: PortId,
+    /// The port that refused it (its counters count the frame).
+    port: PortId,
+    /// Whether that port still exists (a removed port's id may be reused).
+    attached: bool,
+    /// The port's segment when held (a frame sent back to the uplink is encapsulated for it).
+    segment: Option<SegmentSlot>,
+    since: Instant,
+}
+
+/// Where released frames go.
+pub struct Released<F> {
+    /// Back through the rules, each from the port it came in on (runs of one port kept
+    /// together, in arrival order).
+    pub rerun: Vec<(PortId, F)>,
+    /// Straight back to the uplink, already encapsulated.
+    pub to_uplink: Vec<F>,
+}
+
+/// The held frames of one worker, oldest first, and their counters.
+pub struct HeldFrames<F> {
+    frames: VecDeque<Held<F>>,
+    counters: Vec<HoldCounters>,
+    limit: usize,
+    max_age: Duration,
+}
+
+impl<F: Frame> HeldFrames<F> {
+    /// Frames held at most (all ports of a worker): a few hundred milliseconds of one TCP
+    /// stream's window, not a queue for a VM that never comes back.
+    pub const LIMIT: usize = 1024;
+    /// How long a held frame waits for its port or a fix-up before it is dropped.
+    pub const MAX_AGE: Duration = Duration::from_secs(2);
+
+    pub fn new(limit: usize, max_age: Duration) -> HeldFrames<F> {
+        HeldFrames { frames: VecDeque::new(), counters: Vec::new(), limit, max_age }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn count(&mut self, port: PortId) -> &mut HoldCounters {
+        let p = port as usize;
+        if p >= self.counters.len() {
+            self.counters.resize(p + 1, HoldCounters::default());
+        }
+        &mut self.counters[p]
+    }
+
+    /// Keeps frames `port` refused, each with the port it came in on. Beyond the limit
+    /// the oldest frames (of any port) are dropped.
+    pub fn hold(
+        &mut self,
+        cfg: &SwitchConfig,
+        port: PortId,
+        frames: impl IntoIterator<Item = (PortId, F)>,
+        now: Instant,
+    ) {
+        let segment = cfg.vnic(port).map(|v| v.segment);
+        let mut n = 0;
+        for (in_port, frame) in frames {
+            self.frames.push_back(Held { frame, in_port, port, attached: true, segment, since: now });
+            n += 1;
+        }
+        self.count(port).held += n;
+        while self.frames.len() > self.limit {
+            if let Some(h) = self.frames.pop_front() {
+                self.count(h.port).dropped += 1;
+            }
+        }
+    }
+
+    /// Drops frames held longer than the maximum age.
+    pub fn expire(&mut self, now: Instant) {
+        while self.frames.front().is_some_and(|h| now.duration_since(h.since) > self.max_age) {
+            if let Some(h) = self.frames.pop_front() {
+                self.count(h.port).dropped += 1;
+            }
+        }
+    }
+
+    /// The port is gone: its frames wait for a fix-up (its VM moved) or expire; they never
+    /// go to a new port that gets the same id.
+    pub fn port_removed(&mut self, port: PortId) {
+        for h in self.frames.iter_mut().filter(|h| h.port == port) {
+            h.attached = false;
+        }
+    }
+
+    /// Takes the held frames `pick` selects, in arrival order.
+    fn take(&mut self, mut pick: impl FnMut(&Held<F>) -> bool) -> Vec<Held<F>> {
+        let (taken, kept): (Vec<Held<F>>, Vec<Held<F>>) = self.frames.drain(..).partition(|h| pick(h));
+        self.frames = kept.into();
+        taken
+    }
+
+    /// The link of `port` is back: its frames, in order, to send to it.
+    pub fn take_for_port(&mut self, port: PortId) -> Vec<F> {
+        let taken = self.take(|h| h.attached && h.port == port);
+        self.count(port).released += taken.len() as u64;
+        taken.into_iter().map(|h| h.frame).collect()
+    }
+
+    /// The leaf says `ip` is now at `mac` (the ARP fix-up): the frames held for `ip` get
+    /// `mac` as their destination. Those from local VMs go back through the rules; those
+    /// from the uplink go back to it, encapsulated for their segment as the rules would
+    /// (the rules never send a frame back where it came from), because the leaf now routes
+    /// `ip` to its new place.
+    pub fn release(&mut self, cfg: &SwitchConfig, ip: Ipv4Addr, mac: MacAddr) -> Released<F> {
+        let uplink = cfg.uplink();
+        let taken = self.take(|h| ipv4_destination(h.frame.bytes()) == Some(ip));
+        let mut out = Released { rerun: Vec::new(), to_uplink: Vec::new() };
+        for mut h in taken {
+            let Some(b) = h.frame.bytes_mut() else {
+                // Shared with another port's queue: not ours to rewrite.
+                self.count(h.port).dropped += 1;
+                continue;
+            };
+            b[0..6].copy_from_slice(&mac.0);
+            if uplink.is_some() && uplink == Some(h.in_port) {
+                let tag =
+                    h.segment.filter(|s| cfg.native_segment() != Some(*s)).and_then(|s| cfg.segment(s)).map(|s| s.vlan);
+                if !tag.is_none_or(|vid| push_vlan(&mut h.frame, vid)) {
+                    self.count(h.port).dropped += 1;
+                    continue;
+                }
+                out.to_uplink.push(h.frame);
+            } else {
+                out.rerun.push((h.in_port, h.frame));
+            }
+            self.count(h.port).released += 1;
+        }
+        out
+    }
+
+    /// One port's counters.
+    pub fn counters(&self, port: PortId) -> HoldCounters {
+        self.counters.get(port as usize).copied().unwrap_or_default()
+    }
+
+    /// Ports that have counters, with how many frames each has held right now.
+    pub fn ports(&self) -> impl Iterator<Item = (PortId, HoldCounters, u64)> + '_ {
+        self.counters.iter().enumerate().map(|(p, c)| {
+            let port = p as PortId;
+            (port, *c, self.frames.iter().filter(|h| h.port == port).count() as u64)
+        })
+    }
+}
+
+/// The IPv4 destination of an untagged Ethernet frame (frames queued for a VM port are).
+fn ipv4_destination(b: &[u8]) -> Option<Ipv4Addr> {
+    if b.len() < HEADER_LEN + 20 || b[12..14] != ethertype::IPV4.to_be_bytes() {
+        return None;
+    }
+    Some(Ipv4Addr::new(b[30], b[31], b[32], b[33]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PortRole, SegmentConfig, VnicConfig};
+    use crate::frame::ByteFrame;
+
+    const UP: PortId = 0;
+    const A: PortId = 1;
+    const B: PortId = 2;
+    const GW: MacAddr = MacAddr([0, 0, 0x5e, 0, 1, 1]);
+
+    fn cfg(native: bool) -> SwitchConfig {
+        let mut c = SwitchConfig::new();
+        let mut s = SegmentConfig::new(100, GW);
+        s.native = native;
+        c.set_segment(0, s).unwrap();
+        c.set_port(UP, PortRole::Uplink).unwrap();
+        for p in [A, B] {
+            c.set_port(p, PortRole::Vnic(VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p as u8]), 0))).unwrap();
+        }
+        c
+    }
+
+    /// An IPv4 frame to `dst_ip`, numbered by its last byte.
+    fn to(dst_ip: [u8; 4], n: u8) -> ByteFrame {
+        let mut f = vec![0u8; 60];
+        f[0..6].copy_from_slice(&[0x52, 0x54, 0, 0, 0, A as u8]);
+        f[6..12].copy_from_slice(&[0x52, 0x54, 0, 0, 0, B as u8]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[30..34].copy_from_slice(&dst_ip);
+        f[59] = n;
+        ByteFrame::new(&f)
+    }
+
+    fn check_balance(h: &HeldFrames<ByteFrame>) {
+        for (port, c, holding) in h.ports() {
+            assert_eq!(c.held, c.released + c.dropped + holding, "port {port}: {c:?}, {holding} holding");
+        }
+    }
+
+    #[test]
+    fn a_link_back_up_gets_its_frames_in_order_and_a_removed_port_does_not() {
+        let c = cfg(true);
+        let mut h = HeldFrames::new(16, HeldFrames::<ByteFrame>::MAX_AGE);
+        let now = Instant::now();
+        h.hold(&c, A, (0..3).map(|n| (B, to([10, 1, 1, 1], n))), now);
+        h.hold(&c, B, [(A, to([10, 1, 1, 2], 9))], now);
+        let back = h.take_for_port(A);
+        assert_eq!(back.iter().map(|f| f.bytes()[59]).collect::<Vec<_>>(), vec![0, 1, 2]);
+        h.port_removed(B);
+        assert!(h.take_for_port(B).is_empty(), "a removed port's frames never go to its successor");
+        assert_eq!((h.counters(A).released, h.counters(B).held), (3, 1));
+        check_balance(&h);
+    }
+
+    #[test]
+    fn the_oldest_go_beyond_the_limit_and_old_ones_expire() {
+        let c = cfg(true);
+        let mut h = HeldFrames::new(4, Duration::from_millis(100));
+        let t0 = Instant::now();
+        h.hold(&c, A, (0..6).map(|n| (B, to([10, 1, 1, 1], n))), t0);
+        assert_eq!(h.counters(A).dropped, 2);
+        h.hold(&c, B, [(A, to([10, 1, 1, 2], 7))], t0 + Duration::from_millis(80));
+        h.expire(t0 + Duration::from_millis(150));
+        // Two over the limit at once, one more when B's frame came, the other three too old.
+        assert_eq!((h.counters(A).dropped, h.counters(B).dropped), (6, 0));
+        assert_eq!(h.take_for_port(B).len(), 1);
+        assert!(h.is_empty());
+        check_balance(&h);
+    }
+
+    #[test]
+    fn a_fixup_releases_frames_for_its_address_only_rewritten_and_encapsulated() {
+        for native in [true, false] {
+            let c = cfg(native);
+            let mut h = HeldFrames::new(16, HeldFrames::<ByteFrame>::MAX_AGE);
+            let now = Instant::now();
+            // To A (10.1.1.1): one from B, one from the uplink; one to another address.
+            h.hold(&c, A, [(B, to([10, 1, 1, 1], 1)), (UP, to([10, 1, 1, 1], 2)), (B, to([10, 1, 1, 9], 3))], now);
+            let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1), GW);
+            assert_eq!(r.rerun.len(), 1);
+            assert_eq!((r.rerun[0].0, &r.rerun[0].1.bytes()[0..6]), (B, &GW.0[..]));
+            assert_eq!(r.to_uplink.len(), 1);
+            let up = r.to_uplink[0].bytes();
+            assert_eq!(&up[0..6], &GW.0);
+            if native {
+                assert_eq!(&up[12..14], &[0x08, 0x00], "a native segment goes up untagged");
+            } else {
+                assert_eq!(&up[12..16], &[0x81, 0x00, 0x00, 100], "tagged for its segment");
+            }
+            assert_eq!(h.counters(A), HoldCounters { held: 3, released: 2, dropped: 0 });
+            check_balance(&h);
+        }
+    }
+
+    #[test]
+    fn non_ipv4_frames_are_never_released_by_an_ipv4_fixup() {
+        let c = cfg(true);
+        let mut h = HeldFrames::new(16, HeldFrames::<ByteFrame>::MAX_AGE);
+        let mut arp = to([10, 1, 1, 1], 0).bytes().to_vec();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        h.hold(&c, A, [(B, ByteFrame::new(&arp)), (B, ByteFrame::new(&[0u8; 20]))], Instant::now());
+        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1), GW);
+        assert!(r.rerun.is_empty() && r.to_uplink.is_empty());
+        check_balance(&h);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Hold { port: PortId, from: PortId, ip: u8, n: u8 },
+        Tick(u16),
+        LinkUp(PortId),
+        Release(u8),
+        Remove(PortId),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u16..3, 0u16..3, 1u8..4, 1u8..40).prop_map(|(port, from, ip, n)| Op::Hold { port, from, ip, n }),
+            (0u16..800).prop_map(Op::Tick),
+            (0u16..3).prop_map(Op::LinkUp),
+            (1u8..4).prop_map(Op::Release),
+            (0u16..3).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against any sequence of holds, expiries, links back up, fix-ups and removals:
+        /// every frame held comes out exactly once (to a port, released, or dropped) or is
+        /// still held, each port's counters balance, and never more than the limit is held.
+        #[test]
+        fn every_held_frame_is_accounted_for(ops in proptest::collection::vec(op(), 1..60), native in proptest::bool::ANY) {
+            let c = cfg(native);
+            let mut h = HeldFrames::new(64, Duration::from_millis(500));
+            let mut now = Instant::now();
+            let (mut put, mut out) = (0u64, 0u64);
+            for o in ops {
+                match o {
+                    Op::Hold { port, from, ip, n } => {
+                        h.hold(&c, port, (0..n).map(|i| (from, to([10, 1, 1, ip], i))), now);
+                        put += n as u64;
+                    }
+                    Op::Tick(ms) => {
+                        now += Duration::from_millis(ms as u64);
+                        h.expire(now);
+                    }
+                    Op::LinkUp(port) => out += h.take_for_port(port).len() as u64,
+                    Op::Release(ip) => {
+                        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, ip), GW);
+                        for (_, f) in &r.rerun {
+                            proptest::prop_assert_eq!(&f.bytes()[0..6], &GW.0[..]);
+                        }
+                        out += (r.rerun.len() + r.to_uplink.len()) as u64;
+                    }
+                    Op::Remove(port) => h.port_removed(port),
+                }
+                proptest::prop_assert!(h.frames.len() <= 64);
+                let (mut dropped, mut holding) = (0, 0);
+                for (_, counters, now_held) in h.ports() {
+                    proptest::prop_assert_eq!(counters.held, counters.released + counters.dropped + now_held);
+                    dropped += counters.dropped;
+                    holding += now_held;
+                }
+                proptest::prop_assert_eq!(put, out + dropped + holding);
+            }
+        }
+    }
+}
