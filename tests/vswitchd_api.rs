@@ -39,10 +39,14 @@ fn bad_requests() -> Vec<String> {
         r#"{"op":"detach","name":"ghost"}"#,
         r#"{"op":"detach"}"#,
         r#"{"op":"set-anycast","segment":0,"mac":"00:00:5e:00:01:01"}"#,
-        r#"{"op":"set-anycast","segment":4095,"mac":"00:00:5e:00:01:01"}"#,
-        r#"{"op":"set-anycast","segment":200,"mac":"01:00:5e:00:00:01"}"#,
-        r#"{"op":"set-anycast","segment":200,"mac":"00:00:5e:00:01:01","subnets":["10.0.0.0/40"]}"#,
-        r#"{"op":"set-anycast","segment":200,"mac":"00:00:5e:00:01:01","subnets":["nonsense"]}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":4095,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":16777216,"vlan":200,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":200,"native":true,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":100,"mac":"00:00:5e:00:01:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":200,"mac":"01:00:5e:00:00:01"}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":200,"mac":"00:00:5e:00:01:01","subnets":["10.0.0.0/40"]}"#,
+        r#"{"op":"set-anycast","segment":200,"vlan":200,"mac":"00:00:5e:00:01:01","subnets":["nonsense"]}"#,
         r#"{"op":"arp-announce","to":["ghost"],"ip":"10.1.1.2","mac":"00:00:5e:00:01:01"}"#,
         r#"{"op":"arp-announce","to":["vm1"],"ip":"10.1.1.2","mac":"ff:ff:ff:ff:ff:ff"}"#,
         r#"{"op":"arp-announce","to":["vm1","ghost"],"ip":"10.1.1.2","mac":"00:00:5e:00:01:01"}"#,
@@ -143,7 +147,7 @@ fn the_event_stream_reports_attach_and_detach() {
 fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     let dir = TestDir::new("vdev");
     let mut vs = Vswitchd::start(&dir, "host1", Some("net_null0,no-rx=1"));
-    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": "00:00:5e:00:01:01" }));
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "vlan": 100, "mac": "00:00:5e:00:01:01" }));
     let r = vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null7,no-rx=1", "mac": "52:54:00:00:00:07", "segment": 100, "port_security": false,
                           "extra_macs": [{ "base": "02:00:00:00:00:fe", "count": 1000 }] }));
     assert_eq!(r["device"], json!("net_null7"), "{r}");

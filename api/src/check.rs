@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pipeline::{Ipv4Net, MacAddr};
+use pipeline::{Encap, Ipv4Net, MacAddr, VlanId, MAX_SEGMENT_ID};
 
 use crate::{ArpAnnounce, Attach, MacRange, Segment};
 
@@ -30,8 +30,12 @@ pub enum Invalid {
     MacRange { base: String, count: u32 },
     #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
     Subnet(String),
-    #[error("segment {0} is out of range (1..=4094)")]
-    Segment(u16),
+    #[error("segment {0} is out of range (1..=16777215)")]
+    Segment(u32),
+    #[error("VLAN {0} is out of range (1..=4094)")]
+    Vlan(u16),
+    #[error("segment {0}: give exactly one uplink encapsulation, a VLAN (--vlan ID) or native (--native)")]
+    Encapsulation(u32),
 }
 
 /// What an attachment's port is.
@@ -57,6 +61,7 @@ pub struct CheckedAttach {
 pub struct CheckedSegment {
     pub mac: MacAddr,
     pub subnets: Vec<Ipv4Net>,
+    pub encap: Encap,
 }
 
 /// A unicast MAC: not multicast, broadcast or zero.
@@ -126,16 +131,21 @@ fn socket_path(path: &Path) -> Result<String, Invalid> {
 
 impl Segment {
     pub fn check(&self) -> Result<CheckedSegment, Invalid> {
-        if !(1..=4094).contains(&self.segment) {
+        if !(1..=MAX_SEGMENT_ID).contains(&self.segment) {
             return Err(Invalid::Segment(self.segment));
         }
+        let encap = match (self.vlan, self.native) {
+            (Some(v), false) => Encap::Vlan(VlanId::new(v).ok_or(Invalid::Vlan(v))?),
+            (None, true) => Encap::Native,
+            _ => return Err(Invalid::Encapsulation(self.segment)),
+        };
         let mac = unicast_mac("anycast MAC", &self.mac)?;
         let subnets = self
             .subnets
             .iter()
             .map(|n| n.parse::<Ipv4Net>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect())))
             .collect::<Result<_, _>>()?;
-        Ok(CheckedSegment { mac, subnets })
+        Ok(CheckedSegment { mac, subnets, encap })
     }
 }
 
@@ -204,6 +214,7 @@ mod tests {
     fn segments_and_fixups_are_checked() {
         let s = Segment {
             segment: 100,
+            vlan: Some(100),
             mac: "00:00:5e:00:01:01".into(),
             gateway: None,
             subnets: vec!["10.1.1.0/24".into()],
@@ -211,8 +222,14 @@ mod tests {
             native: false,
         };
         assert_eq!(s.check().unwrap().subnets.len(), 1);
+        assert_eq!(s.check().unwrap().encap, Encap::Vlan(VlanId::new(100).unwrap()));
         assert_eq!(Segment { segment: 0, ..s.clone() }.check(), Err(Invalid::Segment(0)));
-        assert_eq!(Segment { segment: 4095, ..s.clone() }.check(), Err(Invalid::Segment(4095)));
+        assert_eq!(Segment { segment: 1 << 24, ..s.clone() }.check(), Err(Invalid::Segment(1 << 24)));
+        assert!(Segment { segment: 5_000_000, ..s.clone() }.check().is_ok(), "segment ids are 24 bits, VLAN ids 12");
+        assert_eq!(Segment { vlan: Some(4095), ..s.clone() }.check(), Err(Invalid::Vlan(4095)));
+        assert_eq!(Segment { vlan: None, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
+        assert_eq!(Segment { native: true, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
+        assert_eq!(Segment { vlan: None, native: true, ..s.clone() }.check().unwrap().encap, Encap::Native);
         assert!(matches!(
             Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(),
             Err(Invalid::Subnet(_))

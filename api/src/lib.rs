@@ -66,8 +66,8 @@ pub struct Attach {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     pub mac: String,
-    /// The segment: its VLAN on the uplink.
-    pub segment: u16,
+    /// The segment id (up to 24 bits; configured with set-anycast).
+    pub segment: u32,
     #[serde(default)]
     pub ipv4: Vec<Ipv4Addr>,
     #[serde(default)]
@@ -107,8 +107,12 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
-    /// The segment id: its VLAN on the uplink (1..=4094).
-    pub segment: u16,
+    /// The segment id, up to 24 bits (1..=16777215); how it is carried on the uplink is
+    /// `vlan` or `native`, exactly one of them.
+    pub segment: u32,
+    /// Carry this segment 802.1Q-tagged with this VLAN id (1..=4094) on the uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// The anycast gateway MAC.
     pub mac: String,
     /// The anycast gateway IP (informational; the leaf owns it).
@@ -157,8 +161,8 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Attach { name: String, mac: String, segment: u16, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
-    Detach { name: String, mac: String, segment: u16, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Attach { name: String, mac: String, segment: u32, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Detach { name: String, mac: String, segment: u32, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
     Link { name: String, up: bool },
 }
 

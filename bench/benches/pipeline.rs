@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mac_table::{EntryKind, Key, MacAddr, MacTable, Value};
-use pipeline::{Frame, Output, PortId, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{Encap, Frame, Output, PortId, PortRole, Processor, SegmentConfig, SwitchConfig, VlanId, VnicConfig};
 
 const BURST: usize = 32;
 const SEGMENTS: u16 = 8;
@@ -151,7 +151,7 @@ type Burst = (PortId, Vec<[u8; FRAME_LEN]>);
 fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     let mut cfg = SwitchConfig::new();
     for s in 0..SEGMENTS {
-        cfg.set_segment(s, SegmentConfig::new(100 + s, GW)).unwrap();
+        cfg.set_segment(s, SegmentConfig::new(Encap::Vlan(VlanId::new(100 + s).unwrap()), GW)).unwrap();
     }
     cfg.set_port(UPLINK, PortRole::Uplink).unwrap();
     let vms: Vec<PortId> = (1..=SEGMENTS * VMS_PER_SEGMENT).collect();

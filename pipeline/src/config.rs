@@ -6,11 +6,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use hashbrown::HashMap;
 use mac_table::{EntryKind, Key, MacAddr, SegmentSlot, Value};
 
+use crate::encap::{Decap, Encap, VlanId};
+
 /// A port's index in the switch (dense, chosen by the control plane).
 pub type PortId = u16;
-
-/// No segment for this VLAN.
-const NO_SEGMENT: SegmentSlot = SegmentSlot::MAX;
 
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,11 +73,11 @@ pub enum PortRole {
     Uplink,
 }
 
-/// A bridge domain: the VMs of one subnet on this host, and its VLAN on the uplink.
+/// A bridge domain: the VMs of one subnet on this host, and how it is carried on the uplink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentConfig {
-    /// VLAN id on the uplink trunk (1..=4094).
-    pub vlan: u16,
+    /// Its encapsulation on the uplink (one segment per encapsulation).
+    pub encap: Encap,
     /// The fabric's anycast gateway MAC for this segment: unknown unicast is rewritten to
     /// it, and it is in the MAC table, pointing at the uplink.
     pub anycast: MacAddr,
@@ -86,26 +85,21 @@ pub struct SegmentConfig {
     pub subnets: Vec<Ipv4Net>,
     /// Answer local VMs' ARP requests on the host (off by default).
     pub arp_responder: bool,
-    /// The trunk's native VLAN: carried untagged on the uplink, and untagged frames from
-    /// the uplink belong to it. At most one segment is native.
-    pub native: bool,
 }
 
 impl SegmentConfig {
-    pub fn new(vlan: u16, anycast: MacAddr) -> SegmentConfig {
-        SegmentConfig { vlan, anycast, subnets: Vec::new(), arp_responder: false, native: false }
+    pub fn new(encap: Encap, anycast: MacAddr) -> SegmentConfig {
+        SegmentConfig { encap, anycast, subnets: Vec::new(), arp_responder: false }
     }
 }
 
 /// Why a configuration change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("VLAN {0} is out of range (1..=4094)")]
-    BadVlan(u16),
     #[error("segment slot {0} is already the native (untagged) segment")]
     NativeInUse(SegmentSlot),
     #[error("VLAN {vlan} is already used by segment slot {slot}")]
-    VlanInUse { vlan: u16, slot: SegmentSlot },
+    VlanInUse { vlan: VlanId, slot: SegmentSlot },
     #[error("segment slot {0} is not configured")]
     NoSegment(SegmentSlot),
     #[error("a segment's anycast MAC must be unicast")]
@@ -134,8 +128,7 @@ pub struct SwitchConfig {
     segments: Vec<Option<SegmentConfig>>,
     uplink: Option<PortId>,
     // Derived:
-    native: Option<SegmentSlot>,
-    vlan_to_segment: Vec<SegmentSlot>,
+    decap: Decap,
     members: Vec<Vec<PortId>>,
     local_ipv4: HashMap<(SegmentSlot, Ipv4Addr), MacAddr>,
     nd_targets: Vec<Vec<Ipv6Addr>>,
@@ -150,19 +143,14 @@ impl SwitchConfig {
 
     /// Adds or replaces a segment.
     pub fn set_segment(&mut self, slot: SegmentSlot, seg: SegmentConfig) -> Result<(), ConfigError> {
-        if seg.vlan == 0 || seg.vlan > 4094 {
-            return Err(ConfigError::BadVlan(seg.vlan));
-        }
         if seg.anycast.is_multicast() || seg.anycast == MacAddr::ZERO {
             return Err(ConfigError::BadAnycast);
         }
-        if let Some(other) = self.segment_of_vlan(seg.vlan) {
-            if other != slot {
-                return Err(ConfigError::VlanInUse { vlan: seg.vlan, slot: other });
-            }
-        }
-        if let Some(other) = self.native.filter(|n| seg.native && *n != slot) {
-            return Err(ConfigError::NativeInUse(other));
+        if let Some(other) = self.decap.segment_of(seg.encap).filter(|s| *s != slot) {
+            return Err(match seg.encap {
+                Encap::Native => ConfigError::NativeInUse(other),
+                Encap::Vlan(vlan) => ConfigError::VlanInUse { vlan, slot: other },
+            });
         }
         let i = slot as usize;
         if i >= self.segments.len() {
@@ -216,13 +204,7 @@ impl SwitchConfig {
 
     fn rebuild(&mut self) {
         self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| p as PortId);
-        self.native = self.segments.iter().position(|s| s.as_ref().is_some_and(|s| s.native)).map(|s| s as SegmentSlot);
-        self.vlan_to_segment = vec![NO_SEGMENT; 4096];
-        for (slot, seg) in self.segments.iter().enumerate() {
-            if let Some(seg) = seg {
-                self.vlan_to_segment[seg.vlan as usize] = slot as SegmentSlot;
-            }
-        }
+        self.decap = Decap::new(self.segments().map(|(slot, s)| (slot, s.encap)));
         self.members = vec![Vec::new(); self.segments.len()];
         self.local_ipv4.clear();
         self.nd_targets = vec![Vec::new(); self.ports.len()];
@@ -278,16 +260,10 @@ impl SwitchConfig {
         self.segments.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as SegmentSlot, s)))
     }
 
-    /// The segment carried untagged on the uplink, if any.
+    /// The uplink's demultiplexer (which segment an uplink frame belongs to).
     #[inline]
-    pub fn native_segment(&self) -> Option<SegmentSlot> {
-        self.native
-    }
-
-    /// The segment an uplink VLAN carries.
-    #[inline]
-    pub fn segment_of_vlan(&self, vlan: u16) -> Option<SegmentSlot> {
-        self.vlan_to_segment.get(vlan as usize).copied().filter(|s| *s != NO_SEGMENT)
+    pub fn decap(&self) -> &Decap {
+        &self.decap
     }
 
     /// The vNIC ports of a segment.
@@ -334,11 +310,15 @@ mod tests {
         MacAddr([0x52, 0x54, 0, 0, 0, b])
     }
 
+    fn vlan(id: u16) -> Encap {
+        Encap::Vlan(VlanId::new(id).unwrap())
+    }
+
     #[test]
     fn builds_members_vlans_and_table_entries() {
         let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
         let mut c = SwitchConfig::new();
-        c.set_segment(0, SegmentConfig::new(100, gw)).unwrap();
+        c.set_segment(0, SegmentConfig::new(vlan(100), gw)).unwrap();
         c.set_port(0, PortRole::Uplink).unwrap();
         c.set_port(
             1,
@@ -347,7 +327,7 @@ mod tests {
         .unwrap();
         c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(2), 0))).unwrap();
         assert_eq!(c.members(0), &[1, 2]);
-        assert_eq!((c.segment_of_vlan(100), c.segment_of_vlan(101)), (Some(0), None));
+        assert_eq!((c.decap().segment_of(vlan(100)), c.decap().segment_of(vlan(101))), (Some(0), None));
         assert_eq!(c.local_ipv4_mac(0, Ipv4Addr::new(10, 1, 1, 1)), Some(mac(1)));
         assert_eq!(c.nd_targets(1), &["fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
         let e = c.table_entries();
@@ -361,11 +341,12 @@ mod tests {
     fn refuses_bad_changes() {
         let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
         let mut c = SwitchConfig::new();
-        assert_eq!(c.set_segment(0, SegmentConfig::new(0, gw)), Err(ConfigError::BadVlan(0)));
-        assert_eq!(c.set_segment(0, SegmentConfig::new(4095, gw)), Err(ConfigError::BadVlan(4095)));
-        assert_eq!(c.set_segment(0, SegmentConfig::new(10, MacAddr::BROADCAST)), Err(ConfigError::BadAnycast));
-        c.set_segment(0, SegmentConfig::new(10, gw)).unwrap();
-        assert_eq!(c.set_segment(1, SegmentConfig::new(10, gw)), Err(ConfigError::VlanInUse { vlan: 10, slot: 0 }));
+        assert_eq!(c.set_segment(0, SegmentConfig::new(vlan(10), MacAddr::BROADCAST)), Err(ConfigError::BadAnycast));
+        c.set_segment(0, SegmentConfig::new(vlan(10), gw)).unwrap();
+        assert_eq!(
+            c.set_segment(1, SegmentConfig::new(vlan(10), gw)),
+            Err(ConfigError::VlanInUse { vlan: VlanId::new(10).unwrap(), slot: 0 })
+        );
         assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 7))), Err(ConfigError::NoSegment(7)));
         assert_eq!(
             c.set_port(1, PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, 0))),

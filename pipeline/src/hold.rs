@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use mac_table::{MacAddr, SegmentSlot};
 
 use crate::config::{PortId, SwitchConfig};
-use crate::frame::{push_vlan, Frame};
+use crate::encap::Encap;
+use crate::frame::Frame;
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
 
 /// One port's hold counters. Always `held = released + dropped + holding`.
@@ -150,9 +151,8 @@ impl<F: Frame> HeldFrames<F> {
             };
             b[0..6].copy_from_slice(&mac.0);
             if uplink.is_some() && uplink == Some(h.in_port) {
-                let tag =
-                    h.segment.filter(|s| cfg.native_segment() != Some(*s)).and_then(|s| cfg.segment(s)).map(|s| s.vlan);
-                if !tag.is_none_or(|vid| push_vlan(&mut h.frame, vid)) {
+                let encap = h.segment.and_then(|s| cfg.segment(s)).map_or(Encap::Native, |s| s.encap);
+                if !encap.encapsulate(&mut h.frame) {
                     self.count(h.port).dropped += 1;
                     continue;
                 }
@@ -200,9 +200,8 @@ mod tests {
 
     fn cfg(native: bool) -> SwitchConfig {
         let mut c = SwitchConfig::new();
-        let mut s = SegmentConfig::new(100, GW);
-        s.native = native;
-        c.set_segment(0, s).unwrap();
+        let encap = if native { Encap::Native } else { Encap::Vlan(crate::encap::VlanId::new(100).unwrap()) };
+        c.set_segment(0, SegmentConfig::new(encap, GW)).unwrap();
         c.set_port(UP, PortRole::Uplink).unwrap();
         for p in [A, B] {
             c.set_port(p, PortRole::Vnic(VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p as u8]), 0))).unwrap();

@@ -7,6 +7,7 @@
 pub mod announce;
 pub mod config;
 pub mod counters;
+pub mod encap;
 pub mod fixup;
 pub mod frame;
 pub mod hold;
@@ -15,7 +16,8 @@ pub mod wire;
 
 pub use config::{ConfigError, Ipv4Net, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 pub use counters::{Counters, DropReason, PortCounters};
+pub use encap::{Encap, VlanId};
 pub use frame::{ByteFrame, Frame};
 pub use hold::{HeldFrames, HoldCounters, Released};
-pub use mac_table::{MacAddr, BATCH};
+pub use mac_table::{MacAddr, BATCH, MAX_SEGMENT_ID};
 pub use process::{Output, Processor};

@@ -10,10 +10,10 @@ use mac_table::{EntryKind, Key, MacAddr, Reader, SegmentSlot, Value, BATCH};
 use crate::announce::{advertised_target, is_gratuitous};
 use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use crate::counters::{Counters, DropReason};
-use crate::frame::{pop_vlan, push_vlan, Frame};
+use crate::encap::{Encap, Strip};
+use crate::frame::Frame;
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
-use crate::wire::vlan::TAGGED_HEADER_LEN;
 
 /// Where the frames of a burst go: a queue per output port, and the drops with reasons.
 /// Queues keep their capacity between bursts; the caller drains them after each call.
@@ -267,17 +267,17 @@ fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
     true
 }
 
-/// Tags a frame for the uplink (unless its segment is native: `vlan` None) and queues it.
+/// Wraps a frame for the uplink in its segment's encapsulation and queues it.
 #[inline]
 fn to_uplink<F: Frame>(
     counters: &mut Counters,
     in_port: PortId,
     uplink: PortId,
-    vlan: Option<u16>,
+    encap: Encap,
     mut f: F,
     out: &mut Output<F>,
 ) -> bool {
-    if vlan.is_none_or(|v| push_vlan(&mut f, v)) {
+    if encap.encapsulate(&mut f) {
         enqueue(counters, uplink, f, out);
         true
     } else {
@@ -337,7 +337,7 @@ fn from_vnic<F: Frame>(
     };
     let anycast = seg.anycast;
     let uplink = cfg.uplink();
-    let uplink_vlan = (cfg.native_segment() != Some(slot)).then_some(seg.vlan);
+    let uplink_encap = seg.encap;
 
     // 1-2. Classify, then one batched lookup for the whole burst.
     let (verdicts, found) =
@@ -376,7 +376,7 @@ fn from_vnic<F: Frame>(
                             b[0..6].copy_from_slice(&anycast.0);
                             counters.at(in_port).rewritten += 1;
                         }
-                        if to_uplink(counters, in_port, up, uplink_vlan, f, out) {
+                        if to_uplink(counters, in_port, up, uplink_encap, f, out) {
                             counters.at(in_port).forwarded += 1;
                         }
                     }
@@ -394,7 +394,7 @@ fn from_vnic<F: Frame>(
             }
             Verdict::Announce if uplink.is_some() => {
                 let up = uplink.expect("checked by the guard");
-                if to_uplink(counters, in_port, up, uplink_vlan, f, out) {
+                if to_uplink(counters, in_port, up, uplink_encap, f, out) {
                     let c = counters.at(in_port);
                     c.forwarded += 1;
                     c.announcements += 1;
@@ -403,7 +403,7 @@ fn from_vnic<F: Frame>(
             // Without an uplink there is no leaf to trap it: an ordinary broadcast.
             Verdict::Flood | Verdict::Announce => {
                 let others = cfg.members(slot).iter().copied().filter(|p| *p != in_port);
-                flood(counters, in_port, f, others, uplink.map(|u| (u, uplink_vlan)), out);
+                flood(counters, in_port, f, others, uplink.map(|u| (u, uplink_encap)), out);
             }
         }
     }
@@ -417,7 +417,7 @@ fn flood<F: Frame>(
     in_port: PortId,
     f: F,
     vnics: impl Iterator<Item = PortId> + Clone,
-    uplink: Option<(PortId, Option<u16>)>,
+    uplink: Option<(PortId, Encap)>,
     out: &mut Output<F>,
 ) {
     let targets = vnics.clone().count();
@@ -426,12 +426,12 @@ fn flood<F: Frame>(
         return;
     }
     let mut up = uplink;
-    if let (Some((port, Some(vlan))), true) = (uplink, targets > 0) {
-        // The original goes to a VM below; the uplink gets its own copy to tag.
+    if let (Some((port, encap)), true) = (uplink, targets > 0 && uplink.is_some_and(|(_, e)| e.writes())) {
+        // The original goes to a VM below; the uplink gets its own copy to wrap.
         up = None;
         match f.duplicate() {
             Some(copy) => {
-                if to_uplink(counters, in_port, port, Some(vlan), copy, out) {
+                if to_uplink(counters, in_port, port, encap, copy, out) {
                     counters.at(in_port).flood_copies += 1;
                 }
             }
@@ -455,8 +455,8 @@ fn flood<F: Frame>(
         }
     }
     match (up, last) {
-        (Some((port, vlan)), _) => {
-            if to_uplink(counters, in_port, port, vlan, f, out) {
+        (Some((port, encap)), _) => {
+            if to_uplink(counters, in_port, port, encap, f, out) {
                 counters.at(in_port).flooded += 1;
             }
         }
@@ -470,35 +470,19 @@ fn flood<F: Frame>(
 
 /// The verdict for a frame from the uplink, its segment, and whether it is tagged.
 #[inline]
-fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, bool) {
+fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, Strip) {
     if b.len() < HEADER_LEN {
-        return (Verdict::Drop(DropReason::Runt), 0, false);
+        return (Verdict::Drop(DropReason::Runt), 0, Strip::Nothing);
     }
-    let (slot, tagged) = match u16::from_be_bytes([b[12], b[13]]) {
-        ethertype::VLAN => {
-            if b.len() < TAGGED_HEADER_LEN {
-                return (Verdict::Drop(DropReason::Runt), 0, false);
-            }
-            let vid = u16::from_be_bytes([b[14], b[15]]) & 0x0fff;
-            let Some(slot) = cfg.segment_of_vlan(vid).filter(|s| cfg.native_segment() != Some(*s)) else {
-                return (Verdict::Drop(DropReason::UnknownSegment), 0, false);
-            };
-            if matches!(u16::from_be_bytes([b[16], b[17]]), ethertype::VLAN | ethertype::QINQ) {
-                return (Verdict::Drop(DropReason::UplinkDoubleTagged), slot, true);
-            }
-            (slot, true)
-        }
-        ethertype::QINQ => return (Verdict::Drop(DropReason::UplinkDoubleTagged), 0, false),
-        _ => match cfg.native_segment() {
-            Some(slot) => (slot, false),
-            None => return (Verdict::Drop(DropReason::UplinkUntagged), 0, false),
-        },
+    let (slot, strip) = match cfg.decap().classify(b) {
+        Ok(s) => s,
+        Err(r) => return (Verdict::Drop(r), 0, Strip::Nothing),
     };
     let src = mac_at(b, 6);
     if src.is_multicast() || src == MacAddr::ZERO {
-        return (Verdict::Drop(DropReason::BadSourceMac), slot, tagged);
+        return (Verdict::Drop(DropReason::BadSourceMac), slot, strip);
     }
-    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot, tagged)
+    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot, strip)
 }
 
 fn from_uplink<F: Frame>(
@@ -510,10 +494,10 @@ fn from_uplink<F: Frame>(
     out: &mut Output<F>,
 ) {
     let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
-    let mut tagged = [false; BATCH];
+    let mut strip = [Strip::Nothing; BATCH];
     let (verdicts, found) = classify_and_look_up(burst, reader, |i, b| {
         let verdict;
-        (verdict, slots[i], tagged[i]) = classify_uplink(b, cfg);
+        (verdict, slots[i], strip[i]) = classify_uplink(b, cfg);
         (verdict, slots[i])
     });
 
@@ -528,7 +512,7 @@ fn from_uplink<F: Frame>(
                     Some(v) if cfg.vnic(v.port()).is_none() => {
                         drop_frame(counters, in_port, f, DropReason::PortNotReady, out)
                     }
-                    Some(v) if !tagged[i] || pop_vlan(&mut f) => {
+                    Some(v) if strip[i].apply(&mut f) => {
                         counters.at(in_port).forwarded += 1;
                         enqueue(counters, v.port(), f, out);
                     }
@@ -537,7 +521,7 @@ fn from_uplink<F: Frame>(
                 }
             }
             Verdict::Flood => {
-                if tagged[i] && !pop_vlan(&mut f) {
+                if !strip[i].apply(&mut f) {
                     drop_frame(counters, in_port, f, DropReason::Unwritable, out);
                     continue;
                 }

@@ -9,7 +9,7 @@ use mac_table::{EntryKind, Key, MacTable, Value};
 
 use common::*;
 use pipeline::wire::arp::{op, ArpPacket};
-use pipeline::{ByteFrame, DropReason, Frame, MacAddr, Output, Processor};
+use pipeline::{ByteFrame, DropReason, Encap, Frame, MacAddr, Output, Processor};
 
 #[test]
 fn local_unicast_is_switched_with_real_macs() {
@@ -397,10 +397,10 @@ fn every_drop_reason_is_named_and_counted_somewhere() {
 fn a_native_segment_is_untagged_on_the_uplink() {
     let mut cfg = config(true);
     let mut seg1 = cfg.segment(1).unwrap().clone();
-    seg1.native = true;
+    seg1.encap = Encap::Native;
     cfg.set_segment(1, seg1.clone()).unwrap();
     let mut other = cfg.segment(0).unwrap().clone();
-    other.native = true;
+    other.encap = Encap::Native;
     assert_eq!(cfg.set_segment(0, other), Err(pipeline::ConfigError::NativeInUse(1)), "one native segment at most");
     let mut p = processor(cfg);
     // Up: unknown unicast from C is rewritten and sent untagged; segment 0 stays tagged.

@@ -161,8 +161,9 @@ impl Vswitchd {
         let conn = UnixStream::connect(&self.socket).expect("connecting to vswitchd");
         conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
         let mut w = conn.try_clone().expect("socket");
-        w.write_all(line.as_bytes()).expect("writing a request");
-        w.write_all(b"\n").expect("writing a request");
+        // vswitchd answers an over-long line and hangs up before it has all been written:
+        // a failed write still leaves its answer to read.
+        let _ = w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n"));
         let mut resp = String::new();
         BufReader::new(conn).read_line(&mut resp).expect("reading a response");
         resp
@@ -192,8 +193,11 @@ impl Vswitchd {
         (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
     }
 
+    /// Segment `segment`, carried on the uplink with the same number as its VLAN id.
     pub fn set_anycast(&self, segment: u16, mac: &str) {
-        self.ok(json!({ "op": "set-anycast", "segment": segment, "mac": mac, "subnets": ["10.1.1.0/24"] }));
+        self.ok(
+            json!({ "op": "set-anycast", "segment": segment, "vlan": segment, "mac": mac, "subnets": ["10.1.1.0/24"] }),
+        );
     }
 
     pub fn attach(&self, g: &Guest, segment: u16) -> Value {

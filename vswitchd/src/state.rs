@@ -68,6 +68,7 @@ mod tests {
         let s = State {
             segments: vec![Segment {
                 segment: 100,
+                vlan: Some(100),
                 mac: "00:00:5e:00:01:01".into(),
                 gateway: None,
                 subnets: vec![],

@@ -41,7 +41,7 @@ pub struct Switch {
     table: Arc<MacTable>,
     slots: SegmentSlots,
     config: SwitchConfig,
-    segments: BTreeMap<u16, Segment>,
+    segments: BTreeMap<u32, Segment>,
     vms: BTreeMap<String, Vm>,
     /// Attachments that could not be restored, with the reason (kept in the state file).
     failed: BTreeMap<String, FailedAttachment>,
@@ -108,7 +108,16 @@ impl Switch {
     /// device refuses, its socket path is taken) is kept as failed, with the reason: in
     /// the state file, in `show`, and tried again by `retry` and at the next start.
     pub fn restore(&mut self, state: State) -> Result<()> {
-        for s in state.segments {
+        for mut s in state.segments {
+            // State files from before segments and VLANs were separate: the id was the VLAN.
+            if s.vlan.is_none() && !s.native {
+                tracing::info!(
+                    segment = s.segment,
+                    "restoring a segment saved without its encapsulation: VLAN {}",
+                    s.segment
+                );
+                s.vlan = u16::try_from(s.segment).ok();
+            }
             self.set_anycast(s).context("restoring a segment")?;
         }
         let failed = state.failed.into_iter().map(|f| f.attachment);
@@ -240,14 +249,11 @@ impl Switch {
     }
 
     pub fn set_anycast(&mut self, s: Segment) -> Result<Json> {
-        let CheckedSegment { mac, subnets } = s.check()?;
+        let CheckedSegment { mac, subnets, encap } = s.check()?;
         let mut slots = self.slots.clone();
-        let slot = slots.intern(s.segment as u32)?;
+        let slot = slots.intern(s.segment)?;
         let mut cfg = self.config.clone();
-        cfg.set_segment(
-            slot,
-            SegmentConfig { vlan: s.segment, anycast: mac, subnets, arp_responder: s.arp_responder, native: s.native },
-        )?;
+        cfg.set_segment(slot, SegmentConfig { encap, anycast: mac, subnets, arp_responder: s.arp_responder })?;
         let previous = self.segments.insert(s.segment, s.clone());
         let (old_cfg, old_slots) =
             (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
@@ -275,7 +281,7 @@ impl Switch {
         }
         let slot = self
             .slots
-            .slot(a.segment as u32)
+            .slot(a.segment)
             .ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
             bail!("MAC {mac} is already attached in segment {}", a.segment);
@@ -361,7 +367,7 @@ impl Switch {
 
     /// The table keys of an attachment's extra MACs (checked ranges), refused if they do
     /// not fit or one is taken.
-    fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: mac_table::SegmentSlot, segment: u16) -> Result<Vec<Key>> {
+    fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: mac_table::SegmentSlot, segment: u32) -> Result<Vec<Key>> {
         let total: u64 = ranges.iter().map(|(_, n)| *n as u64).sum();
         if total as usize + self.table.len() >= self.table.capacity() {
             bail!(
@@ -396,7 +402,7 @@ impl Switch {
         }
         let vm = self.vms.remove(name).ok_or_else(|| anyhow!("no VM named {name}"))?;
         let id = vm.port.id();
-        let slot = self.slots.slot(vm.attach.segment as u32).ok_or_else(|| anyhow!("segment vanished"))?;
+        let slot = self.slots.slot(vm.attach.segment).ok_or_else(|| anyhow!("segment vanished"))?;
         self.table.remove(Key::new(vm.mac, slot));
         for (base, count) in vm.attach.extra_macs.iter().filter_map(|r| r.check().ok()) {
             for i in 0..count {

@@ -10,16 +10,16 @@ use mac_table::MacTable;
 use pipeline::wire::{
     arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
 };
-use pipeline::{ByteFrame, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{ByteFrame, Encap, VlanId, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
 
 fn switch(responder: bool) -> Processor {
     let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
     let mut c = SwitchConfig::new();
-    let mut s = SegmentConfig::new(100, gw);
+    let mut s = SegmentConfig::new(Encap::Vlan(VlanId::new(100).unwrap()), gw);
     s.arp_responder = responder;
     s.subnets.push("10.1.1.0/24".parse().unwrap());
     c.set_segment(0, s).unwrap();
-    c.set_segment(1, SegmentConfig::new(200, gw)).unwrap();
+    c.set_segment(1, SegmentConfig::new(Encap::Vlan(VlanId::new(200).unwrap()), gw)).unwrap();
     c.set_port(0, PortRole::Uplink).unwrap();
     for p in 1..=3u8 {
         let mut v = VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p]), (p == 3) as u16);

@@ -10,8 +10,8 @@ use pipeline::wire::arp::{op, ArpPacket, ArpRepr};
 use pipeline::wire::icmpv6::{na_flags, NdiscRepr};
 use pipeline::wire::ipv6::{next_header, Ipv6Repr};
 use pipeline::{
-    ByteFrame, Counters, DropReason, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
-    SwitchConfig, VnicConfig,
+    ByteFrame, Counters, DropReason, Encap, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
+    SwitchConfig, VlanId, VnicConfig,
 };
 
 pub const UPLINK: PortId = 0;
@@ -23,6 +23,11 @@ pub const D: PortId = 4; // segment 0, port security off
 pub const GW: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]);
 pub const GW2: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x02]);
 pub const UNKNOWN: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x99, 0x99, 0x99]);
+
+/// Segment `id`'s VLAN encapsulation.
+pub fn vlan(id: u16) -> Encap {
+    Encap::Vlan(VlanId::new(id).unwrap())
+}
 
 pub fn mac(port: PortId) -> MacAddr {
     MacAddr([0x52, 0x54, 0x00, 0x00, 0x00, port as u8])
@@ -42,10 +47,10 @@ pub fn ip6(port: PortId) -> Ipv6Addr {
 
 pub fn config(with_uplink: bool) -> SwitchConfig {
     let mut c = SwitchConfig::new();
-    let mut s0 = SegmentConfig::new(100, GW);
+    let mut s0 = SegmentConfig::new(vlan(100), GW);
     s0.subnets.push("10.1.1.0/24".parse::<Ipv4Net>().unwrap());
     c.set_segment(0, s0).unwrap();
-    c.set_segment(1, SegmentConfig::new(200, GW2)).unwrap();
+    c.set_segment(1, SegmentConfig::new(vlan(200), GW2)).unwrap();
     if with_uplink {
         c.set_port(UPLINK, PortRole::Uplink).unwrap();
     }

@@ -39,9 +39,9 @@ enum Cmd {
         device: Option<String>,
         #[arg(long)]
         mac: String,
-        /// Segment id (its VLAN on the uplink).
+        /// Segment id (configured with set-anycast).
         #[arg(long)]
-        segment: u16,
+        segment: u32,
         /// The VM's addresses (IPv4 or IPv6; repeat).
         #[arg(long = "ip")]
         ips: Vec<IpAddr>,
@@ -66,9 +66,12 @@ enum Cmd {
     Stats,
     /// Set a segment's anycast gateway MAC (creates the segment).
     SetAnycast {
-        /// Segment id (its VLAN on the uplink).
+        /// Segment id, up to 24 bits.
         #[arg(long)]
-        segment: u16,
+        segment: u32,
+        /// Carry the segment tagged with this VLAN id on the uplink (or --native).
+        #[arg(long, required_unless_present = "native", conflicts_with = "native")]
+        vlan: Option<u16>,
         #[arg(long)]
         mac: String,
         #[arg(long)]
@@ -145,8 +148,8 @@ fn main() -> Result<()> {
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
         Cmd::Stats => Request::Stats {},
-        Cmd::SetAnycast { segment, mac, gateway, subnets, arp_responder, native } => {
-            Request::SetAnycast(Segment { segment, mac, gateway, subnets, arp_responder, native })
+        Cmd::SetAnycast { segment, vlan, mac, gateway, subnets, arp_responder, native } => {
+            Request::SetAnycast(Segment { segment, vlan, mac, gateway, subnets, arp_responder, native })
         }
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
@@ -241,9 +244,9 @@ fn print_show(r: &Value) {
     }
     println!("\nSegments:");
     table(
-        &["SEGMENT", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER", "NATIVE"],
+        &["SEGMENT", "VLAN", "NATIVE", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"],
         &r["segments"],
-        &["segment", "mac", "gateway", "subnets", "arp_responder", "native"],
+        &["segment", "vlan", "native", "mac", "gateway", "subnets", "arp_responder"],
     );
     println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
 }
