@@ -13,12 +13,7 @@ const ANYCAST: &str = "00:00:5e:00:01:01";
 const GATEWAY: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x01];
 
 fn links_up(vs: &Vswitchd, n: usize) {
-    wait_for("VM links up", Duration::from_secs(60), || {
-        let show = vs.ok(json!({ "op": "show" }));
-        let up =
-            show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
-        (up == n).then_some(())
-    });
+    vs.wait_links_up(n, Duration::from_secs(60));
 }
 
 fn balanced(vs: &Vswitchd) -> Value {

@@ -204,6 +204,15 @@ impl Vswitchd {
         self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip], "queues": g.queues }))
     }
 
+    /// Waits (up to `timeout`) until exactly `n` VMs have their link up.
+    pub fn wait_links_up(&self, n: usize, timeout: Duration) {
+        wait_for("VM links up", timeout, || {
+            let show = self.ok(json!({ "op": "show" }));
+            let up = show["vms"].as_array().map_or(0, |v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count());
+            (up == n).then_some(())
+        });
+    }
+
     /// The pipeline counters of a VM's port, by name.
     pub fn port_stats(&self, name: &str) -> Value {
         let s = self.ok(json!({ "op": "stats" }));

@@ -68,12 +68,7 @@ impl Outcome {
 }
 
 fn links_up(vs: &Vswitchd, n: usize) {
-    wait_for("VM links up", Duration::from_secs(90), || {
-        let show = vs.ok(json!({ "op": "show" }));
-        let up =
-            show["vms"].as_array().map(|v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count()).unwrap_or(0);
-        (up == n).then_some(())
-    });
+    vs.wait_links_up(n, Duration::from_secs(90));
 }
 
 /// The latest "progress N max_gap_ms G" of a stream client running in `g`: (echoes, gap).
