@@ -117,6 +117,27 @@ impl PortCounters {
     }
 }
 
+/// The entry of `port` in a table indexed by port id, growing the table if the port is new
+/// (the pipeline's, the hold's and vswitchd's per-port counters all use it).
+#[inline]
+pub fn per_port<T: Default + Clone>(table: &mut Vec<T>, port: u16) -> &mut T {
+    let p = port as usize;
+    if p >= table.len() {
+        table.resize(p + 1, T::default());
+    }
+    &mut table[p]
+}
+
+/// Adds `other`'s per-port entries to `table`'s, growing it as needed.
+pub fn add_per_port<T: Default + Clone>(table: &mut Vec<T>, other: &[T], add: impl Fn(&mut T, &T)) {
+    if other.len() > table.len() {
+        table.resize(other.len(), T::default());
+    }
+    for (a, b) in table.iter_mut().zip(other) {
+        add(a, b);
+    }
+}
+
 /// A worker's counters for every port (indexed by port id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -127,11 +148,7 @@ impl Counters {
     /// The counters of `port`, growing the table if the port is new.
     #[inline]
     pub fn port(&mut self, port: u16) -> &mut PortCounters {
-        let p = port as usize;
-        if p >= self.ports.len() {
-            self.ports.resize(p + 1, PortCounters::default());
-        }
-        &mut self.ports[p]
+        per_port(&mut self.ports, port)
     }
 
     /// Makes sure ports up to `max` have counters.
@@ -150,12 +167,7 @@ impl Counters {
 
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &Counters) {
-        if o.ports.len() > self.ports.len() {
-            self.ports.resize(o.ports.len(), PortCounters::default());
-        }
-        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
-            a.add(b);
-        }
+        add_per_port(&mut self.ports, &o.ports, PortCounters::add);
     }
 
     /// Every port balances.

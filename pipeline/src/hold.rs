@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mac_table::{MacAddr, SegmentSlot};
 
 use crate::config::{PortId, SwitchConfig};
+use crate::counters::per_port;
 use crate::encap::Encap;
 use crate::frame::Frame;
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
@@ -73,11 +74,7 @@ impl<F: Frame> HeldFrames<F> {
     }
 
     fn count(&mut self, port: PortId) -> &mut HoldCounters {
-        let p = port as usize;
-        if p >= self.counters.len() {
-            self.counters.resize(p + 1, HoldCounters::default());
-        }
-        &mut self.counters[p]
+        per_port(&mut self.counters, port)
     }
 
     /// Keeps frames `port` refused, each with the port it came in on. Beyond the limit

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
 use mac_table::MacAddr;
+use pipeline::counters::{add_per_port, per_port};
 use pipeline::{Counters, HeldFrames, Output, PortId, Processor, SwitchConfig};
 use serde::Serialize;
 
@@ -149,21 +150,12 @@ impl WorkerCounters {
     /// The counters of `port`, growing the table if the port is new.
     #[inline]
     pub fn port(&mut self, port: PortId) -> &mut PortTx {
-        let p = port as usize;
-        if p >= self.ports.len() {
-            self.ports.resize(p + 1, PortTx::default());
-        }
-        &mut self.ports[p]
+        per_port(&mut self.ports, port)
     }
 
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &WorkerCounters) {
-        if o.ports.len() > self.ports.len() {
-            self.ports.resize(o.ports.len(), PortTx::default());
-        }
-        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
-            a.add(b);
-        }
+        add_per_port(&mut self.ports, &o.ports, PortTx::add);
         self.idle_loops += o.idle_loops;
         self.sleeps += o.sleeps;
     }
