@@ -10,7 +10,9 @@ use mac_table::MacTable;
 use pipeline::wire::{
     arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
 };
-use pipeline::{ByteFrame, Encap, VlanId, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{
+    ByteFrame, Encap, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VlanId, VnicConfig,
+};
 
 fn switch(responder: bool) -> Processor {
     let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
