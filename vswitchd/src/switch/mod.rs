@@ -1,25 +1,27 @@
-//! The control plane's model of the switch: segments, VMs and their ports, the uplink, the
-//! MAC table's static entries, and the worker that forwards. Every change is validated
-//! first, applied to DPDK, the MAC table and the worker, then saved; a request that fails
-//! changes nothing.
+//! The control plane's model of the switch: segments, VMs and their ports, the uplink, and
+//! the MAC table's static entries. Every change is validated first, applied to DPDK, the
+//! workers (`placement`) and the MAC table, then saved; a request that fails changes
+//! nothing. What `show`, `fdb` and `stats` answer is built in `views`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam::channel::{bounded, Sender};
-use dpdk::{Eal, Mempool, Port, PortConfig, Ring};
+use crossbeam::channel::Sender;
+use dpdk::{Eal, Mempool, Port, PortConfig};
 use mac_table::{EntryKind, Key, MacAddr, MacTable, SegmentSlots, Value};
-use pipeline::{DropReason, PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+use pipeline::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use serde_json::{json, Value as Json};
 
 use crate::api::check::mac_plus;
 use crate::api::{ArpAnnounce, Attach, CheckedAttach, CheckedSegment, Event, PortSpec, Segment};
+use crate::placement::Workers;
 use crate::state::{FailedAttachment, State};
-use crate::worker::{Command, Snapshot};
+use crate::worker::Command;
+
+mod views;
 
 /// What an attachment has done so far (what a failure must undo).
 struct AttachSteps {
@@ -48,12 +50,8 @@ pub struct Switch {
     /// Whether debug requests (`debug-crash-worker`) are served.
     debug_api: bool,
     uplink: Option<Port>,
-    /// One command channel per worker.
-    workers: Vec<Sender<Command>>,
-    /// Which worker owns (polls and sends on) each port.
-    owners: BTreeMap<PortId, usize>,
+    workers: Workers,
     state_path: PathBuf,
-    next_ring: u32,
     subscribers: Vec<Sender<Event>>,
 }
 
@@ -76,10 +74,8 @@ impl Switch {
             failed: BTreeMap::new(),
             debug_api: false,
             uplink: None,
-            workers,
-            owners: BTreeMap::new(),
+            workers: Workers::new(workers),
             state_path,
-            next_ring: 0,
             subscribers: Vec::new(),
         }
     }
@@ -91,11 +87,11 @@ impl Switch {
             .with_context(|| format!("uplink {devargs}"))?;
         let mut cfg = self.config.clone();
         cfg.set_port(port.id(), PortRole::Uplink)?;
-        self.give_to_worker(&port)?;
+        self.workers.give(&self.eal, &port)?;
         self.config = cfg;
         self.uplink = Some(port);
         self.sync_anycast_entries()?;
-        self.push_config();
+        self.workers.push_config(&self.config);
         Ok(())
     }
 
@@ -161,8 +157,7 @@ impl Switch {
         if !self.debug_api {
             bail!("debug requests are off (start vswitchd with --debug-api)");
         }
-        let worker = self.workers.get(w).ok_or_else(|| anyhow!("no worker {w} (there are {})", self.workers.len()))?;
-        worker.send(Command::Crash).map_err(|_| anyhow!("worker {w} has stopped"))?;
+        self.workers.crash(w)?;
         Ok(json!({ "worker": w }))
     }
 
@@ -173,60 +168,6 @@ impl Switch {
             failed: self.failed.values().cloned().collect(),
         };
         state.save(&self.state_path)
-    }
-
-    fn push_config(&self) {
-        let cfg = Arc::new(self.config.clone());
-        let mut waits = Vec::new();
-        for w in &self.workers {
-            let (done, wait) = bounded(1);
-            if w.send(Command::Config { config: cfg.clone(), done: Some(done) }).is_ok() {
-                waits.push(wait);
-            }
-        }
-        for wait in waits {
-            let _ = wait.recv_timeout(Duration::from_secs(5));
-        }
-    }
-
-    /// Gives a port to the least loaded worker (it polls and sends on the port); the other
-    /// workers get the port's hand-over ring.
-    fn give_to_worker(&mut self, port: &Port) -> Result<()> {
-        let id = port.id();
-        let owner =
-            (0..self.workers.len()).min_by_key(|w| self.owners.values().filter(|o| *o == w).count()).unwrap_or(0);
-        self.next_ring += 1;
-        let handoff = Arc::new(Ring::new(&self.eal, &format!("roam_tx_{}", self.next_ring), 1024)?);
-        let rx = (0..port.rx_queue_count()).map(|q| port.rx_queue(q)).collect::<Result<Vec<_>, _>>()?;
-        let mut queues = Some((rx, port.tx_queue(0)?));
-        for (w, sender) in self.workers.iter().enumerate() {
-            let cmd = match queues.take_if(|_| w == owner) {
-                Some((rx, tx)) => Command::AddPort { id, rx, tx, handoff: handoff.clone() },
-                None => Command::RemotePort { id, handoff: handoff.clone() },
-            };
-            sender.send(cmd).map_err(|_| anyhow!("worker {w} has stopped"))?;
-        }
-        self.owners.insert(id, owner);
-        Ok(())
-    }
-
-    /// Takes a port from every worker: first from those that hand frames over to it, then
-    /// from its owner, which drops (and counts) what is left in the hand-over ring.
-    fn take_from_worker(&mut self, id: PortId) {
-        let owner = self.owners.remove(&id);
-        let others = (0..self.workers.len()).filter(|w| Some(*w) != owner);
-        for group in [others.collect::<Vec<_>>(), owner.into_iter().collect()] {
-            let mut waits = Vec::new();
-            for w in group {
-                let (done, wait) = bounded(1);
-                if self.workers[w].send(Command::RemovePort { id, done }).is_ok() {
-                    waits.push(wait);
-                }
-            }
-            for wait in waits {
-                let _ = wait.recv_timeout(Duration::from_secs(5));
-            }
-        }
     }
 
     fn emit(&mut self, e: Event) {
@@ -267,7 +208,7 @@ impl Switch {
             let _ = self.sync_anycast_entries();
             return Err(e);
         }
-        self.push_config();
+        self.workers.push_config(&self.config);
         Ok(json!({ "segment": s.segment, "slot": slot }))
     }
 
@@ -310,10 +251,10 @@ impl Switch {
         // port's MACs appear in the table, where every worker's lookups see them at once.
         let mut done = AttachSteps { port: None, config: None, keys: Vec::new() };
         let result = (|| -> Result<()> {
-            self.give_to_worker(&port)?;
+            self.workers.give(&self.eal, &port)?;
             done.port = Some(id);
             done.config = Some(std::mem::replace(&mut self.config, cfg));
-            self.push_config();
+            self.workers.push_config(&self.config);
             for k in [Key::new(mac, slot)].iter().chain(&extra) {
                 self.table.insert(*k, Value::new(id, EntryKind::Local))?;
                 done.keys.push(*k);
@@ -358,10 +299,10 @@ impl Switch {
         }
         if let Some(old) = done.config {
             self.config = old;
-            self.push_config();
+            self.workers.push_config(&self.config);
         }
         if let Some(id) = done.port {
-            self.take_from_worker(id);
+            self.workers.take(id);
         }
     }
 
@@ -410,8 +351,8 @@ impl Switch {
             }
         }
         let _ = self.config.remove_port(id);
-        self.push_config();
-        self.take_from_worker(id);
+        self.workers.push_config(&self.config);
+        self.workers.take(id);
         let a = vm.attach.clone();
         drop(vm); // stops, closes and removes the vhost device
         self.save()?;
@@ -437,144 +378,19 @@ impl Switch {
             .collect::<Result<_>>()?;
         // Frames held for `ip` at a port that went down (its VM moved away) go on towards
         // `mac` first: the leaf sends this once it routes `ip` to the VM's new place.
-        let mut released = 0;
-        if let IpAddr::V4(ip) = req.ip {
-            for w in &self.workers {
-                let (done, wait) = bounded(1);
-                if w.send(Command::Release { ip, mac, done }).is_ok() {
-                    released += wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
-                }
-            }
-        }
+        let released = match req.ip {
+            IpAddr::V4(ip) => self.workers.release(ip, mac),
+            IpAddr::V6(_) => 0,
+        };
         let mut sent = serde_json::Map::new();
         for (name, port, vm_mac) in targets {
             let frame = match req.ip {
                 IpAddr::V4(ip) => pipeline::fixup::gratuitous_arp(vm_mac, ip, mac).to_vec(),
                 IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
             };
-            let (done, wait) = bounded(1);
-            let owner = self
-                .owners
-                .get(&port)
-                .and_then(|w| self.workers.get(*w))
-                .ok_or_else(|| anyhow!("no worker owns port {port}"))?;
-            owner
-                .send(Command::Inject { port, frames: vec![frame], done })
-                .map_err(|_| anyhow!("the worker has stopped"))?;
-            let n = wait.recv_timeout(Duration::from_secs(5)).unwrap_or(0);
-            sent.insert(name, json!(n));
+            sent.insert(name, json!(self.workers.inject(port, vec![frame])?));
         }
         Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent, "released": released }))
-    }
-
-    /// Every worker's counters, summed.
-    fn snapshot(&self) -> Result<Snapshot> {
-        let mut total = Snapshot { pipeline: Default::default(), worker: Default::default() };
-        for (w, sender) in self.workers.iter().enumerate() {
-            let (reply, wait) = bounded(1);
-            sender.send(Command::Snapshot(reply)).map_err(|_| anyhow!("worker {w} has stopped"))?;
-            let s = wait.recv_timeout(Duration::from_secs(5)).map_err(|_| anyhow!("worker {w} did not answer"))?;
-            total.pipeline.add(&s.pipeline);
-            total.worker.add(&s.worker);
-        }
-        Ok(total)
-    }
-
-    fn port_name(&self, id: PortId) -> String {
-        if self.uplink.as_ref().is_some_and(|u| u.id() == id) {
-            return "uplink".into();
-        }
-        self.vms
-            .values()
-            .find(|v| v.port.id() == id)
-            .map(|v| v.attach.name.clone())
-            .unwrap_or_else(|| format!("port{id}"))
-    }
-
-    pub fn show(&self) -> Result<Json> {
-        let mut ports = Vec::new();
-        if let Some(u) = &self.uplink {
-            ports.push(json!({ "name": "uplink", "port": u.id(), "device": u.name(), "link_up": u.link().map(|l| l.up).unwrap_or(false) }));
-        }
-        let vms: Vec<Json> = self
-            .vms
-            .values()
-            .map(|v| {
-                json!({
-                    "name": v.attach.name, "port": v.port.id(), "device": v.port.name(), "socket": v.attach.socket,
-                    "mac": v.mac.to_string(), "segment": v.attach.segment, "ipv4": v.attach.ipv4, "ipv6": v.attach.ipv6,
-                    "port_security": v.attach.port_security, "link_up": v.port.link().map(|l| l.up).unwrap_or(false),
-                })
-            })
-            .collect();
-        for v in &vms {
-            ports.push(json!({ "name": v["name"], "port": v["port"], "device": v["device"], "link_up": v["link_up"] }));
-        }
-        let failed: Vec<Json> = self
-            .failed
-            .values()
-            .map(|f| json!({ "name": f.attachment.name, "mac": f.attachment.mac, "segment": f.attachment.segment, "socket": f.attachment.socket, "device": f.attachment.device, "error": f.error }))
-            .collect();
-        Ok(json!({
-            "ports": ports,
-            "vms": vms,
-            "failed": failed,
-            "segments": self.segments.values().collect::<Vec<_>>(),
-            "workers": (0..self.workers.len()).map(|w| json!({ "id": w, "ports": self.owners.iter().filter(|(_, o)| **o == w).map(|(p, _)| self.port_name(*p)).collect::<Vec<_>>() })).collect::<Vec<_>>(),
-            "mbufs": { "capacity": self.pool.capacity(), "available": self.pool.available() },
-        }))
-    }
-
-    pub fn fdb(&self) -> Result<Json> {
-        let entries: Vec<Json> = self
-            .table
-            .entries()
-            .into_iter()
-            .map(|(k, v)| {
-                let seg = self.slots.id(k.segment()).unwrap_or(u32::MAX);
-                json!({ "mac": k.mac().to_string(), "segment": seg, "port": v.port(), "port_name": self.port_name(v.port()), "kind": v.kind().name() })
-            })
-            .collect();
-        Ok(
-            json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes(), "search": self.table.search().name() }),
-        )
-    }
-
-    pub fn stats(&self) -> Result<Json> {
-        let snap = self.snapshot()?;
-        let mut ports = Vec::new();
-        let last = snap.pipeline.ports.len().max(snap.worker.ports.len()).max(self.config.max_port() as usize + 1);
-        let (mut all_in, mut all_out) = (true, true);
-        for id in 0..last {
-            let c = snap.pipeline.ports.get(id).copied().unwrap_or_default();
-            let t = snap.worker.ports.get(id).copied().unwrap_or_default();
-            let id = id as PortId;
-            if c.rx == 0 && c.tx == 0 && t == Default::default() && self.config.port(id).is_none() {
-                continue;
-            }
-            let (in_balanced, out_balanced) = (c.balanced(), t.balanced(c.tx));
-            all_in &= in_balanced;
-            all_out &= out_balanced;
-            let drops: serde_json::Map<String, Json> = DropReason::ALL
-                .iter()
-                .filter(|r| c.dropped[**r as usize] > 0)
-                .map(|r| (r.name().to_string(), json!(c.dropped[*r as usize])))
-                .collect();
-            let mut port = json!({
-                "port": id, "name": self.port_name(id),
-                "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
-                "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
-                "arp_replies": c.arp_replies, "announcements": c.announcements,
-                "balanced": in_balanced, "out_balanced": out_balanced,
-            });
-            if let (Some(obj), Json::Object(tx)) = (port.as_object_mut(), serde_json::to_value(t)?) {
-                obj.extend(tx);
-            }
-            ports.push(port);
-        }
-        Ok(
-            json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }),
-        )
     }
 
     /// Link changes since the last call, as events, and to the ports' owner workers: a
@@ -593,20 +409,16 @@ impl Switch {
             }
         }
         for (port, up) in changes {
-            if let Some(w) = self.owners.get(&port).and_then(|w| self.workers.get(*w)) {
-                let _ = w.send(Command::Link { port, up });
-            }
+            self.workers.link(port, up);
         }
         for e in events {
             self.emit(e);
         }
     }
 
-    /// Stops the worker (at shutdown).
+    /// Stops the workers (at shutdown).
     pub fn stop(&mut self) {
-        for w in &self.workers {
-            let _ = w.send(Command::Stop);
-        }
+        self.workers.stop();
     }
 }
 
