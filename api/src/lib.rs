@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub mod check;
+pub mod client;
 pub use check::{CheckedAttach, CheckedSegment, Invalid, PortSpec};
+pub use client::{Client, ClientError, Events};
 
 /// Longest request line the daemon reads.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;

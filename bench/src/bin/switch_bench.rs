@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use roam_api::{Attach, Client, MacRange, Request, Segment};
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
 use roam_bench::{steady_rate, testpmd, Killed};
@@ -301,18 +302,25 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates>
 
 // ---- vswitchd
 
-fn vs_request(socket: &Path, req: &Value) -> Result<Value> {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    writeln!(s, "{req}")?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
-    let v: Value = serde_json::from_str(&line)?;
-    if v["ok"] != json!(true) {
-        bail!("vswitchd: {req} → {}", v["error"]);
-    }
-    Ok(v["result"].clone())
+fn vs_request(socket: &Path, req: &Request) -> Result<Value> {
+    Ok(Client::connect(socket, Some(Duration::from_secs(60)))?.call(req)?)
+}
+
+/// A VM port of the benchmark: a DPDK device with MACs behind it, port security off.
+fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) -> Request {
+    Request::Attach(Attach {
+        name: name.to_string(),
+        socket: None,
+        device: Some(device),
+        mac: mac(own),
+        segment: 100,
+        ipv4: Vec::new(),
+        ipv6: Vec::new(),
+        port_security: false,
+        server: false,
+        queues: 1,
+        extra_macs: vec![MacRange { base: mac(extra.0), count: extra.1 }],
+    })
 }
 
 fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
@@ -362,23 +370,34 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    vs_request(&socket, &json!({ "op": "set-anycast", "segment": 100, "mac": mac(ANYCAST), "native": true }))?;
+    let segment = Segment {
+        segment: 100,
+        vlan: None,
+        mac: mac(ANYCAST),
+        gateway: None,
+        subnets: Vec::new(),
+        arp_responder: false,
+        native: true,
+    };
+    vs_request(&socket, &Request::SetAnycast(segment))?;
     for k in 0..SINKS {
         let (base, count) = w.sink_range(k);
+        let sink = format!("sink{}", k + 1);
         vs_request(
             &socket,
-            &json!({ "op": "attach", "name": format!("sink{}", k + 1), "device": format!("net_null{},no-rx=1", k + 1), "mac": mac([0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff]),
-                     "segment": 100, "port_security": false, "extra_macs": [{ "base": mac(base), "count": count }] }),
+            &device_port(
+                &sink,
+                format!("net_null{},no-rx=1", k + 1),
+                [0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff],
+                (base, count as u32),
+            ),
         )?;
     }
-    vs_request(
-        &socket,
-        &json!({ "op": "attach", "name": "src", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()), "mac": mac(Workload::source(0)),
-                 "segment": 100, "port_security": false, "extra_macs": [{ "base": mac(Workload::source(1)), "count": w.sources - 1 }] }),
-    )?;
+    let pcap = format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display());
+    vs_request(&socket, &device_port("src", pcap, Workload::source(0), (Workload::source(1), w.sources as u32 - 1)))?;
     // In: the source port's rx. Out: what the sinks and the uplink sent.
     let counts = || -> Result<[u64; 2]> {
-        let s = vs_request(&socket, &json!({ "op": "stats" }))?;
+        let s = vs_request(&socket, &Request::Stats {})?;
         let ports = s["ports"].as_array().context("no ports in stats")?;
         let rx = ports
             .iter()

@@ -1,15 +1,13 @@
 //! vsctl: the command line of vswitchd's control API. Readable tables by default, the raw
 //! JSON result with `--json`. Exits non-zero when vswitchd refuses a request.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use vswitchd::api::{ArpAnnounce, Attach, MacRange, Request, Response, Segment};
+use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment};
 
 #[derive(Parser)]
 #[command(version, about = "Control Roam's vswitchd")]
@@ -102,8 +100,18 @@ enum Cmd {
     Retry { name: Option<String> },
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    // One line on failure, every cause after a colon.
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vsctl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
     let request = match args.command {
         Cmd::Show => Request::Show {},
         Cmd::Attach {
@@ -155,23 +163,18 @@ fn main() -> Result<()> {
         Cmd::Events => Request::Events {},
         Cmd::Retry { name } => Request::Retry { name },
     };
-    let conn = UnixStream::connect(&args.socket)
-        .with_context(|| format!("connecting to vswitchd at {} (is it running?)", args.socket.display()))?;
-    let mut w = conn.try_clone()?;
-    writeln!(w, "{}", serde_json::to_string(&request)?)?;
-    let mut lines = BufReader::new(conn).lines();
-    let first = lines.next().context("vswitchd closed the connection")??;
-    let response: Response = serde_json::from_str(&first)?;
-    if !response.ok {
-        bail!("vswitchd: {}", response.error.unwrap_or_default());
-    }
-    let result = response.result.unwrap_or(Value::Null);
+    let mut client = Client::connect(&args.socket, None)?;
     if let Request::Events {} = request {
-        for line in lines {
-            println!("{}", line?);
+        let mut events = client.events()?;
+        loop {
+            match events.next_line() {
+                Ok(line) => println!("{line}"),
+                Err(ClientError::Closed) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
         }
-        return Ok(());
     }
+    let result = client.call(&request)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
