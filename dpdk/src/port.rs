@@ -171,10 +171,10 @@ impl Port {
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
         let socket = if socket < 0 { dpdk_sys::SOCKET_ID_ANY } else { socket } as u32;
         for q in 0..cfg.rx_queues {
+            let (rx_conf, mp) = (std::ptr::null(), pool.as_ptr());
             // SAFETY: q < configured rx queues; pool is a live mempool that the port keeps
             // alive (`_pool`); a null rx_conf selects the driver's defaults.
-            let ret =
-                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr()) };
+            let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, rx_conf, mp) };
             if ret < 0 {
                 return Err(Error::port(id, "rte_eth_rx_queue_setup", ret));
             }

@@ -23,9 +23,9 @@ impl Ring {
     /// Creates a ring that holds exactly `capacity` mbufs; `name` must be unique.
     pub fn new(eal: &Eal, name: &str, capacity: u32) -> Result<Ring> {
         let c_name = crate::c_name(name)?;
+        let (socket, flags) = (eal.socket_id(), dpdk_sys::RING_F_EXACT_SZ);
         // SAFETY: the EAL is up; c_name outlives the call. Flags: MP/MC, exact size.
-        let ptr =
-            unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, eal.socket_id(), dpdk_sys::RING_F_EXACT_SZ) };
+        let ptr = unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), capacity, socket, flags) };
         match NonNull::new(ptr) {
             Some(ptr) => Ok(Ring { ptr, name: name.to_string(), _eal: eal.clone() }),
             None => {
