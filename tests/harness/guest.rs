@@ -1,0 +1,330 @@
+//! QEMU guests built by `scripts/mkguest`, attached over vhost-user, with a shell on their
+//! second serial port, and QEMU's QMP for live migration.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{guest_image, wait_for, TestDir};
+
+/// A QEMU guest on a vhost-user socket it serves (vswitchd connects as the client).
+pub struct Guest {
+    child: Option<Child>,
+    pub name: String,
+    pub mac: String,
+    pub ip: String,
+    /// vhost-user queue pairs.
+    pub queues: u16,
+    pub vhost_socket: PathBuf,
+    console: PathBuf,
+    ctl_path: PathBuf,
+    /// QEMU's QMP socket.
+    pub qmp_path: PathBuf,
+    /// `-incoming tcp:127.0.0.1:PORT`: this QEMU waits for a live migration.
+    incoming: Option<u16>,
+    /// QEMU is the vhost-user client (`reconnect=1`) of a socket vswitchd serves.
+    client: bool,
+    ctl: Option<(UnixStream, BufReader<UnixStream>)>,
+    seq: u64,
+}
+
+/// What QEMU reported for a completed live migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub total_ms: u64,
+    pub downtime_ms: u64,
+    /// When the harness saw `completed`.
+    pub completed_at: std::time::SystemTime,
+}
+
+/// Microseconds since the Unix epoch.
+pub fn micros(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+impl Guest {
+    /// Starts QEMU; the guest boots once a vswitchd attaches its socket.
+    pub fn start(dir: &TestDir, name: &str, mac: &str, ip: &str) -> Guest {
+        Guest::start_with_queues(dir, name, mac, ip, 1)
+    }
+
+    /// As [`Guest::start`], with `queues` vhost-user queue pairs.
+    pub fn start_with_queues(dir: &TestDir, name: &str, mac: &str, ip: &str, queues: u16) -> Guest {
+        Guest::build(dir, name, name, mac, ip, queues, None)
+    }
+
+    /// The destination of a live migration of the guest `name`: the same machine, waiting
+    /// on `-incoming tcp:127.0.0.1:PORT`; its sockets are named after `tag`.
+    pub fn start_incoming(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, port: u16) -> Guest {
+        Guest::build(dir, name, tag, mac, ip, 1, Some(port))
+    }
+
+    /// A guest whose QEMU is the vhost-user client of `socket`, which vswitchd serves
+    /// (`attach --server`); QEMU reconnects every second when the server goes away. The
+    /// socket must exist first (attach it, then start the guest).
+    pub fn start_client(dir: &TestDir, name: &str, mac: &str, ip: &str, socket: &Path) -> Guest {
+        let mut g = Guest::new(dir, name, name, mac, ip, 1, None);
+        g.vhost_socket = socket.to_path_buf();
+        g.client = true;
+        g.spawn();
+        g
+    }
+
+    fn build(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
+        let mut g = Guest::new(dir, name, tag, mac, ip, queues, incoming);
+        g.spawn();
+        g
+    }
+
+    fn new(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
+        Guest {
+            child: None,
+            name: name.to_string(),
+            mac: mac.to_string(),
+            ip: ip.to_string(),
+            queues,
+            vhost_socket: dir.path(&format!("{tag}.vhost")),
+            console: dir.path(&format!("{tag}.console")),
+            ctl_path: dir.path(&format!("{tag}.serial")),
+            qmp_path: dir.path(&format!("{tag}.qmp")),
+            incoming,
+            client: false,
+            ctl: None,
+            seq: 0,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let (kernel, initrd) = guest_image();
+        let _ = std::fs::remove_file(&self.console);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        if let Some(port) = self.incoming {
+            cmd.arg("-incoming").arg(format!("tcp:127.0.0.1:{port}"));
+        }
+        let child = cmd
+            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-display", "none"])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-initrd")
+            .arg(initrd)
+            .arg("-append")
+            .arg(format!("console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254", self.name, self.ip))
+            .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
+            .arg("-chardev")
+            .arg(if self.client {
+                format!("socket,id=c0,path={},reconnect=1", self.vhost_socket.display())
+            } else {
+                format!("socket,id=c0,path={},server=on,wait=off", self.vhost_socket.display())
+            })
+            .arg("-netdev")
+            .arg(format!("vhost-user,id=n0,chardev=c0,queues={}", self.queues))
+            // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
+            .arg("-device")
+            .arg(format!(
+                "virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}",
+                if self.queues > 1 { "on" } else { "off" },
+                self.mac
+            ))
+            .arg("-serial")
+            .arg(format!("file:{}", self.console.display()))
+            .arg("-serial")
+            .arg(format!("unix:{},server=on,wait=off", self.ctl_path.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", self.qmp_path.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting qemu-system-x86_64");
+        self.child = Some(child);
+        if !self.client {
+            let sock = self.vhost_socket.clone();
+            wait_for("QEMU's vhost-user socket", Duration::from_secs(20), || sock.exists().then_some(()));
+        }
+    }
+
+    /// Whether this guest's QEMU is still the process the harness started.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits for the guest's control shell and connects to it (once: the serial line
+    /// does not survive reconnections).
+    pub fn wait_ready(&mut self) {
+        let console = self.console.clone();
+        wait_for(&format!("guest {} to boot", self.name), Duration::from_secs(120), || {
+            std::fs::read_to_string(&console).ok().filter(|c| c.contains("control shell")).map(|_| ())
+        });
+        self.connect();
+    }
+
+    /// Connects to the control shell of a guest that is already running (a migrated guest
+    /// does not boot again: its shell came along in its memory).
+    pub fn connect(&mut self) {
+        let s = UnixStream::connect(&self.ctl_path).expect("connecting to the guest's serial port");
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok();
+        let r = BufReader::new(s.try_clone().expect("socket"));
+        self.ctl = Some((s, r));
+    }
+
+    /// Live-migrates this guest to the QEMU waiting on 127.0.0.1:`port`, over QMP; returns
+    /// as soon as QEMU reports the migration completed (with its downtime). A non-zero
+    /// `pause` stretches the downtime by that much: QEMU's `pause-before-switchover`
+    /// stops the guest before its last state goes over, and `migrate-continue` follows
+    /// after `pause`.
+    pub fn migrate_to(&mut self, port: u16, pause: Duration) -> Migration {
+        let mut qmp = Qmp::connect(&self.qmp_path);
+        qmp.execute(json!({ "execute": "migrate-set-parameters", "arguments": { "max-bandwidth": 4_000_000_000u64 } }));
+        if !pause.is_zero() {
+            qmp.execute(json!({ "execute": "migrate-set-capabilities", "arguments": { "capabilities": [{ "capability": "pause-before-switchover", "state": true }] } }));
+        }
+        qmp.execute(json!({ "execute": "migrate", "arguments": { "uri": format!("tcp:127.0.0.1:{port}") } }));
+        let start = Instant::now();
+        loop {
+            let r = qmp.execute(json!({ "execute": "query-migrate" }));
+            match r["status"].as_str() {
+                Some("pre-switchover") => {
+                    std::thread::sleep(pause);
+                    qmp.execute(json!({ "execute": "migrate-continue", "arguments": { "state": "pre-switchover" } }));
+                }
+                // `completed` can come before QEMU fills in the times: ask again.
+                Some("completed")
+                    if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 =>
+                {
+                    return Migration {
+                        total_ms: r["total-time"].as_u64().unwrap(),
+                        downtime_ms: r["downtime"].as_u64().unwrap(),
+                        completed_at: std::time::SystemTime::now(),
+                    };
+                }
+                Some("failed") | Some("cancelled") => panic!("migration of {} failed: {r}", self.name),
+                _ => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "migration of {} did not complete: {r}", self.name);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs a shell command in the guest; returns its output and exit status.
+    pub fn sh(&mut self, cmd: &str, timeout: Duration) -> (String, i32) {
+        self.seq += 1;
+        let marker = format!("__ROAM_DONE_{}__", self.seq);
+        let (w, r) = self.ctl.as_mut().expect("wait_ready first");
+        writeln!(w, "{cmd}\necho {marker} $?").expect("writing to the guest");
+        let start = Instant::now();
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) => panic!("guest {} closed its serial port", self.name),
+                Ok(_) => {
+                    if let Some(rest) = line.trim_end().strip_prefix(&marker) {
+                        return (out, rest.trim().parse().unwrap_or(-1));
+                    }
+                    out.push_str(&line);
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    out.push_str(&line);
+                    // The emulated UART sometimes holds output until input arrives (a lost
+                    // transmit interrupt under TCG); an empty line is a no-op for the shell.
+                    let _ = w.write_all(b"\n");
+                }
+                Err(e) => panic!("reading from guest {}: {e}", self.name),
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "guest {}: `{cmd}` did not finish in {timeout:?}; output so far:\n{out}",
+                self.name
+            );
+        }
+    }
+
+    /// Runs a command that must succeed.
+    pub fn run(&mut self, cmd: &str) -> String {
+        let (out, status) = self.sh(cmd, Duration::from_secs(60));
+        assert_eq!(status, 0, "guest {}: `{cmd}` failed:\n{out}", self.name);
+        out
+    }
+
+    /// Pings `ip` until one answer comes (ARP and a booting peer may take a moment).
+    pub fn ping_until_reply(&mut self, ip: &str) {
+        for _ in 0..20 {
+            if self.sh(&format!("ping -c 1 -W 1 {ip}"), Duration::from_secs(10)).1 == 0 {
+                return;
+            }
+        }
+        panic!("guest {} never reached {ip}", self.name);
+    }
+
+    /// ARP frames this guest has received since boot.
+    pub fn arp_count(&mut self) -> u64 {
+        self.run("cat /tmp/arp-count").trim().parse().expect("a count")
+    }
+
+    /// The guest's neighbour entry for `ip` (the MAC), if any.
+    pub fn neighbour(&mut self, ip: &str) -> Option<String> {
+        let out = self.run(&format!("ip neigh show {ip}"));
+        let words: Vec<&str> = out.split_whitespace().collect();
+        words.iter().position(|w| *w == "lladdr").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+    }
+
+    pub fn kill(&mut self) {
+        self.ctl = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills QEMU and starts it again on the same sockets.
+    pub fn restart(&mut self) {
+        self.kill();
+        if !self.client {
+            let _ = std::fs::remove_file(&self.vhost_socket);
+        }
+        let _ = std::fs::remove_file(&self.ctl_path);
+        self.spawn();
+    }
+}
+
+/// A QMP connection.
+pub struct Qmp {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Qmp {
+    pub fn connect(path: &Path) -> Qmp {
+        let w = wait_for("QEMU's QMP socket", Duration::from_secs(20), || UnixStream::connect(path).ok());
+        w.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut q = Qmp { r: BufReader::new(w.try_clone().expect("socket")), w };
+        let mut greeting = String::new();
+        q.r.read_line(&mut greeting).expect("QMP greeting");
+        q.execute(json!({ "execute": "qmp_capabilities" }));
+        q
+    }
+
+    /// Runs a command; returns its `return` value (events on the way are skipped).
+    pub fn execute(&mut self, cmd: Value) -> Value {
+        writeln!(self.w, "{cmd}").expect("writing to QMP");
+        loop {
+            let mut line = String::new();
+            self.r.read_line(&mut line).expect("reading from QMP");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("QMP said {line:?}"));
+            if let Some(r) = v.get("return") {
+                return r.clone();
+            }
+            assert!(v.get("error").is_none(), "QMP {cmd}: {v}");
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
