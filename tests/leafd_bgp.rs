@@ -95,7 +95,7 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
         ),
         (json!(["b"]), json!("10.1.1.1"), json!(1))
     );
-    assert_eq!(vs2.port_stats("c")["injected"], json!(0), "C was told nothing: {}", vs2.port_stats("c"));
+    assert_eq!(vs2.port_stats("c").out.injected, 0, "C was told nothing: {:?}", vs2.port_stats("c"));
 
     // The orchestrator unplugs A's old port: nothing changes (leaf 1 already stepped back).
     vs1.ok(json!({ "op": "detach", "name": "a" }));

@@ -1,6 +1,8 @@
 //! vswitchd's control API against the real daemon, no guests: bad requests get a clear
 //! error and change nothing; attachments survive a crash through the state file.
 
+use roam_api::views::{Attached, Hello};
+use roam_api::{ErrorCode, Event, Response, PROTOCOL_VERSION};
 use roam_tests::{TestDir, Vswitchd};
 use serde_json::json;
 
@@ -71,23 +73,64 @@ fn a_thousand_bad_requests_each_get_an_error_and_change_nothing() {
     let vs = Vswitchd::start(&dir, "vs", Some("net_null0,no-rx=1"));
     vs.set_anycast(100, "00:00:5e:00:01:01");
     vs.ok(json!({ "op": "attach", "name": "vm1", "socket": dir.path("vm1.sock"), "mac": "52:54:00:00:00:01", "segment": 100, "ipv4": ["10.1.1.1"] }));
-    let before = (vs.ok(json!({"op":"show"})), vs.ok(json!({"op":"fdb"})), std::fs::read(&vs.state).unwrap());
+    let before = (vs.show(), vs.fdb(), std::fs::read(&vs.state).unwrap());
     for (i, req) in bad_requests().iter().enumerate() {
         let line = vs.raw(req);
-        let r: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("request {i} {req:?}: response {line:?} is not JSON: {e}"));
-        assert_eq!(r["ok"], json!(false), "request {i} {req:?} was accepted: {r}");
-        assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "request {i} {req:?}: no error text: {r}");
+        let r: Response = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("request {i} {req:?}: response {line:?} is not a response: {e}"));
+        assert!(!r.ok, "request {i} {req:?} was accepted: {r:?}");
+        assert!(r.error.as_ref().is_some_and(|e| !e.is_empty()), "request {i} {req:?}: no error text: {r:?}");
+        assert!(r.code.is_some(), "request {i} {req:?}: no error code: {r:?}");
     }
-    let after = (vs.ok(json!({"op":"show"})), vs.ok(json!({"op":"fdb"})), std::fs::read(&vs.state).unwrap());
-    assert_eq!(before.0["vms"], after.0["vms"]);
-    assert_eq!(before.0["segments"], after.0["segments"]);
+    let after = (vs.show(), vs.fdb(), std::fs::read(&vs.state).unwrap());
+    assert_eq!(before.0.vms, after.0.vms);
+    assert_eq!(before.0.segments, after.0.segments);
     assert_eq!(before.1, after.1, "the MAC table changed");
     assert_eq!(before.2, after.2, "the state file changed");
     // An over-long line is refused too, and the daemon keeps serving.
     let long = format!("{{\"op\":\"show\",\"pad\":\"{}\"}}", "x".repeat(70_000));
     assert!(vs.raw(&long).contains("longer than"));
-    assert_eq!(vs.ok(json!({"op":"show"}))["vms"], before.0["vms"]);
+    assert_eq!(vs.show().vms, before.0.vms);
+}
+
+/// `hello` reports the protocol version and refuses another; refusals carry stable codes
+/// by kind (what a program tests), beside the message (what a person reads).
+#[test]
+fn hello_and_error_codes() {
+    let dir = TestDir::new("api-codes");
+    let vs = Vswitchd::start(&dir, "vs", Some("net_null0,no-rx=1"));
+    vs.set_anycast(100, "00:00:5e:00:01:01");
+    let hello: Hello = serde_json::from_value(vs.ok(json!({ "op": "hello", "version": PROTOCOL_VERSION }))).unwrap();
+    assert_eq!((hello.version, hello.daemon.as_str()), (PROTOCOL_VERSION, "vswitchd"), "{hello:?}");
+    let (code, message) = vs.refused(json!({ "op": "hello", "version": PROTOCOL_VERSION + 1 }));
+    assert!(code == ErrorCode::Version && message.contains("protocol version"), "{code:?} {message}");
+    for (req, want) in [
+        (json!({ "op": "nope" }), ErrorCode::BadRequest),
+        (
+            json!({ "op": "set-anycast", "segment": 16_777_216, "vlan": 200, "mac": "00:00:5e:00:01:01" }),
+            ErrorCode::BadRequest,
+        ),
+        (
+            json!({ "op": "attach", "name": "a b", "device": "net_null1", "mac": "52:54:00:00:00:01", "segment": 100 }),
+            ErrorCode::Invalid,
+        ),
+        (
+            json!({ "op": "attach", "name": "vm", "device": "net_null1", "mac": "52:54:00:00:00:01", "segment": 999 }),
+            ErrorCode::NotFound,
+        ),
+        (json!({ "op": "detach", "name": "ghost" }), ErrorCode::NotFound),
+        (json!({ "op": "set-anycast", "segment": 200, "vlan": 100, "mac": "00:00:5e:00:01:01" }), ErrorCode::Conflict),
+        (
+            json!({ "op": "attach", "name": "vm", "device": "net_nosuchdriver0", "mac": "52:54:00:00:00:01", "segment": 100 }),
+            ErrorCode::Failed,
+        ),
+        (json!({ "op": "debug-crash-worker", "worker": 0 }), ErrorCode::Disabled),
+    ] {
+        let (code, message) = vs.refused(req.clone());
+        assert_eq!(code, want, "{req}: {message}");
+    }
+    // The client says hello itself.
+    assert_eq!(vs.client().show().expect("show").segments.len(), 1);
 }
 
 #[test]
@@ -99,19 +142,19 @@ fn attachments_and_segments_survive_a_crash() {
         vs.ok(json!({ "op": "attach", "name": name, "socket": dir.path(&format!("{name}.sock")), "mac": format!("52:54:00:00:00:0{}", i + 1), "segment": 100 }));
     }
     vs.ok(json!({ "op": "detach", "name": "vm2" }));
-    let fdb = vs.ok(json!({"op":"fdb"}));
+    let fdb = vs.fdb();
     vs.restart(); // SIGKILL, then start again
-    let show = vs.ok(json!({"op":"show"}));
-    let names: Vec<&str> = show["vms"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let show = vs.show();
+    let names: Vec<&str> = show.vms.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, vec!["vm1"]);
-    assert_eq!(show["segments"][0]["segment"], json!(100));
-    assert_eq!(vs.ok(json!({"op":"fdb"}))["entries"], fdb["entries"]);
+    assert_eq!(show.segments[0].segment.get(), 100);
+    assert_eq!(vs.fdb().entries, fdb.entries);
     let (ok, out) = vs.vsctl(&["fdb"]);
     assert!(ok && out.contains("52:54:00:00:00:01") && out.contains("anycast"), "{out}");
-    let search = fdb["search"].as_str().unwrap_or_default();
-    assert!(["sse4.1", "scalar"].contains(&search), "{fdb}");
+    let search = fdb.search.as_str();
+    assert!(["sse4.1", "scalar"].contains(&search), "{fdb:?}");
     assert!(
-        out.contains(&format!("of {} entries", fdb["capacity"])) && out.contains(&format!("{search} key search")),
+        out.contains(&format!("of {} entries", fdb.capacity)) && out.contains(&format!("{search} key search")),
         "{out}"
     );
 }
@@ -127,18 +170,16 @@ fn the_event_stream_reports_attach_and_detach() {
     let mut w = conn.try_clone().unwrap();
     writeln!(w, "{}", json!({ "op": "events" })).unwrap();
     let mut lines = BufReader::new(conn).lines();
-    let ack: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(ack["result"]["subscribed"], json!(true));
+    let ack: Response = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ack.result, Some(json!({ "subscribed": true })), "{ack:?}");
     vs.ok(json!({ "op": "attach", "name": "vm1", "socket": dir.path("vm1.sock"), "mac": "52:54:00:00:00:01", "segment": 100, "ipv4": ["10.1.1.1"] }));
     vs.ok(json!({ "op": "detach", "name": "vm1" }));
-    let e1: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    let e2: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(
-        (e1["event"].as_str(), e1["name"].as_str(), e1["mac"].as_str()),
-        (Some("attach"), Some("vm1"), Some("52:54:00:00:00:01"))
-    );
-    assert_eq!((e1["segment"].clone(), e1["ipv4"].clone()), (json!(100), json!(["10.1.1.1"])));
-    assert_eq!((e2["event"].as_str(), e2["name"].as_str()), (Some("detach"), Some("vm1")));
+    let e1: Event = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let e2: Event = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let Event::Attach { name, mac, segment, ipv4, .. } = e1 else { panic!("not an attach event: {e1:?}") };
+    assert_eq!((name.as_str(), mac.to_string().as_str()), ("vm1", "52:54:00:00:00:01"));
+    assert_eq!((segment.get(), ipv4), (100, vec!["10.1.1.1".parse::<std::net::Ipv4Addr>().unwrap()]));
+    assert!(matches!(&e2, Event::Detach { name, .. } if name == "vm1"), "{e2:?}");
 }
 
 /// A port that is not vhost-user (any DPDK vdev) with extra MACs behind it: all installed
@@ -148,47 +189,26 @@ fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     let dir = TestDir::new("vdev");
     let mut vs = Vswitchd::start(&dir, "host1", Some("net_null0,no-rx=1"));
     vs.ok(json!({ "op": "set-anycast", "segment": 100, "vlan": 100, "mac": "00:00:5e:00:01:01" }));
-    let r = vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null7,no-rx=1", "mac": "52:54:00:00:00:07", "segment": 100, "port_security": false,
-                          "extra_macs": [{ "base": "02:00:00:00:00:fe", "count": 1000 }] }));
-    assert_eq!(r["device"], json!("net_null7"), "{r}");
-    let count = |vs: &Vswitchd| {
-        vs.ok(json!({ "op": "fdb" }))["entries"]
-            .as_array()
-            .map(|e| e.iter().filter(|x| x["port_name"] == json!("sink")).count())
-            .unwrap_or(0)
-    };
+    let r: Attached = serde_json::from_value(vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null7,no-rx=1", "mac": "52:54:00:00:00:07", "segment": 100, "port_security": false,
+                          "extra_macs": [{ "base": "02:00:00:00:00:fe", "count": 1000 }] }))).unwrap();
+    assert_eq!(r.device, "net_null7", "{r:?}");
+    let count = |vs: &Vswitchd| vs.fdb().entries.iter().filter(|x| x.port_name == "sink").count();
     assert_eq!(count(&vs), 1001);
-    let fdb = vs.ok(json!({ "op": "fdb" }));
+    let fdb = vs.fdb();
     for mac in ["02:00:00:00:00:fe", "02:00:00:00:01:00", "02:00:00:00:04:e5"] {
-        assert!(
-            fdb["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["mac"] == json!(mac) && e["port_name"] == json!("sink")),
-            "{mac} missing"
-        );
+        assert!(fdb.entries.iter().any(|e| e.mac.to_string() == mac && e.port_name == "sink"), "{mac} missing");
     }
     // A second range overlapping the first is refused and changes nothing.
-    let r = vs.request(&json!({ "op": "attach", "name": "other", "device": "net_null8", "mac": "52:54:00:00:00:08", "segment": 100, "extra_macs": [{ "base": "02:00:00:00:04:e5", "count": 2 }] }));
-    assert_eq!(r["ok"], json!(false), "{r}");
-    assert!(r["error"].as_str().unwrap().contains("already"), "{r}");
+    let (code, error) = vs.refused(json!({ "op": "attach", "name": "other", "device": "net_null8", "mac": "52:54:00:00:00:08", "segment": 100, "extra_macs": [{ "base": "02:00:00:00:04:e5", "count": 2 }] }));
+    assert!(code == ErrorCode::Conflict && error.contains("already"), "{code:?} {error}");
     vs.restart();
     assert_eq!(count(&vs), 1001, "restored from the state file");
     // A port whose link never went down holds nothing; stats and vsctl say so.
     let sink = vs.port_stats("sink");
-    assert_eq!(
-        (sink["held"].clone(), sink["released"].clone(), sink["held_dropped"].clone()),
-        (json!(0), json!(0), json!(0)),
-        "{sink}"
-    );
+    assert_eq!((sink.out.held, sink.out.released, sink.out.held_dropped), (0, 0, 0), "{sink:?}");
     let (ok, out) = vs.vsctl(&["stats"]);
     assert!(ok && out.contains("HELD") && out.contains("RELEASED") && out.contains("sink"), "{out}");
     vs.ok(json!({ "op": "detach", "name": "sink" }));
     assert_eq!(count(&vs), 0);
-    assert_eq!(
-        vs.ok(json!({ "op": "fdb" }))["entries"].as_array().map(|e| e.len()),
-        Some(1),
-        "only the anycast entry is left"
-    );
+    assert_eq!(vs.fdb().entries.len(), 1, "only the anycast entry is left");
 }

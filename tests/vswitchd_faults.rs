@@ -6,31 +6,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use roam_api::views::{ShowView, StatsView};
+use roam_api::ErrorCode;
 use roam_tests::traffic::{churn_mac, mac_str, start_sender, uplink_frames, vm_frames, write_pcap, SRC};
-use roam_tests::{wait_for, Leaf, TestDir, Vswitchd};
+use roam_tests::{Leaf, TestDir, Vswitchd};
 use serde_json::{json, Value};
 
 const ANYCAST: &str = "00:00:5e:00:01:01";
-fn stats(vs: &Vswitchd) -> Value {
-    vs.ok(json!({ "op": "stats" }))
-}
 
-fn assert_balanced(vs: &Vswitchd) -> Value {
-    let s = stats(vs);
-    assert_eq!(
-        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
-        (json!(true), json!(true)),
-        "counters do not add up: {s:#}"
-    );
+fn assert_balanced(vs: &Vswitchd) -> StatsView {
+    let s = vs.stats();
+    assert_eq!((s.rx_balanced, s.out_balanced), (true, true), "counters do not add up: {s:#?}");
     s
 }
 
-fn total(s: &Value, field: &str) -> u64 {
-    s["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[field].as_u64().unwrap_or(0)).sum())
+fn drops(s: &StatsView, reason: &str) -> u64 {
+    s.sum(|p| p.drops(reason))
 }
 
-fn drops(s: &Value, reason: &str) -> u64 {
-    s["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p["drops"][reason].as_u64().unwrap_or(0)).sum())
+fn vm_names(show: &ShowView) -> Vec<&str> {
+    show.vms.iter().map(|v| v.name.as_str()).collect()
 }
 
 /// Issue check: no packet path indexes past what a worker knows. 200 VM ports
@@ -72,15 +67,15 @@ fn attach_detach_churn_under_hostile_traffic() {
     let churn_time = started.elapsed();
     assert!(vs.is_running(), "vswitchd died:\n{}", vs.log());
     let s = assert_balanced(&vs);
-    let (rx, sent) = (total(&s, "rx"), total(&s, "sent"));
+    let (rx, sent) = (s.sum(|p| p.rx), s.sum(|p| p.out.sent));
     println!(
         "{cycles} attach/detach cycles in {:.1} s under traffic: rx {rx}, sent {sent}, port_not_ready {}, tx_no_port {}, unknown_port {}",
         churn_time.as_secs_f64(),
         drops(&s, "port_not_ready"),
-        total(&s, "tx_no_port"),
+        s.sum(|p| p.out.tx_no_port),
         drops(&s, "unknown_port")
     );
-    assert!(rx > 100_000 && sent > 10_000, "too little traffic to prove anything: {s:#}");
+    assert!(rx > 100_000 && sent > 10_000, "too little traffic to prove anything: {s:#?}");
     for reason in ["runt", "spoofed_source_mac", "tagged_from_vnic", "malformed_arp", "bad_source_mac"] {
         assert!(drops(&s, reason) > 0, "no {reason} drop: the hostile frames did not arrive");
     }
@@ -90,10 +85,7 @@ fn attach_detach_churn_under_hostile_traffic() {
     let _ = sender.kill();
     let _ = sender.wait();
     vs.ok(json!({ "op": "detach", "name": "src" }));
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || {
-        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
-    });
-    assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
+    vs.wait_mbufs_returned(Duration::from_secs(10));
     assert_balanced(&vs);
 }
 
@@ -119,14 +111,13 @@ fn a_worker_panic_takes_the_daemon_down_and_a_restart_restores_the_vms() {
     assert!(lines[0].contains("roam-worker1") && lines[0].contains("aborts"), "{}", lines[0]);
 
     vs.start_again();
-    let show = vs.ok(json!({ "op": "show" }));
-    let names: Vec<&str> = show["vms"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
-    assert_eq!(names, ["vm0", "vm1", "vm2"], "{show}");
-    assert_eq!(show["failed"], json!([]), "{show}");
+    let show = vs.show();
+    assert_eq!(vm_names(&show), ["vm0", "vm1", "vm2"], "{show:?}");
+    assert_eq!(show.failed, [], "{show:?}");
     // Without --debug-api the request is refused and nothing happens.
     let mut plain = Vswitchd::start(&dir, "plain", None);
-    let r = plain.request(&json!({ "op": "debug-crash-worker", "worker": 0 }));
-    assert_eq!(r["ok"], json!(false), "{r}");
+    let (code, _) = plain.refused(json!({ "op": "debug-crash-worker", "worker": 0 }));
+    assert_eq!(code, ErrorCode::Disabled);
     assert!(plain.is_running());
 }
 
@@ -147,35 +138,33 @@ fn a_failed_restore_is_kept_shown_and_retried() {
     vs.kill();
     std::fs::rename(&pcap, dir.path("moved.pcap")).unwrap();
     vs.start_again();
-    let show = vs.ok(json!({ "op": "show" }));
-    let vms: Vec<&str> = show["vms"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
-    assert_eq!(vms, ["steady"], "{show}");
-    let failed = show["failed"].as_array().unwrap();
-    assert_eq!(failed.len(), 1, "{show}");
-    assert_eq!(failed[0]["name"], json!("replay"));
-    assert!(failed[0]["error"].as_str().is_some_and(|e| !e.is_empty()), "{show}");
+    let show = vs.show();
+    assert_eq!(vm_names(&show), ["steady"], "{show:?}");
+    assert_eq!(show.failed.len(), 1, "{show:?}");
+    assert_eq!(show.failed[0].name, "replay");
+    assert!(!show.failed[0].error.is_empty(), "{show:?}");
     let (ok, table) = vs.vsctl(&["show"]);
     assert!(ok && table.contains("Failed attachments") && table.contains("replay"), "{table}");
     // Kept in the state file, marked failed (a save since the restore has not dropped it).
     let state: Value = serde_json::from_str(&std::fs::read_to_string(&vs.state).unwrap()).unwrap();
     assert_eq!(state["failed"][0]["attachment"]["name"], json!("replay"), "{state}");
     // The same name cannot be attached anew while it is failed.
-    let r = vs.request(&json!({ "op": "attach", "name": "replay", "device": "net_null7", "mac": mac_str(churn_mac(3)), "segment": 100 }));
-    assert_eq!(r["ok"], json!(false), "{r}");
+    let (code, _) = vs.refused(json!({ "op": "attach", "name": "replay", "device": "net_null7", "mac": mac_str(churn_mac(3)), "segment": 100 }));
+    assert_eq!(code, ErrorCode::Conflict);
 
     // Still failing: retry says why and keeps it; across another restart too.
-    let r = vs.ok(json!({ "op": "retry" }));
-    assert_eq!((r["attached"].clone(), r["failed"]["replay"].is_string()), (json!([]), true), "{r}");
+    let r = vs.client().retry(None).expect("retry");
+    assert_eq!((r.attached.as_slice(), r.failed.contains_key("replay")), (&[][..], true), "{r:?}");
     vs.restart();
-    assert_eq!(vs.ok(json!({ "op": "show" }))["failed"][0]["name"], json!("replay"));
+    assert_eq!(vs.show().failed[0].name, "replay");
 
     // Fixed: retry attaches it.
     std::fs::rename(dir.path("moved.pcap"), &pcap).unwrap();
     let (ok, out) = vs.vsctl(&["retry", "replay"]);
     assert!(ok, "{out}");
-    let show = vs.ok(json!({ "op": "show" }));
-    assert_eq!(show["vms"].as_array().map(Vec::len), Some(2), "{show}");
-    assert_eq!(show["failed"], json!([]));
+    let show = vs.show();
+    assert_eq!(show.vms.len(), 2, "{show:?}");
+    assert_eq!(show.failed, []);
     let state: Value = serde_json::from_str(&std::fs::read_to_string(&vs.state).unwrap()).unwrap();
     assert!(state.get("failed").is_none() && state["attachments"].as_array().map(Vec::len) == Some(2), "{state}");
 }

@@ -4,14 +4,16 @@
 
 use std::time::Duration;
 
+use roam_api::ArpAnnounce;
+use roam_tests::traffic::mac_bytes;
 use roam_tests::{wait_for, Guest, TestDir, Vswitchd};
 use serde_json::json;
 
 const ANYCAST: &str = "00:00:5e:00:01:01";
 
 fn balanced(vs: &Vswitchd) {
-    let s = vs.ok(json!({ "op": "stats" }));
-    assert_eq!(s["balanced"], json!(true), "counters do not add up: {s}");
+    let s = vs.stats();
+    assert!(s.balanced, "counters do not add up: {s:#?}");
 }
 
 fn links_up(vs: &Vswitchd, n: usize) {
@@ -35,11 +37,10 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
         g.wait_ready();
     }
     links_up(&vs, 3);
-    let show = vs.ok(json!({ "op": "show" }));
-    let owned: Vec<usize> =
-        show["workers"].as_array().unwrap().iter().map(|w| w["ports"].as_array().unwrap().len()).collect();
+    let show = vs.show();
+    let owned: Vec<usize> = show.workers.iter().map(|w| w.ports.len()).collect();
     assert_eq!(owned.len(), 2);
-    assert!(owned.iter().all(|n| *n >= 1), "ports are spread over the workers: {show}");
+    assert!(owned.iter().all(|n| *n >= 1), "ports are spread over the workers: {show:?}");
 
     // 1. Ping and a TCP stream between two guests, switched locally with real MACs.
     a.ping_until_reply("10.1.1.2");
@@ -55,21 +56,17 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(echoes > 100, "the TCP stream stalled: {out}");
-    let fdb = vs.ok(json!({ "op": "fdb" }));
+    let fdb = vs.fdb();
     for (g, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
-        let e = fdb["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["mac"] == json!(g.mac))
-            .unwrap_or_else(|| panic!("{name} not in {fdb}"));
-        assert_eq!((e["kind"].as_str(), e["port_name"].as_str()), (Some("local"), Some(name)));
+        let e =
+            fdb.entries.iter().find(|e| e.mac.to_string() == g.mac).unwrap_or_else(|| panic!("{name} not in {fdb:?}"));
+        assert_eq!((e.kind.as_str(), e.port_name.as_str()), ("local", name));
     }
     let (ok, table) = vs.vsctl(&["fdb"]);
     assert!(ok && table.contains("52:54:00:00:00:02") && table.contains("local"), "{table}");
     let sa = vs.port_stats("a");
-    assert!(sa["forwarded"].as_u64().unwrap() > 100 && sa["rewritten"] == json!(0), "{sa}");
-    let handed: u64 = ["a", "b", "c"].iter().map(|n| vs.port_stats(n)["handed_over"].as_u64().unwrap_or(0)).sum();
+    assert!(sa.forwarded > 100 && sa.rewritten == 0, "{sa:?}");
+    let handed: u64 = ["a", "b", "c"].iter().map(|n| vs.port_stats(n).out.handed_over).sum();
     assert!(handed > 0, "no frame crossed between workers");
     balanced(&vs);
 
@@ -88,8 +85,9 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
         counts = now;
     }
     let (b_before, c_before) = counts;
-    let r = vs.ok(json!({ "op": "arp-announce", "to": ["a"], "ip": "10.1.1.2", "mac": ANYCAST }));
-    assert_eq!(r["sent"]["a"], json!(1), "{r}");
+    let fixup = ArpAnnounce { to: vec!["a".into()], ip: "10.1.1.2".parse().unwrap(), mac: ANYCAST.parse().unwrap() };
+    let r = vs.client().arp_announce(fixup).expect("arp-announce");
+    assert_eq!(r.sent.get("a"), Some(&1), "{r:?}");
     wait_for("a's neighbour entry for b to become the anycast MAC", Duration::from_secs(10), || {
         (a.neighbour("10.1.1.2").as_deref() == Some(ANYCAST)).then_some(())
     });
@@ -103,11 +101,11 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     a.ping_until_reply("10.1.1.2");
 
     // 4. A spoofed source MAC is dropped and counted.
-    let before = vs.port_stats("c")["drops"]["spoofed_source_mac"].as_u64().unwrap_or(0);
+    let before = vs.port_stats("c").drops("spoofed_source_mac");
     let (out, status) =
         c.sh("ip link set eth0 address 52:54:00:00:00:99 && ping -c 2 -W 1 10.1.1.1", Duration::from_secs(20));
     assert_ne!(status, 0, "a spoofing guest got through: {out}");
-    let after = vs.port_stats("c")["drops"]["spoofed_source_mac"].as_u64().unwrap_or(0);
+    let after = vs.port_stats("c").drops("spoofed_source_mac");
     assert!(after > before, "no spoofed_source_mac drop counted ({before} -> {after})");
     c.run("ip link set eth0 address 52:54:00:00:00:03");
     balanced(&vs);
@@ -121,8 +119,8 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
 
     // 5. vswitchd killed and restarted: attachments are back and guests talk again.
     vs.restart();
-    let show = vs.ok(json!({ "op": "show" }));
-    assert_eq!(show["vms"].as_array().map(|v| v.len()), Some(3), "{show}");
+    let show = vs.show();
+    assert_eq!(show.vms.len(), 3, "{show:?}");
     links_up(&vs, 3);
     a.ping_until_reply("10.1.1.2");
     c.ping_until_reply("10.1.1.2");
@@ -133,14 +131,7 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     for g in ["a", "b", "c"] {
         vs.ok(json!({ "op": "detach", "name": g }));
     }
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(5), || {
-        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
-    });
-    assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
-}
-
-fn mac_bytes(s: &str) -> Vec<u8> {
-    s.split(':').map(|o| u8::from_str_radix(o, 16).unwrap()).collect()
+    vs.wait_mbufs_returned(Duration::from_secs(5));
 }
 
 /// Issue check 2: a guest reaches the gateway in a leaf namespace through the uplink;
@@ -182,6 +173,6 @@ fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     let broadcasts = frames.iter().filter(|f| f[0..6] == [0xff; 6] && f[12..14] == [8, 6]).count();
     assert!(broadcasts >= 1, "the ARP broadcast did not reach the leaf unchanged");
     let st = vs.port_stats("a");
-    assert!(st["rewritten"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st.rewritten >= 2, "{st:?}");
     balanced(&vs);
 }

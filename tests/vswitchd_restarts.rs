@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use roam_tests::traffic::{arp, ipv4, start_sender};
+use roam_api::views::StatsView;
+use roam_api::ErrorCode;
+use roam_tests::traffic::{arp, ipv4, mac_bytes, start_sender};
 use roam_tests::{wait_for, Guest, Leaf, TestDir, Vswitchd};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const ANYCAST: &str = "00:00:5e:00:01:01";
 const GATEWAY: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x01];
@@ -16,13 +18,9 @@ fn links_up(vs: &Vswitchd, n: usize) {
     vs.wait_links_up(n, Duration::from_secs(60));
 }
 
-fn balanced(vs: &Vswitchd) -> Value {
-    let s = vs.ok(json!({ "op": "stats" }));
-    assert_eq!(
-        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
-        (json!(true), json!(true)),
-        "counters do not add up: {s:#}"
-    );
+fn balanced(vs: &Vswitchd) -> StatsView {
+    let s = vs.stats();
+    assert_eq!((s.rx_balanced, s.out_balanced), (true, true), "counters do not add up: {s:#?}");
     s
 }
 
@@ -38,19 +36,11 @@ fn two_guests(dir: &TestDir, vs: &Vswitchd) -> (Guest, Guest) {
     (a, b)
 }
 
-fn mac_bytes(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s.split(':').map(|o| u8::from_str_radix(o, 16).unwrap()).collect();
-    v.try_into().unwrap()
-}
-
 fn detach_all_and_count_mbufs(vs: &Vswitchd, names: &[&str]) {
     for n in names {
         vs.ok(json!({ "op": "detach", "name": n }));
     }
-    let mbufs = wait_for("every mbuf back in the pool", Duration::from_secs(10), || {
-        Some(vs.ok(json!({ "op": "show" }))["mbufs"].clone()).filter(|m| m["available"] == m["capacity"])
-    });
-    assert!(mbufs["capacity"].as_u64().is_some_and(|n| n > 0), "{mbufs}");
+    vs.wait_mbufs_returned(Duration::from_secs(10));
 }
 
 /// Issue check: a guest's QEMU killed and restarted 20 times in a row on the same socket
@@ -82,9 +72,8 @@ fn a_guest_restarted_twenty_times_under_traffic_talks_again_each_time() {
         boots.push(t.elapsed().as_secs_f64());
         assert!(vs.is_running(), "vswitchd died in round {round}:\n{}", vs.log());
         let s = balanced(&vs);
-        let to_b =
-            s["ports"].as_array().unwrap().iter().find(|p| p["name"] == json!("b")).cloned().unwrap_or(Value::Null);
-        assert!(to_b["sent"].as_u64().unwrap_or(0) > 0, "round {round}: nothing reached b: {to_b}");
+        let to_b = s.port("b").map_or(0, |p| p.out.sent);
+        assert!(to_b > 0, "round {round}: nothing reached b: {s:#?}");
     }
     println!(
         "20 QEMU restarts in {:.0} s; kill to first ping reply: median {:.1} s, longest {:.1} s",
@@ -99,8 +88,7 @@ fn a_guest_restarted_twenty_times_under_traffic_talks_again_each_time() {
     // counted) before the pool is counted.
     std::thread::sleep(Duration::from_millis(2500));
     let s = balanced(&vs);
-    let held: u64 = s["ports"].as_array().unwrap().iter().map(|p| p["holding"].as_u64().unwrap_or(0)).sum();
-    assert_eq!(held, 0, "{s:#}");
+    assert_eq!(s.sum(|p| p.out.holding), 0, "{s:#?}");
     detach_all_and_count_mbufs(&vs, &["a", "b"]);
 }
 
@@ -170,8 +158,8 @@ fn a_tcp_stream_survives_five_vswitchd_sigkills() {
     }
     println!("TCP stream over 5 vswitchd SIGKILLs: {} echoes; {}", echoes.unwrap_or(0), report.join(", "));
     println!("all gaps over 100 ms (at, length, ms): {gaps:?}");
-    let show = vs.ok(json!({ "op": "show" }));
-    assert_eq!((show["vms"].as_array().map(Vec::len), show["failed"].clone()), (Some(2), json!([])), "{show}");
+    let show = vs.show();
+    assert_eq!((show.vms.len(), show.failed.len()), (2, 0), "{show:?}");
     balanced(&vs);
 }
 
@@ -210,8 +198,8 @@ fn server_mode_survives_a_vswitchd_sigkill() {
     vs.kill();
     assert!(socket.exists(), "the SIGKILLed vswitchd's socket is gone: nothing to test");
     vs.start_again();
-    let show = vs.ok(json!({ "op": "show" }));
-    assert_eq!(show["failed"], json!([]), "the server-mode attachment was not restored: {show}");
+    let show = vs.show();
+    assert_eq!(show.failed, [], "the server-mode attachment was not restored: {show:?}");
     links_up(&vs, 2);
     s.run("ip neigh flush dev eth0");
     s.ping_until_reply("10.1.1.1");
@@ -221,8 +209,8 @@ fn server_mode_survives_a_vswitchd_sigkill() {
     // and the file stays.
     let file = dir.path("not-a-socket");
     std::fs::write(&file, "data").unwrap();
-    let r = vs.request(&json!({ "op": "attach", "name": "t", "socket": file, "server": true, "mac": "52:54:00:00:00:06", "segment": 100 }));
-    assert_eq!(r["ok"], json!(false), "{r}");
+    let (code, _) = vs.refused(json!({ "op": "attach", "name": "t", "socket": file, "server": true, "mac": "52:54:00:00:00:06", "segment": 100 }));
+    assert_eq!(code, ErrorCode::Failed);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
     balanced(&vs);
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pipeline::{Encap, Ipv4Net, MacAddr, VlanId, MAX_SEGMENT_ID};
+use pipeline::{Encap, Ipv4Net, MacAddr};
 
 use crate::{ArpAnnounce, Attach, MacRange, Segment};
 
@@ -14,8 +14,8 @@ use crate::{ArpAnnounce, Attach, MacRange, Segment};
 pub enum Invalid {
     #[error("VM name must be 1-64 characters of [A-Za-z0-9-_.], not {0:?}")]
     Name(String),
-    #[error("{what} {value:?}: {why}")]
-    Mac { what: &'static str, value: String, why: &'static str },
+    #[error("{what} {value} is not a unicast MAC address")]
+    Mac { what: &'static str, value: MacAddr },
     #[error("queues must be 1..=8, not {0}")]
     Queues(u16),
     #[error("socket path must be non-empty UTF-8 without commas")]
@@ -27,13 +27,9 @@ pub enum Invalid {
     #[error("server mode is for vhost-user sockets only")]
     ServerWithoutSocket,
     #[error("extra MACs {base}+{count}: the range must be non-empty, unicast and within 48 bits")]
-    MacRange { base: String, count: u32 },
+    MacRange { base: MacAddr, count: u32 },
     #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
     Subnet(String),
-    #[error("segment {0} is out of range (1..=16777215)")]
-    Segment(u32),
-    #[error("VLAN {0} is out of range (1..=4094)")]
-    Vlan(u16),
     #[error("segment {0}: give exactly one uplink encapsulation, a VLAN (--vlan ID) or native (--native)")]
     Encapsulation(u32),
 }
@@ -64,31 +60,22 @@ pub struct CheckedSegment {
     pub encap: Encap,
 }
 
-/// A unicast MAC: not multicast, broadcast or zero.
-pub fn unicast_mac(what: &'static str, s: &str) -> Result<MacAddr, Invalid> {
-    let bad = |why| Invalid::Mac { what, value: s.chars().take(64).collect(), why };
-    let m: MacAddr = s.parse().map_err(|_| bad("not a MAC address like 52:54:00:12:34:56"))?;
+/// A unicast MAC: not multicast, broadcast or zero. (Strings that are no MAC at all are
+/// refused when the request is decoded.)
+pub fn unicast_mac(what: &'static str, m: MacAddr) -> Result<MacAddr, Invalid> {
     if m.is_multicast() || m == MacAddr::ZERO {
-        return Err(bad("not a unicast MAC address"));
+        return Err(Invalid::Mac { what, value: m });
     }
     Ok(m)
-}
-
-/// The `i`th address of a range starting at `base`, as 48-bit numbers.
-pub fn mac_plus(base: MacAddr, i: u32) -> MacAddr {
-    MacAddr::from_u64(base.to_u64() + i as u64)
 }
 
 impl MacRange {
     /// The range's first address and count, checked: non-empty, inside the 48-bit space,
     /// and unicast from end to end.
     pub fn check(&self) -> Result<(MacAddr, u32), Invalid> {
-        let bad = || Invalid::MacRange { base: self.base.chars().take(64).collect(), count: self.count };
-        let base = unicast_mac("extra MAC base", &self.base).map_err(|_| bad())?;
-        if self.count == 0
-            || base.to_u64() + self.count as u64 > 1 << 48
-            || mac_plus(base, self.count - 1).is_multicast()
-        {
+        let bad = || Invalid::MacRange { base: self.base, count: self.count };
+        let base = unicast_mac("extra MAC base", self.base).map_err(|_| bad())?;
+        if self.count == 0 || base.to_u64() + self.count as u64 > 1 << 48 || base.plus(self.count - 1).is_multicast() {
             return Err(bad());
         }
         Ok((base, self.count))
@@ -101,7 +88,7 @@ impl Attach {
         if n.is_empty() || n.len() > 64 || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(Invalid::Name(n.chars().take(64).collect()));
         }
-        let mac = unicast_mac("MAC", &self.mac)?;
+        let mac = unicast_mac("MAC", self.mac)?;
         if !(1..=8).contains(&self.queues) {
             return Err(Invalid::Queues(self.queues));
         }
@@ -131,15 +118,12 @@ fn socket_path(path: &Path) -> Result<String, Invalid> {
 
 impl Segment {
     pub fn check(&self) -> Result<CheckedSegment, Invalid> {
-        if !(1..=MAX_SEGMENT_ID).contains(&self.segment) {
-            return Err(Invalid::Segment(self.segment));
-        }
         let encap = match (self.vlan, self.native) {
-            (Some(v), false) => Encap::Vlan(VlanId::new(v).ok_or(Invalid::Vlan(v))?),
+            (Some(v), false) => Encap::Vlan(v),
             (None, true) => Encap::Native,
-            _ => return Err(Invalid::Encapsulation(self.segment)),
+            _ => return Err(Invalid::Encapsulation(self.segment.get())),
         };
-        let mac = unicast_mac("anycast MAC", &self.mac)?;
+        let mac = unicast_mac("anycast MAC", self.mac)?;
         let subnets = self
             .subnets
             .iter()
@@ -153,7 +137,7 @@ impl ArpAnnounce {
     /// The MAC the fix-up announces. An empty `to` is allowed: it tells nobody and only
     /// releases frames held for the address.
     pub fn check(&self) -> Result<MacAddr, Invalid> {
-        unicast_mac("fix-up MAC", &self.mac)
+        unicast_mac("fix-up MAC", self.mac)
     }
 }
 
@@ -161,6 +145,7 @@ impl ArpAnnounce {
 mod tests {
     use super::*;
     use crate::Request;
+    use pipeline::{SegmentId, VlanId};
 
     fn attach(json: &str) -> Attach {
         match serde_json::from_str::<Request>(json).unwrap() {
@@ -187,7 +172,6 @@ mod tests {
         for (bad, want) in [
             (r#"{"op":"attach","name":"a b","socket":"/s","mac":"52:54:00:00:00:01","segment":1}"#, "VM name"),
             (r#"{"op":"attach","name":"a","socket":"/s","mac":"ff:ff:ff:ff:ff:ff","segment":1}"#, "unicast"),
-            (r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:zz","segment":1}"#, "not a MAC"),
             (r#"{"op":"attach","name":"a","socket":"/a,b","mac":"52:54:00:00:00:01","segment":1}"#, "socket path"),
             (r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"queues":9}"#, "queues"),
             (r#"{"op":"attach","name":"a","mac":"52:54:00:00:00:01","segment":1}"#, "exactly one"),
@@ -213,9 +197,9 @@ mod tests {
     #[test]
     fn segments_and_fixups_are_checked() {
         let s = Segment {
-            segment: 100,
-            vlan: Some(100),
-            mac: "00:00:5e:00:01:01".into(),
+            segment: SegmentId::new(100).unwrap(),
+            vlan: VlanId::new(100),
+            mac: "00:00:5e:00:01:01".parse().unwrap(),
             gateway: None,
             subnets: vec!["10.1.1.0/24".into()],
             arp_responder: false,
@@ -223,10 +207,18 @@ mod tests {
         };
         assert_eq!(s.check().unwrap().subnets.len(), 1);
         assert_eq!(s.check().unwrap().encap, Encap::Vlan(VlanId::new(100).unwrap()));
-        assert_eq!(Segment { segment: 0, ..s.clone() }.check(), Err(Invalid::Segment(0)));
-        assert_eq!(Segment { segment: 1 << 24, ..s.clone() }.check(), Err(Invalid::Segment(1 << 24)));
-        assert!(Segment { segment: 5_000_000, ..s.clone() }.check().is_ok(), "segment ids are 24 bits, VLAN ids 12");
-        assert_eq!(Segment { vlan: Some(4095), ..s.clone() }.check(), Err(Invalid::Vlan(4095)));
+        let seg = |json: &str| match serde_json::from_str::<Request>(json) {
+            Ok(Request::SetAnycast(s)) => Ok(s),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let json = |segment: u32, vlan: u16| {
+            format!(r#"{{"op":"set-anycast","segment":{segment},"vlan":{vlan},"mac":"00:00:5e:00:01:01"}}"#)
+        };
+        assert!(seg(&json(0, 100)).unwrap_err().contains("segment 0 is out of range"));
+        assert!(seg(&json(1 << 24, 100)).unwrap_err().contains("segment 16777216 is out of range"));
+        assert!(seg(&json(5_000_000, 100)).unwrap().check().is_ok(), "segment ids are 24 bits, VLAN ids 12");
+        assert!(seg(&json(100, 4095)).unwrap_err().contains("VLAN 4095 is out of range"));
         assert_eq!(Segment { vlan: None, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { native: true, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { vlan: None, native: true, ..s.clone() }.check().unwrap().encap, Encap::Native);
@@ -234,8 +226,13 @@ mod tests {
             Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(),
             Err(Invalid::Subnet(_))
         ));
-        let f = ArpAnnounce { to: vec![], ip: "10.1.1.2".parse().unwrap(), mac: "00:00:5e:00:01:01".into() };
+        let f = ArpAnnounce { to: vec![], ip: "10.1.1.2".parse().unwrap(), mac: "00:00:5e:00:01:01".parse().unwrap() };
         assert_eq!(f.check(), Ok(MacAddr([0, 0, 0x5e, 0, 1, 1])));
-        assert!(matches!(ArpAnnounce { mac: "01:00:5e:00:00:01".into(), ..f }.check(), Err(Invalid::Mac { .. })));
+        let multicast = "01:00:5e:00:00:01".parse().unwrap();
+        assert!(matches!(ArpAnnounce { mac: multicast, ..f }.check(), Err(Invalid::Mac { .. })));
+        let e = serde_json::from_str::<Request>(
+            r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:zz","segment":1}"#,
+        );
+        assert!(e.unwrap_err().to_string().contains("is not a MAC address"));
     }
 }

@@ -1,12 +1,18 @@
-//! A small blocking client of the control socket: one request, one answer, or the event
-//! stream. vsctl, leafd and the benchmark harness use it instead of their own socket code.
+//! A small blocking client of the control socket: one request, one typed answer, or the
+//! event stream. vsctl, leafd, the benchmark harness and the test harness use it instead of
+//! their own socket code.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Event, Request, Response};
+use serde::de::DeserializeOwned;
+
+use crate::views::{
+    Announced, Attached, Detached, FdbView, Hello, Retried, SegmentSet, ShowView, StatsView, Subscribed,
+};
+use crate::{ArpAnnounce, Attach, ErrorCode, Event, Request, Response, Segment, PROTOCOL_VERSION};
 
 /// What went wrong talking to vswitchd. The causes are sources, not part of the message:
 /// `{:#}` (anyhow's alternate form) prints the whole chain once.
@@ -18,11 +24,21 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("vswitchd closed the connection")]
     Closed,
-    #[error("vswitchd's answer is not a response")]
+    #[error("vswitchd's answer is not what was asked for")]
     Malformed(#[from] serde_json::Error),
-    /// vswitchd refused the request; its reason.
-    #[error("vswitchd: {0}")]
-    Refused(String),
+    /// vswitchd refused the request: its code and reason.
+    #[error("vswitchd: {message}")]
+    Refused { code: ErrorCode, message: String },
+}
+
+impl ClientError {
+    /// The refusal's code, if vswitchd refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// One connection to vswitchd.
@@ -32,28 +48,71 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects; answers are waited for at most `timeout` (None: forever).
+    /// Connects and says `hello`: a vswitchd speaking another protocol version is refused
+    /// here, before any request. Answers are waited for at most `timeout` (None: forever).
     pub fn connect(path: &Path, timeout: Option<Duration>) -> Result<Client, ClientError> {
         let s =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
         s.set_read_timeout(timeout)?;
-        Ok(Client { reader: BufReader::new(s.try_clone()?), writer: s })
+        let mut c = Client { reader: BufReader::new(s.try_clone()?), writer: s };
+        let _: Hello = c.request(&Request::Hello { version: PROTOCOL_VERSION })?;
+        Ok(c)
     }
 
-    /// Sends a request and returns its result (what `--json` shows), or why vswitchd
-    /// refused it.
+    /// Sends a request and returns its result as JSON (what `vsctl --json` shows), or why
+    /// vswitchd refused it.
     pub fn call(&mut self, request: &Request) -> Result<serde_json::Value, ClientError> {
         writeln!(self.writer, "{}", serde_json::to_string(request)?)?;
         let response: Response = serde_json::from_str(&self.line()?)?;
         match response {
             Response { ok: true, result, .. } => Ok(result.unwrap_or(serde_json::Value::Null)),
-            Response { error, .. } => Err(ClientError::Refused(error.unwrap_or_default())),
+            Response { error, code, .. } => Err(ClientError::Refused {
+                code: code.unwrap_or(ErrorCode::Failed),
+                message: error.unwrap_or_default(),
+            }),
         }
+    }
+
+    /// Sends a request and returns its result as the view `T`.
+    pub fn request<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
+        Ok(serde_json::from_value(self.call(request)?)?)
+    }
+
+    pub fn show(&mut self) -> Result<ShowView, ClientError> {
+        self.request(&Request::Show {})
+    }
+
+    pub fn fdb(&mut self) -> Result<FdbView, ClientError> {
+        self.request(&Request::Fdb {})
+    }
+
+    pub fn stats(&mut self) -> Result<StatsView, ClientError> {
+        self.request(&Request::Stats {})
+    }
+
+    pub fn attach(&mut self, a: Attach) -> Result<Attached, ClientError> {
+        self.request(&Request::Attach(a))
+    }
+
+    pub fn detach(&mut self, name: &str) -> Result<Detached, ClientError> {
+        self.request(&Request::Detach { name: name.to_string() })
+    }
+
+    pub fn set_anycast(&mut self, s: Segment) -> Result<SegmentSet, ClientError> {
+        self.request(&Request::SetAnycast(s))
+    }
+
+    pub fn arp_announce(&mut self, a: ArpAnnounce) -> Result<Announced, ClientError> {
+        self.request(&Request::ArpAnnounce(a))
+    }
+
+    pub fn retry(&mut self, name: Option<&str>) -> Result<Retried, ClientError> {
+        self.request(&Request::Retry { name: name.map(String::from) })
     }
 
     /// Subscribes to the event stream: this connection carries nothing else afterwards.
     pub fn events(mut self) -> Result<Events, ClientError> {
-        self.call(&Request::Events {})?;
+        let _: Subscribed = self.request(&Request::Events {})?;
         Ok(Events { client: self })
     }
 

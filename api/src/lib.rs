@@ -1,7 +1,9 @@
 //! vswitchd's control API: newline-delimited JSON over a unix socket. A client writes one
 //! request per line and reads one response per line; `events` turns the connection into a
-//! stream of event lines. This crate needs no DPDK: vsctl, leafd, the harnesses and the
-//! fuzzer use it as vswitchd does.
+//! stream of event lines. A client may open with `hello` to learn the protocol version
+//! ([`PROTOCOL_VERSION`]; [`Client::connect`] does and refuses another). Every answer is
+//! typed ([`views`]); every refusal carries a stable [`ErrorCode`] and a message. This
+//! crate needs no DPDK: vsctl, leafd, the harnesses and the fuzzer use it as vswitchd does.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -10,24 +12,81 @@ use serde::{Deserialize, Serialize};
 
 pub mod check;
 pub mod client;
+pub mod views;
 pub use check::{CheckedAttach, CheckedSegment, Invalid, PortSpec};
 pub use client::{Client, ClientError, Events};
+/// The data path's types the protocol carries, so that a client needs only this crate.
+pub use pipeline::{MacAddr, PortId, SegmentId, VlanId};
+pub use views::PortTx;
+
+/// The protocol version `hello` reports. It changes when a request, a view or an event
+/// changes incompatibly (an added optional field is compatible).
+pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Longest request line the daemon reads.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Decodes one request line (without its newline).
-pub fn decode(line: &[u8]) -> Result<Request, String> {
+pub fn decode(line: &[u8]) -> Result<Request, ApiError> {
     if line.len() > MAX_REQUEST_BYTES {
-        return Err(format!("request longer than {MAX_REQUEST_BYTES} bytes"));
+        return Err(ApiError::new(ErrorCode::BadRequest, format!("request longer than {MAX_REQUEST_BYTES} bytes")));
     }
-    serde_json::from_slice::<Request>(line).map_err(|e| format!("bad request: {e}"))
+    serde_json::from_slice::<Request>(line)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad request: {e}")))
+}
+
+/// Why a request was refused, as a stable code (for programs) beside the message (for
+/// people, which may change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// Not a request: bad JSON, an unknown op or field, a value of the wrong type or range,
+    /// a line too long.
+    BadRequest,
+    /// A well-formed request with a value the switch refuses on its own (a multicast MAC,
+    /// a bad subnet, a VM name with a space).
+    Invalid,
+    /// It names a VM, segment, worker or failed attachment vswitchd does not have.
+    NotFound,
+    /// It conflicts with what exists: a name or MAC already attached, a socket in use.
+    Conflict,
+    /// The request needs something that is off (debug requests without `--debug-api`).
+    Disabled,
+    /// The client speaks another protocol version.
+    Version,
+    /// The switch tried and failed (DPDK refused a device, a worker did not answer, the
+    /// state file could not be written); nothing was changed.
+    Failed,
+}
+
+/// A refusal: code and message. vswitchd's handlers return these (or any other error,
+/// which is answered as [`ErrorCode::Failed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into() }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> ApiError {
+        ApiError::new(ErrorCode::Invalid, e.to_string())
+    }
 }
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
+    /// The protocol version: the client's, answered with the daemon's ([`views::Hello`]);
+    /// refused with [`ErrorCode::Version`] if they differ.
+    Hello { version: u32 },
     /// Ports, link states, VMs, segments, workers.
     // Empty struct variants, not unit ones: serde refuses unknown fields only in these.
     Show {},
@@ -67,9 +126,9 @@ pub struct Attach {
     /// (e.g. `net_tap3,iface=vm3`, `net_memif0,…`, or `net_pcap0,rx_pcap=…` in benchmarks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    pub mac: String,
-    /// The segment id (up to 24 bits; configured with set-anycast).
-    pub segment: u32,
+    pub mac: MacAddr,
+    /// The segment (configured with set-anycast).
+    pub segment: SegmentId,
     #[serde(default)]
     pub ipv4: Vec<Ipv4Addr>,
     #[serde(default)]
@@ -93,7 +152,7 @@ pub struct Attach {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MacRange {
-    pub base: String,
+    pub base: MacAddr,
     pub count: u32,
 }
 
@@ -111,12 +170,12 @@ fn yes() -> bool {
 pub struct Segment {
     /// The segment id, up to 24 bits (1..=16777215); how it is carried on the uplink is
     /// `vlan` or `native`, exactly one of them.
-    pub segment: u32,
+    pub segment: SegmentId,
     /// Carry this segment 802.1Q-tagged with this VLAN id (1..=4094) on the uplink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<u16>,
+    pub vlan: Option<VlanId>,
     /// The anycast gateway MAC.
-    pub mac: String,
+    pub mac: MacAddr,
     /// The anycast gateway IP (informational; the leaf owns it).
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
@@ -136,26 +195,33 @@ pub struct ArpAnnounce {
     /// VM names.
     pub to: Vec<String>,
     pub ip: IpAddr,
-    pub mac: String,
+    pub mac: MacAddr,
 }
 
-/// One response.
+/// One response: `ok` with the request's `result` (a view), or not, with the error's
+/// `code` and message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
 }
 
 impl Response {
-    pub fn ok(result: serde_json::Value) -> Response {
-        Response { ok: true, error: None, result: Some(result) }
+    /// A success; `result` is one of the [`views`].
+    pub fn ok(result: &impl Serialize) -> Response {
+        match serde_json::to_value(result) {
+            Ok(v) => Response { ok: true, error: None, code: None, result: Some(v) },
+            Err(e) => Response::error(&ApiError::new(ErrorCode::Failed, format!("answer not encodable: {e}"))),
+        }
     }
 
-    pub fn error(e: impl std::fmt::Display) -> Response {
-        Response { ok: false, error: Some(e.to_string()), result: None }
+    pub fn error(e: &ApiError) -> Response {
+        Response { ok: false, error: Some(e.message.clone()), code: Some(e.code), result: None }
     }
 }
 
@@ -163,8 +229,8 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Attach { name: String, mac: String, segment: u32, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
-    Detach { name: String, mac: String, segment: u32, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Attach { name: String, mac: MacAddr, segment: SegmentId, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Detach { name: String, mac: MacAddr, segment: SegmentId, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
     Link { name: String, up: bool },
 }
 
@@ -184,5 +250,9 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"op":"detach"}"#).is_err());
         let e = serde_json::to_string(&Event::Link { name: "a".into(), up: true }).unwrap();
         assert_eq!(e, r#"{"event":"link","name":"a","up":true}"#);
+        assert_eq!(decode(br#"{"op":"fdb","x":1}"#).unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(decode(br#"{"op":"hello","version":1}"#).unwrap(), Request::Hello { version: 1 });
+        let refused = serde_json::to_string(&Response::error(&ApiError::new(ErrorCode::NotFound, "no VM named x")));
+        assert_eq!(refused.unwrap(), r#"{"ok":false,"error":"no VM named x","code":"not-found"}"#);
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dpdk::{Eal, RteHash};
 use hashbrown::HashMap;
-use mac_table::{EntryKind, Key, MacAddr, MacTable, Search, Value};
+use mac_table::{EntryKind, Key, MacTable, Search, Value};
 use parking_lot::RwLock;
 
 const BATCH: usize = 32;
@@ -28,7 +28,7 @@ use roam_bench::Rng;
 /// Present keys have first octet 0x02, absent ones 0x06: never equal.
 fn make_key(rng: &mut Rng, first_octet: u64) -> Key {
     let x = rng.next();
-    Key::new(MacAddr::from_u64(first_octet << 40 | (x & 0xff_ffff_ffff)), (x >> 62) as u16)
+    Key::new(first_octet << 40 | (x & 0xff_ffff_ffff), (x >> 62) as u16)
 }
 
 fn value_of(i: usize) -> Value {

@@ -19,13 +19,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mac_table::{EntryKind, Key, MacAddr, MacTable, Value};
-use pipeline::{Encap, Frame, Output, PortId, PortRole, Processor, SegmentConfig, SwitchConfig, VlanId, VnicConfig};
+use pipeline::table::{key, key_parts, port_of, value, EntryKind, MacTable};
+use pipeline::{
+    Encap, Frame, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
+    VnicConfig,
+};
 
 const BURST: usize = 32;
 const SEGMENTS: u16 = 8;
 const VMS_PER_SEGMENT: u16 = 8;
-const UPLINK: PortId = 0;
+const UPLINK: PortId = PortId(0);
 const GW: MacAddr = MacAddr([0, 0, 0x5e, 0, 1, 1]);
 const FRAME_LEN: usize = 64;
 const HEADROOM: usize = 16;
@@ -119,11 +122,11 @@ impl Frame for PoolFrame {
 use roam_bench::Rng;
 
 fn vm_mac(port: PortId) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, (port >> 8) as u8, port as u8])
+    MacAddr([0x52, 0x54, 0, 0, (port.0 >> 8) as u8, port.0 as u8])
 }
 
-fn segment_of(port: PortId) -> u16 {
-    (port - 1) / VMS_PER_SEGMENT
+fn segment_of(port: PortId) -> SegmentSlot {
+    SegmentSlot((port.0 - 1) / VMS_PER_SEGMENT)
 }
 
 fn frame(dst: MacAddr, src: MacAddr, ethertype: u16) -> [u8; FRAME_LEN] {
@@ -151,13 +154,13 @@ type Burst = (PortId, Vec<[u8; FRAME_LEN]>);
 fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     let mut cfg = SwitchConfig::new();
     for s in 0..SEGMENTS {
-        cfg.set_segment(s, SegmentConfig::new(Encap::Vlan(VlanId::new(100 + s).unwrap()), GW)).unwrap();
+        cfg.set_segment(SegmentSlot(s), SegmentConfig::new(Encap::Vlan(VlanId::new(100 + s).unwrap()), GW)).unwrap();
     }
     cfg.set_port(UPLINK, PortRole::Uplink).unwrap();
-    let vms: Vec<PortId> = (1..=SEGMENTS * VMS_PER_SEGMENT).collect();
+    let vms: Vec<PortId> = (1..=SEGMENTS * VMS_PER_SEGMENT).map(PortId).collect();
     for &p in &vms {
         let mut v = VnicConfig::new(vm_mac(p), segment_of(p));
-        v.ipv4.push(Ipv4Addr::new(10, 1, 1, p as u8));
+        v.ipv4.push(Ipv4Addr::new(10, 1, 1, p.0 as u8));
         cfg.set_port(p, PortRole::Vnic(v)).unwrap();
     }
     let table = Arc::new(MacTable::new(entries).unwrap());
@@ -165,22 +168,23 @@ fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     for (k, v) in cfg.table_entries() {
         table.insert(k, v).unwrap();
         if v.kind() == EntryKind::Local {
-            known[k.segment() as usize].push((k.mac(), v.port()));
+            let (mac, slot) = key_parts(k);
+            known[slot.index()].push((mac, port_of(v)));
         }
     }
     let mut rng = Rng(0x5eed);
     while table.len() < entries {
         let p = vms[(rng.next() % vms.len() as u64) as usize];
         let m = MacAddr::from_u64(0x0200_0000_0000 | (rng.next() & 0xff_ffff_ffff));
-        if table.insert(Key::new(m, segment_of(p)), Value::new(p, EntryKind::Local)).unwrap().is_none() {
-            known[segment_of(p) as usize].push((m, p));
+        if table.insert(key(m, segment_of(p)), value(p, EntryKind::Local)).unwrap().is_none() {
+            known[segment_of(p).index()].push((m, p));
         }
     }
     // 256 bursts, each from one VM.
     let bursts = (0..256)
         .map(|_| {
             let src = vms[(rng.next() % vms.len() as u64) as usize];
-            let seg = segment_of(src) as usize;
+            let seg = segment_of(src).index();
             let frames = (0..BURST)
                 .map(|_| {
                     let r = rng.next() % 1000;

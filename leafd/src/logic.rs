@@ -5,7 +5,9 @@
 //!
 //! Who owns an address: the leaf that advertises the highest *mobility sequence number*
 //! for its /32. A VM attached here whose address another leaf (or another downlink)
-//! already owns stays *pending* until its announcement is trapped here; then it is a move:
+//! already owns stays *pending* (QEMU attaches a migration's destination before the move)
+//! until its port comes up or its announcement is trapped here, whichever is first; then
+//! it is a move:
 //! the new owner advertises the old sequence number + 1, carried in BGP as a community and
 //! as the local preference, so BGP's own best-path choice agrees with the sequence
 //! everywhere. The old owner sees a better path with a higher sequence and steps back.
@@ -113,7 +115,7 @@ pub enum Cause {
     Detached {
         vm: String,
     },
-    /// A VM arrived here from elsewhere (its announcement was trapped).
+    /// A VM arrived here from elsewhere (its port came up, or its announcement was trapped).
     MoveIn {
         vm: String,
         ip: Ipv4Addr,

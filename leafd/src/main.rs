@@ -11,6 +11,7 @@ use leafd::config::{self, Checked};
 use leafd::kernel::Kernel;
 use leafd::logic::{Action, Cause, Change, Input, Leaf};
 use leafd::{micros, trap, vswitch, Event};
+use roam_api::views::Announced;
 use serde_json::{json, Value};
 
 /// Roam's reference leaf: anycast gateway, proxy ARP, /32 host routes over BGP (GoBGP),
@@ -150,8 +151,8 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
                 let at = micros(SystemTime::now());
                 last_fixup = Some(at);
                 match r {
-                    Ok((sent, released)) => {
-                        fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast.to_string(), "sent": sent, "released": released, "at_us": at }));
+                    Ok(Announced { sent, released, .. }) => {
+                        fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast, "sent": sent, "released": released, "at_us": at }));
                         continue;
                     }
                     Err(e) => (format!("fix-up {ip} to {to:?}"), Err(e)),

@@ -17,10 +17,6 @@ pub enum Error {
     BadCapacity(usize),
     #[error("all {0} reader handles are in use")]
     TooManyReaders(usize),
-    #[error("segment id {0} does not fit in 24 bits")]
-    SegmentOutOfRange(u32),
-    #[error("all 65536 segment slots are in use")]
-    TooManySegments,
     #[error("this CPU cannot run the {} key search", .0.name())]
     SearchUnsupported(crate::Search),
 }

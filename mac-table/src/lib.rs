@@ -8,15 +8,13 @@ mod error;
 mod key;
 mod reader;
 mod search;
-mod segments;
 mod sync;
 mod table;
 
 pub use error::{Error, Result};
-pub use key::{EntryKind, Key, MacAddr, ParseMacError, SegmentSlot, Value};
+pub use key::{EntryKind, Key, Value};
 pub use reader::{Reader, BATCH};
 pub use search::Search;
-pub use segments::{SegmentSlots, MAX_SEGMENT_ID};
 pub use table::{MacTable, WriterStats, DEFAULT_MAX_READERS, MAX_CAPACITY};
 
 /// Entries per 64-byte bucket.

@@ -125,8 +125,7 @@ impl MacTable {
     /// Inserts or updates `key`; returns the value it replaced.
     pub fn insert(&self, key: Key, value: Value) -> Result<Option<Value>> {
         let k = key.raw();
-        let mac = key.mac();
-        if mac.is_multicast() || mac.to_u64() == 0 {
+        if key.is_multicast() || key.mac() == 0 {
             return Err(Error::InvalidKey(key));
         }
         let mut limbo = self.writer.lock();

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use mac_table::{EntryKind, Key, MacAddr, MacTable, Value};
+use mac_table::{EntryKind, Key, MacTable, Value};
 
 fn key(i: u64) -> Key {
-    Key::new(MacAddr::from_u64(0x0200_0000_0000 | i), 0)
+    Key::new(0x0200_0000_0000 | i, 0)
 }
 
 fn val(i: u64) -> Value {

@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mac_table::{EntryKind, Key, MacAddr, MacTable, Search, Value};
+use mac_table::{EntryKind, Key, MacTable, Search, Value};
 
 const STABLE: u64 = 20_000;
 const CHURN: u64 = 2_000;
 
 fn key(i: u64) -> Key {
-    Key::new(MacAddr::from_u64(0x0200_0000_0000 | i), (i % 4) as u16)
+    Key::new(0x0200_0000_0000 | i, (i % 4) as u16)
 }
 
 /// A value names its key: port = key index, so a value read for another key is caught.

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use mac_table::MacAddr;
+use crate::wire::mac::MacAddr;
 
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::{ethertype, HEADER_LEN};

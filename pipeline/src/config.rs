@@ -3,13 +3,15 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::ids::{SegmentSlot, VlanId};
+use crate::table::{key, value, EntryKind, Key, Value};
+use crate::wire::mac::MacAddr;
 use hashbrown::HashMap;
-use mac_table::{EntryKind, Key, MacAddr, SegmentSlot, Value};
 
-use crate::encap::{Decap, Encap, VlanId};
+use crate::encap::{Decap, Encap};
 
 /// A port's index in the switch (dense, chosen by the control plane).
-pub type PortId = u16;
+pub use crate::ids::PortId;
 
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -152,7 +154,7 @@ impl SwitchConfig {
                 Encap::Vlan(vlan) => ConfigError::VlanInUse { vlan, slot: other },
             });
         }
-        let i = slot as usize;
+        let i = slot.index();
         if i >= self.segments.len() {
             self.segments.resize(i + 1, None);
         }
@@ -186,7 +188,7 @@ impl SwitchConfig {
                 }
             }
         }
-        let i = id as usize;
+        let i = id.index();
         if i >= self.ports.len() {
             self.ports.resize(i + 1, None);
         }
@@ -197,20 +199,20 @@ impl SwitchConfig {
 
     /// Unconfigures port `id`.
     pub fn remove_port(&mut self, id: PortId) -> Result<PortRole, ConfigError> {
-        let role = self.ports.get_mut(id as usize).and_then(Option::take).ok_or(ConfigError::NoPort(id))?;
+        let role = self.ports.get_mut(id.index()).and_then(Option::take).ok_or(ConfigError::NoPort(id))?;
         self.rebuild();
         Ok(role)
     }
 
     fn rebuild(&mut self) {
-        self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| p as PortId);
+        self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| PortId(p as u16));
         self.decap = Decap::new(self.segments().map(|(slot, s)| (slot, s.encap)));
         self.members = vec![Vec::new(); self.segments.len()];
         self.local_ipv4.clear();
         self.nd_targets = vec![Vec::new(); self.ports.len()];
         for (id, port) in self.ports.iter().enumerate() {
             let Some(PortRole::Vnic(v)) = port else { continue };
-            self.members[v.segment as usize].push(id as PortId);
+            self.members[v.segment.index()].push(PortId(id as u16));
             for ip in &v.ipv4 {
                 self.local_ipv4.insert((v.segment, *ip), v.mac);
             }
@@ -223,11 +225,11 @@ impl SwitchConfig {
     /// The highest port id that has ever been configured (0 when none).
     #[inline]
     pub fn max_port(&self) -> PortId {
-        self.ports.len().saturating_sub(1) as PortId
+        PortId(self.ports.len().saturating_sub(1) as u16)
     }
 
     pub fn port(&self, id: PortId) -> Option<&PortRole> {
-        self.ports.get(id as usize).and_then(Option::as_ref)
+        self.ports.get(id.index()).and_then(Option::as_ref)
     }
 
     /// The vNIC on port `id`, if that port is one.
@@ -241,7 +243,7 @@ impl SwitchConfig {
 
     pub fn vnics(&self) -> impl Iterator<Item = (PortId, &VnicConfig)> {
         self.ports.iter().enumerate().filter_map(|(i, p)| match p {
-            Some(PortRole::Vnic(v)) => Some((i as PortId, v)),
+            Some(PortRole::Vnic(v)) => Some((PortId(i as u16), v)),
             _ => None,
         })
     }
@@ -253,11 +255,11 @@ impl SwitchConfig {
 
     #[inline]
     pub fn segment(&self, slot: SegmentSlot) -> Option<&SegmentConfig> {
-        self.segments.get(slot as usize).and_then(Option::as_ref)
+        self.segments.get(slot.index()).and_then(Option::as_ref)
     }
 
     pub fn segments(&self) -> impl Iterator<Item = (SegmentSlot, &SegmentConfig)> {
-        self.segments.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as SegmentSlot, s)))
+        self.segments.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (SegmentSlot(i as u16), s)))
     }
 
     /// The uplink's demultiplexer (which segment an uplink frame belongs to).
@@ -269,7 +271,7 @@ impl SwitchConfig {
     /// The vNIC ports of a segment.
     #[inline]
     pub fn members(&self, slot: SegmentSlot) -> &[PortId] {
-        self.members.get(slot as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.members.get(slot.index()).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// The MAC of a local VM with this IPv4 address in this segment.
@@ -279,18 +281,16 @@ impl SwitchConfig {
 
     /// IPv6 addresses a vNIC may advertise (its own, plus its EUI-64 link-local).
     pub fn nd_targets(&self, id: PortId) -> &[Ipv6Addr] {
-        self.nd_targets.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.nd_targets.get(id.index()).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Every entry the MAC table should hold for this configuration: each vNIC's MAC in
     /// its segment, and each segment's anycast MAC pointing at the uplink.
     pub fn table_entries(&self) -> Vec<(Key, Value)> {
         let mut out: Vec<(Key, Value)> =
-            self.vnics().map(|(p, v)| (Key::new(v.mac, v.segment), Value::new(p, EntryKind::Local))).collect();
+            self.vnics().map(|(p, v)| (key(v.mac, v.segment), value(p, EntryKind::Local))).collect();
         if let Some(up) = self.uplink {
-            out.extend(
-                self.segments().map(|(slot, seg)| (Key::new(seg.anycast, slot), Value::new(up, EntryKind::Anycast))),
-            );
+            out.extend(self.segments().map(|(slot, seg)| (key(seg.anycast, slot), value(up, EntryKind::Anycast))));
         }
         out
     }
@@ -318,49 +318,58 @@ mod tests {
     fn builds_members_vlans_and_table_entries() {
         let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
         let mut c = SwitchConfig::new();
-        c.set_segment(0, SegmentConfig::new(vlan(100), gw)).unwrap();
-        c.set_port(0, PortRole::Uplink).unwrap();
+        c.set_segment(SegmentSlot(0), SegmentConfig::new(vlan(100), gw)).unwrap();
+        c.set_port(PortId(0), PortRole::Uplink).unwrap();
         c.set_port(
-            1,
-            PortRole::Vnic(VnicConfig { ipv4: vec![Ipv4Addr::new(10, 1, 1, 1)], ..VnicConfig::new(mac(1), 0) }),
+            PortId(1),
+            PortRole::Vnic(VnicConfig {
+                ipv4: vec![Ipv4Addr::new(10, 1, 1, 1)],
+                ..VnicConfig::new(mac(1), SegmentSlot(0))
+            }),
         )
         .unwrap();
-        c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(2), 0))).unwrap();
-        assert_eq!(c.members(0), &[1, 2]);
-        assert_eq!((c.decap().segment_of(vlan(100)), c.decap().segment_of(vlan(101))), (Some(0), None));
-        assert_eq!(c.local_ipv4_mac(0, Ipv4Addr::new(10, 1, 1, 1)), Some(mac(1)));
-        assert_eq!(c.nd_targets(1), &["fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
+        c.set_port(PortId(2), PortRole::Vnic(VnicConfig::new(mac(2), SegmentSlot(0)))).unwrap();
+        assert_eq!(c.members(SegmentSlot(0)), &[PortId(1), PortId(2)]);
+        assert_eq!((c.decap().segment_of(vlan(100)), c.decap().segment_of(vlan(101))), (Some(SegmentSlot(0)), None));
+        assert_eq!(c.local_ipv4_mac(SegmentSlot(0), Ipv4Addr::new(10, 1, 1, 1)), Some(mac(1)));
+        assert_eq!(c.nd_targets(PortId(1)), &["fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap()]);
         let e = c.table_entries();
         assert_eq!(e.len(), 3);
-        assert!(e.contains(&(Key::new(gw, 0), Value::new(0, EntryKind::Anycast))));
-        c.remove_port(2).unwrap();
-        assert_eq!(c.members(0), &[1]);
+        assert!(e.contains(&(key(gw, SegmentSlot(0)), value(PortId(0), EntryKind::Anycast))));
+        c.remove_port(PortId(2)).unwrap();
+        assert_eq!(c.members(SegmentSlot(0)), &[PortId(1)]);
     }
 
     #[test]
     fn refuses_bad_changes() {
         let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
         let mut c = SwitchConfig::new();
-        assert_eq!(c.set_segment(0, SegmentConfig::new(vlan(10), MacAddr::BROADCAST)), Err(ConfigError::BadAnycast));
-        c.set_segment(0, SegmentConfig::new(vlan(10), gw)).unwrap();
         assert_eq!(
-            c.set_segment(1, SegmentConfig::new(vlan(10), gw)),
-            Err(ConfigError::VlanInUse { vlan: VlanId::new(10).unwrap(), slot: 0 })
+            c.set_segment(SegmentSlot(0), SegmentConfig::new(vlan(10), MacAddr::BROADCAST)),
+            Err(ConfigError::BadAnycast)
         );
-        assert_eq!(c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 7))), Err(ConfigError::NoSegment(7)));
+        c.set_segment(SegmentSlot(0), SegmentConfig::new(vlan(10), gw)).unwrap();
         assert_eq!(
-            c.set_port(1, PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, 0))),
+            c.set_segment(SegmentSlot(1), SegmentConfig::new(vlan(10), gw)),
+            Err(ConfigError::VlanInUse { vlan: VlanId::new(10).unwrap(), slot: SegmentSlot(0) })
+        );
+        assert_eq!(
+            c.set_port(PortId(1), PortRole::Vnic(VnicConfig::new(mac(1), SegmentSlot(7)))),
+            Err(ConfigError::NoSegment(SegmentSlot(7)))
+        );
+        assert_eq!(
+            c.set_port(PortId(1), PortRole::Vnic(VnicConfig::new(MacAddr::BROADCAST, SegmentSlot(0)))),
             Err(ConfigError::BadMac(MacAddr::BROADCAST))
         );
-        c.set_port(1, PortRole::Vnic(VnicConfig::new(mac(1), 0))).unwrap();
-        assert_eq!(c.set_port(1, PortRole::Uplink), Err(ConfigError::PortInUse(1)));
+        c.set_port(PortId(1), PortRole::Vnic(VnicConfig::new(mac(1), SegmentSlot(0)))).unwrap();
+        assert_eq!(c.set_port(PortId(1), PortRole::Uplink), Err(ConfigError::PortInUse(PortId(1))));
         assert_eq!(
-            c.set_port(2, PortRole::Vnic(VnicConfig::new(mac(1), 0))),
-            Err(ConfigError::MacInUse { mac: mac(1), port: 1 })
+            c.set_port(PortId(2), PortRole::Vnic(VnicConfig::new(mac(1), SegmentSlot(0)))),
+            Err(ConfigError::MacInUse { mac: mac(1), port: PortId(1) })
         );
-        c.set_port(3, PortRole::Uplink).unwrap();
-        assert_eq!(c.set_port(4, PortRole::Uplink), Err(ConfigError::UplinkInUse(3)));
-        assert_eq!(c.remove_port(9), Err(ConfigError::NoPort(9)));
+        c.set_port(PortId(3), PortRole::Uplink).unwrap();
+        assert_eq!(c.set_port(PortId(4), PortRole::Uplink), Err(ConfigError::UplinkInUse(PortId(3))));
+        assert_eq!(c.remove_port(PortId(9)), Err(ConfigError::NoPort(PortId(9))));
         assert!("10.1.1.0/33".parse::<Ipv4Net>().is_err() && "10.1.1.0".parse::<Ipv4Net>().is_err());
         let net: Ipv4Net = "10.1.0.0/16".parse().unwrap();
         assert!(net.contains(Ipv4Addr::new(10, 1, 200, 3)) && !net.contains(Ipv4Addr::new(10, 2, 0, 1)));

@@ -1,6 +1,8 @@
 //! Counters, kept per worker as plain integers (no atomics on the hot path) and summed on
 //! read. For every input port: frames in = forwarded + flooded + dropped, exactly.
 
+use crate::ids::PortId;
+
 /// Declares the drop reasons once: the enum, `COUNT`, `ALL` and the stable names.
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
@@ -120,8 +122,8 @@ impl PortCounters {
 /// The entry of `port` in a table indexed by port id, growing the table if the port is new
 /// (the pipeline's, the hold's and vswitchd's per-port counters all use it).
 #[inline]
-pub fn per_port<T: Default + Clone>(table: &mut Vec<T>, port: u16) -> &mut T {
-    let p = port as usize;
+pub fn per_port<T: Default + Clone>(table: &mut Vec<T>, port: PortId) -> &mut T {
+    let p = port.index();
     if p >= table.len() {
         table.resize(p + 1, T::default());
     }
@@ -147,22 +149,22 @@ pub struct Counters {
 impl Counters {
     /// The counters of `port`, growing the table if the port is new.
     #[inline]
-    pub fn port(&mut self, port: u16) -> &mut PortCounters {
+    pub fn port(&mut self, port: PortId) -> &mut PortCounters {
         per_port(&mut self.ports, port)
     }
 
     /// Makes sure ports up to `max` have counters.
     #[inline]
-    pub fn ensure(&mut self, max: u16) {
-        if self.ports.len() <= max as usize {
-            self.ports.resize(max as usize + 1, PortCounters::default());
+    pub fn ensure(&mut self, max: PortId) {
+        if self.ports.len() <= max.index() {
+            self.ports.resize(max.index() + 1, PortCounters::default());
         }
     }
 
     /// The counters of a port that [`Counters::ensure`] made room for.
     #[inline]
-    pub(crate) fn at(&mut self, port: u16) -> &mut PortCounters {
-        &mut self.ports[port as usize]
+    pub(crate) fn at(&mut self, port: PortId) -> &mut PortCounters {
+        &mut self.ports[port.index()]
     }
 
     /// Adds another worker's counters.

@@ -5,36 +5,11 @@
 //! uplink (VXLAN: outer Ethernet, IPv4, UDP and VXLAN headers, 50 bytes of headroom) is a
 //! new variant here and nothing else.
 
-use mac_table::SegmentSlot;
-
 use crate::counters::DropReason;
 use crate::frame::{pop_vlan, push_vlan, Frame};
+use crate::ids::{SegmentSlot, VlanId};
 use crate::wire::ethernet::ethertype;
 use crate::wire::vlan::TAGGED_HEADER_LEN;
-
-/// An 802.1Q VLAN id, 1..=4094 (0 and 4095 are reserved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VlanId(u16);
-
-impl VlanId {
-    pub const fn new(id: u16) -> Option<VlanId> {
-        if id >= 1 && id <= 4094 {
-            Some(VlanId(id))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> u16 {
-        self.0
-    }
-}
-
-impl std::fmt::Display for VlanId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// How a segment is carried on the uplink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,7 +57,7 @@ impl Strip {
 }
 
 /// No segment for this VLAN.
-const NO_SEGMENT: SegmentSlot = SegmentSlot::MAX;
+const NO_SEGMENT: SegmentSlot = SegmentSlot(u16::MAX);
 
 /// The uplink's demultiplexer: from a frame's encapsulation to its segment. Built from the
 /// configuration's segments; read per frame.
@@ -156,13 +131,13 @@ mod tests {
         let mut f = ByteFrame::new(&orig);
         assert!(v.encapsulate(&mut f));
         assert_eq!(&f.bytes()[12..16], &[0x81, 0x00, 0x00, 100]);
-        let d = Decap::new([(3, v), (4, Encap::Native)]);
-        assert_eq!(d.classify(f.bytes()), Ok((3, Strip::VlanTag)));
+        let d = Decap::new([(SegmentSlot(3), v), (SegmentSlot(4), Encap::Native)]);
+        assert_eq!(d.classify(f.bytes()), Ok((SegmentSlot(3), Strip::VlanTag)));
         assert!(Strip::VlanTag.apply(&mut f));
         assert_eq!(f.bytes(), &orig[..]);
         let mut untagged = orig.clone();
         untagged[12..14].copy_from_slice(&[0x08, 0x00]);
-        assert_eq!(d.classify(&untagged), Ok((4, Strip::Nothing)));
-        assert_eq!(Decap::new([(3, v)]).classify(&untagged), Err(DropReason::UplinkUntagged));
+        assert_eq!(d.classify(&untagged), Ok((SegmentSlot(4), Strip::Nothing)));
+        assert_eq!(Decap::new([(SegmentSlot(3), v)]).classify(&untagged), Err(DropReason::UplinkUntagged));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use mac_table::MacAddr;
+use crate::wire::mac::MacAddr;
 
 use crate::wire::arp::{op, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{ethertype, EthernetFrame, EthernetRepr, HEADER_LEN};

@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use mac_table::{MacAddr, SegmentSlot};
+use crate::ids::SegmentSlot;
+use crate::wire::mac::MacAddr;
 
 use crate::config::{PortId, SwitchConfig};
 use crate::counters::per_port;
@@ -164,13 +165,13 @@ impl<F: Frame> HeldFrames<F> {
 
     /// One port's counters.
     pub fn counters(&self, port: PortId) -> HoldCounters {
-        self.counters.get(port as usize).copied().unwrap_or_default()
+        self.counters.get(port.index()).copied().unwrap_or_default()
     }
 
     /// Ports that have counters, with how many frames each has held right now.
     pub fn ports(&self) -> impl Iterator<Item = (PortId, HoldCounters, u64)> + '_ {
         self.counters.iter().enumerate().map(|(p, c)| {
-            let port = p as PortId;
+            let port = PortId(p as u16);
             (port, *c, self.frames.iter().filter(|h| h.port == port).count() as u64)
         })
     }
@@ -190,18 +191,19 @@ mod tests {
     use crate::config::{PortRole, SegmentConfig, VnicConfig};
     use crate::frame::ByteFrame;
 
-    const UP: PortId = 0;
-    const A: PortId = 1;
-    const B: PortId = 2;
+    const UP: PortId = PortId(0);
+    const A: PortId = PortId(1);
+    const B: PortId = PortId(2);
     const GW: MacAddr = MacAddr([0, 0, 0x5e, 0, 1, 1]);
 
     fn cfg(native: bool) -> SwitchConfig {
         let mut c = SwitchConfig::new();
-        let encap = if native { Encap::Native } else { Encap::Vlan(crate::encap::VlanId::new(100).unwrap()) };
-        c.set_segment(0, SegmentConfig::new(encap, GW)).unwrap();
+        let encap = if native { Encap::Native } else { Encap::Vlan(crate::ids::VlanId::new(100).unwrap()) };
+        c.set_segment(SegmentSlot(0), SegmentConfig::new(encap, GW)).unwrap();
         c.set_port(UP, PortRole::Uplink).unwrap();
         for p in [A, B] {
-            c.set_port(p, PortRole::Vnic(VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p as u8]), 0))).unwrap();
+            c.set_port(p, PortRole::Vnic(VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p.0 as u8]), SegmentSlot(0))))
+                .unwrap();
         }
         c
     }
@@ -209,8 +211,8 @@ mod tests {
     /// An IPv4 frame to `dst_ip`, numbered by its last byte.
     fn to(dst_ip: [u8; 4], n: u8) -> ByteFrame {
         let mut f = vec![0u8; 60];
-        f[0..6].copy_from_slice(&[0x52, 0x54, 0, 0, 0, A as u8]);
-        f[6..12].copy_from_slice(&[0x52, 0x54, 0, 0, 0, B as u8]);
+        f[0..6].copy_from_slice(&[0x52, 0x54, 0, 0, 0, A.0 as u8]);
+        f[6..12].copy_from_slice(&[0x52, 0x54, 0, 0, 0, B.0 as u8]);
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         f[14] = 0x45;
         f[30..34].copy_from_slice(&dst_ip);
@@ -303,11 +305,16 @@ mod tests {
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         prop_oneof![
-            (0u16..3, 0u16..3, 1u8..4, 1u8..40).prop_map(|(port, from, ip, n)| Op::Hold { port, from, ip, n }),
+            (0u16..3, 0u16..3, 1u8..4, 1u8..40).prop_map(|(port, from, ip, n)| Op::Hold {
+                port: PortId(port),
+                from: PortId(from),
+                ip,
+                n
+            }),
             (0u16..800).prop_map(Op::Tick),
-            (0u16..3).prop_map(Op::LinkUp),
+            (0u16..3).prop_map(|p| Op::LinkUp(PortId(p))),
             (1u8..4).prop_map(Op::Release),
-            (0u16..3).prop_map(Op::Remove),
+            (0u16..3).prop_map(|p| Op::Remove(PortId(p))),
         ]
     }
 

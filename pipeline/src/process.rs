@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use mac_table::{EntryKind, Key, MacAddr, Reader, SegmentSlot, Value, BATCH};
+use crate::ids::SegmentSlot;
+use crate::table::{key, port_of, EntryKind, Key, Reader, Value, BATCH};
+use crate::wire::mac::MacAddr;
 
 use crate::announce::{advertised_target, is_gratuitous};
 use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
@@ -36,7 +38,7 @@ impl<F> Output<F> {
     /// The queue of frames for `port`.
     #[inline]
     pub fn queue(&mut self, port: PortId) -> &mut Vec<F> {
-        let p = port as usize;
+        let p = port.index();
         if p >= self.queues.len() {
             self.queues.resize_with(p + 1, || Vec::with_capacity(BATCH));
         }
@@ -46,14 +48,14 @@ impl<F> Output<F> {
     /// Makes sure there is a queue for every port up to `max`.
     #[inline]
     fn ensure(&mut self, max: PortId) {
-        if self.queues.len() <= max as usize {
-            self.queues.resize_with(max as usize + 1, || Vec::with_capacity(BATCH));
+        if self.queues.len() <= max.index() {
+            self.queues.resize_with(max.index() + 1, || Vec::with_capacity(BATCH));
         }
     }
 
     /// Every non-empty queue, by port.
     pub fn queues_mut(&mut self) -> impl Iterator<Item = (PortId, &mut Vec<F>)> {
-        self.queues.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).map(|(p, q)| (p as PortId, q))
+        self.queues.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).map(|(p, q)| (PortId(p as u16), q))
     }
 
     /// Frames queued in all queues.
@@ -162,7 +164,7 @@ fn drop_frame<F>(counters: &mut Counters, in_port: PortId, f: F, reason: DropRea
 #[inline]
 fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) {
     counters.at(port).tx += 1;
-    out.queues[port as usize].push(f);
+    out.queues[port.index()].push(f);
 }
 
 /// The MAC address at `b[at..at + 6]` (callers have checked the length).
@@ -305,7 +307,7 @@ fn classify_and_look_up<F: Frame>(
         let (verdict, slot) = classify(i, b);
         verdicts[i] = verdict;
         if let Verdict::Lookup = verdict {
-            keys[m] = Key::new(mac_at(b, 0), slot);
+            keys[m] = key(mac_at(b, 0), slot);
             frame_of[m] = i as u8;
             m += 1;
         }
@@ -350,16 +352,16 @@ fn from_vnic<F: Frame>(
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
                 match found[i] {
-                    Some(val) if val.port() == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
-                    Some(val) if val.kind() != EntryKind::Anycast && Some(val.port()) != uplink => {
+                    Some(val) if port_of(val) == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
+                    Some(val) if val.kind() != EntryKind::Anycast && Some(port_of(val)) != uplink => {
                         // The table may name a port this snapshot does not have yet (being
                         // attached) or any more (detached): never index past what we know.
-                        if cfg.vnic(val.port()).is_none() {
+                        if cfg.vnic(port_of(val)).is_none() {
                             drop_frame(counters, in_port, f, DropReason::PortNotReady, out);
                             continue;
                         }
                         counters.at(in_port).forwarded += 1;
-                        enqueue(counters, val.port(), f, out);
+                        enqueue(counters, port_of(val), f, out);
                     }
                     hit => {
                         // Unknown unicast, or a gateway MAC: up to the leaf, which routes
@@ -472,11 +474,11 @@ fn flood<F: Frame>(
 #[inline]
 fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, Strip) {
     if b.len() < HEADER_LEN {
-        return (Verdict::Drop(DropReason::Runt), 0, Strip::Nothing);
+        return (Verdict::Drop(DropReason::Runt), SegmentSlot(0), Strip::Nothing);
     }
     let (slot, strip) = match cfg.decap().classify(b) {
         Ok(s) => s,
-        Err(r) => return (Verdict::Drop(r), 0, Strip::Nothing),
+        Err(r) => return (Verdict::Drop(r), SegmentSlot(0), Strip::Nothing),
     };
     let src = mac_at(b, 6);
     if src.is_multicast() || src == MacAddr::ZERO {
@@ -493,7 +495,7 @@ fn from_uplink<F: Frame>(
     burst: &mut [Option<F>],
     out: &mut Output<F>,
 ) {
-    let mut slots: [SegmentSlot; BATCH] = [0; BATCH];
+    let mut slots: [SegmentSlot; BATCH] = [SegmentSlot(0); BATCH];
     let mut strip = [Strip::Nothing; BATCH];
     let (verdicts, found) = classify_and_look_up(burst, reader, |i, b| {
         let verdict;
@@ -506,15 +508,15 @@ fn from_uplink<F: Frame>(
         match verdicts[i] {
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
-                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && v.port() != in_port);
+                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && port_of(*v) != in_port);
                 match local {
                     // A port the table has and this snapshot does not (see `from_vnic`).
-                    Some(v) if cfg.vnic(v.port()).is_none() => {
+                    Some(v) if cfg.vnic(port_of(v)).is_none() => {
                         drop_frame(counters, in_port, f, DropReason::PortNotReady, out)
                     }
                     Some(v) if strip[i].apply(&mut f) => {
                         counters.at(in_port).forwarded += 1;
-                        enqueue(counters, v.port(), f, out);
+                        enqueue(counters, port_of(v), f, out);
                     }
                     Some(_) => drop_frame(counters, in_port, f, DropReason::Unwritable, out),
                     None => drop_frame(counters, in_port, f, DropReason::UplinkUnknownUnicast, out),

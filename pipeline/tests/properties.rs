@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use pipeline::{ByteFrame, Frame, MacAddr, Output};
+use pipeline::{ByteFrame, Frame, MacAddr, Output, PortId, SegmentSlot};
 use proptest::prelude::*;
 
 fn mac_choice() -> impl Strategy<Value = MacAddr> {
@@ -46,14 +46,14 @@ proptest! {
 
     #[test]
     fn any_burst_is_fully_accounted_for(
-        bursts in proptest::collection::vec((prop_oneof![Just(UPLINK), Just(A), Just(B), Just(C), Just(D), Just(9u16)], proptest::collection::vec(frame(), 0..40)), 1..6),
+        bursts in proptest::collection::vec((prop_oneof![Just(UPLINK), Just(A), Just(B), Just(C), Just(D), Just(PortId(9))], proptest::collection::vec(frame(), 0..40)), 1..6),
         responder in any::<bool>(),
         with_uplink in any::<bool>(),
     ) {
         let mut cfg = config(with_uplink);
-        let mut seg = cfg.segment(0).unwrap().clone();
+        let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
         seg.arp_responder = responder;
-        cfg.set_segment(0, seg).unwrap();
+        cfg.set_segment(SegmentSlot(0), seg).unwrap();
         let mut p = processor(cfg);
         for (port, frames) in bursts {
             let before = p.counters().clone();
@@ -61,7 +61,7 @@ proptest! {
             p.process(port, frames.iter().map(|f| ByteFrame::new(f)), &mut out);
             let after = p.counters().clone();
             prop_assert!(after.balanced());
-            let mine = |c: &pipeline::Counters| c.ports.get(port as usize).copied().unwrap_or_default();
+            let mine = |c: &pipeline::Counters| c.ports.get(port.index()).copied().unwrap_or_default();
             let (b, a) = (mine(&before), mine(&after));
             prop_assert_eq!(a.rx - b.rx, frames.len() as u64);
             prop_assert_eq!(out.drops.len() as u64, a.dropped_total() - b.dropped_total());

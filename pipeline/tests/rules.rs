@@ -5,11 +5,11 @@ mod common;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use mac_table::{EntryKind, Key, MacTable, Value};
+use pipeline::table::{key, value, EntryKind, MacTable};
 
 use common::*;
 use pipeline::wire::arp::{op, ArpPacket};
-use pipeline::{ByteFrame, DropReason, Encap, Frame, MacAddr, Output, Processor};
+use pipeline::{ByteFrame, DropReason, Encap, Frame, MacAddr, Output, PortId, Processor, SegmentSlot};
 
 #[test]
 fn local_unicast_is_switched_with_real_macs() {
@@ -19,7 +19,7 @@ fn local_unicast_is_switched_with_real_macs() {
     assert_eq!(sent(&mut out, B), vec![f]);
     assert_eq!(out.queued(), 1);
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].forwarded, c.ports[A as usize].rewritten, c.ports[B as usize].tx), (1, 0, 1));
+    assert_eq!((c.ports[A.index()].forwarded, c.ports[A.index()].rewritten, c.ports[B.index()].tx), (1, 0, 1));
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn unknown_unicast_is_rewritten_to_the_anycast_mac_and_tagged_to_the_uplink() {
     expected[0..6].copy_from_slice(&GW.0);
     assert_eq!(up, vec![tagged(100, &expected)]);
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].rewritten, c.ports[UPLINK as usize].tx), (1, 1));
+    assert_eq!((c.ports[A.index()].rewritten, c.ports[UPLINK.index()].tx), (1, 1));
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn frames_to_the_gateway_go_up_unchanged_but_tagged() {
     let f = ipv4(GW, mac(A));
     let mut out = run(&mut p, A, std::slice::from_ref(&f));
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
-    assert_eq!(balanced(&p).ports[A as usize].rewritten, 0);
+    assert_eq!(balanced(&p).ports[A.index()].rewritten, 0);
 }
 
 #[test]
@@ -54,10 +54,7 @@ fn broadcast_floods_the_segment_and_the_uplink_never_rewritten_never_back() {
     assert_eq!(sent(&mut out, UPLINK), vec![tagged(100, &f)]);
     assert!(sent(&mut out, A).is_empty() && sent(&mut out, C).is_empty(), "not back, not to another segment");
     let c = balanced(&p);
-    assert_eq!(
-        (c.ports[A as usize].flooded, c.ports[A as usize].flood_copies, c.ports[A as usize].rewritten),
-        (1, 2, 0)
-    );
+    assert_eq!((c.ports[A.index()].flooded, c.ports[A.index()].flood_copies, c.ports[A.index()].rewritten), (1, 2, 0));
 }
 
 #[test]
@@ -85,7 +82,7 @@ fn port_security_drops_spoofed_sources() {
     // D has port security off: another source MAC is switched.
     let mut out = run(&mut p, D, &[ipv4(mac(B), MacAddr([0x52, 0x54, 0, 0, 0, 0x77]))]);
     assert_eq!(sent(&mut out, B).len(), 1);
-    assert_eq!(balanced(&p).ports[A as usize].dropped[DropReason::SpoofedSourceMac as usize], 2);
+    assert_eq!(balanced(&p).ports[A.index()].dropped[DropReason::SpoofedSourceMac as usize], 2);
 }
 
 #[test]
@@ -178,15 +175,12 @@ fn announcements_go_to_the_uplink_only_and_are_never_rewritten() {
     let out = run(&mut p, A, &[probe, arp_request(A, ip(B))]);
     assert_eq!(out.queued(), 2 * 3);
     let c = balanced(&p);
-    assert_eq!(
-        (c.ports[A as usize].announcements, c.ports[A as usize].forwarded, c.ports[A as usize].flooded),
-        (4, 4, 2)
-    );
+    assert_eq!((c.ports[A.index()].announcements, c.ports[A.index()].forwarded, c.ports[A.index()].flooded), (4, 4, 2));
     // Without an uplink there is no leaf to trap them: they are flooded like any broadcast.
     let mut p = processor(config(false));
     let out = run(&mut p, A, &[arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A))]);
     assert_eq!(out.queued(), 2, "to B and D");
-    assert_eq!(balanced(&p).ports[A as usize].announcements, 0);
+    assert_eq!(balanced(&p).ports[A.index()].announcements, 0);
 }
 
 #[test]
@@ -208,7 +202,7 @@ fn uplink_unicast_to_a_local_vnic_is_delivered_untagged() {
     let mut out = run(&mut p, UPLINK, &[tagged(100, &f)]);
     assert_eq!(sent(&mut out, A), vec![f]);
     let c = balanced(&p);
-    assert_eq!(c.ports[UPLINK as usize].forwarded, 1);
+    assert_eq!(c.ports[UPLINK.index()].forwarded, 1);
 }
 
 #[test]
@@ -254,7 +248,7 @@ fn uplink_broadcast_floods_the_segments_vms_untagged() {
     }
     assert!(sent(&mut out, C).is_empty() && sent(&mut out, UPLINK).is_empty());
     let c = balanced(&p);
-    assert_eq!((c.ports[UPLINK as usize].flooded, c.ports[UPLINK as usize].flood_copies), (1, 2));
+    assert_eq!((c.ports[UPLINK.index()].flooded, c.ports[UPLINK.index()].flood_copies), (1, 2));
 }
 
 #[test]
@@ -281,23 +275,23 @@ fn a_table_entry_for_a_port_the_snapshot_lacks_is_a_counted_drop() {
         table.insert(k, v).unwrap();
     }
     let (beyond, gap) = (MacAddr([0x52, 0x54, 0, 0, 0, 0x77]), MacAddr([0x52, 0x54, 0, 0, 0, 0x78]));
-    table.insert(Key::new(beyond, 0), Value::new(cfg.max_port() + 3, EntryKind::Local)).unwrap();
+    table.insert(key(beyond, SegmentSlot(0)), value(PortId(cfg.max_port().0 + 3), EntryKind::Local)).unwrap();
     let mut cfg2 = cfg.clone();
     cfg2.remove_port(B).unwrap();
-    table.insert(Key::new(gap, 0), Value::new(B, EntryKind::Local)).unwrap();
+    table.insert(key(gap, SegmentSlot(0)), value(B, EntryKind::Local)).unwrap();
     let mut p = Processor::new(table.reader().unwrap(), Arc::new(cfg2));
     let out = run(&mut p, A, &[ipv4(beyond, mac(A)), ipv4(gap, mac(A))]);
     assert_eq!(reasons(&out), vec![DropReason::PortNotReady, DropReason::PortNotReady]);
     let out = run(&mut p, UPLINK, &[tagged(100, &ipv4(beyond, GW)), tagged(100, &ipv4(gap, GW))]);
     assert_eq!(reasons(&out), vec![DropReason::PortNotReady, DropReason::PortNotReady]);
     let c = balanced(&p);
-    assert_eq!(c.ports[A as usize].dropped[DropReason::PortNotReady as usize], 2);
+    assert_eq!(c.ports[A.index()].dropped[DropReason::PortNotReady as usize], 2);
 }
 
 #[test]
 fn frames_from_an_unconfigured_port_are_dropped() {
     let mut p = processor(config(true));
-    let out = run(&mut p, 42, &[ipv4(mac(A), mac(B))]);
+    let out = run(&mut p, PortId(42), &[ipv4(mac(A), mac(B))]);
     assert_eq!(reasons(&out), vec![DropReason::UnknownPort]);
     balanced(&p);
 }
@@ -305,9 +299,9 @@ fn frames_from_an_unconfigured_port_are_dropped() {
 #[test]
 fn the_local_arp_responder_answers_for_local_vms_and_the_subnet() {
     let mut cfg = config(true);
-    let mut seg = cfg.segment(0).unwrap().clone();
+    let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
     seg.arp_responder = true;
-    cfg.set_segment(0, seg).unwrap();
+    cfg.set_segment(SegmentSlot(0), seg).unwrap();
     let mut p = processor(cfg);
     let outside = Ipv4Addr::new(192, 168, 1, 1);
     let garp = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A));
@@ -327,7 +321,7 @@ fn the_local_arp_responder_answers_for_local_vms_and_the_subnet() {
     }
     assert_eq!(sent(&mut out, UPLINK).len(), 2, "the outside query (flooded) and the announcement (trapped)");
     let c = balanced(&p);
-    let a = &c.ports[A as usize];
+    let a = &c.ports[A.index()];
     assert_eq!((a.arp_replies, a.announcements, a.forwarded, a.flooded), (2, 1, 3, 1));
 }
 
@@ -364,7 +358,7 @@ fn unwritable_buffers_no_headroom_and_failed_copies_are_counted() {
     // still reaches D.
     assert_eq!(out.queue(D).len(), 1);
     let c = balanced(&p);
-    assert_eq!((c.ports[A as usize].flood_copy_failures, c.ports[A as usize].flooded), (2, 1));
+    assert_eq!((c.ports[A.index()].flood_copy_failures, c.ports[A.index()].flooded), (2, 1));
 }
 
 #[test]
@@ -380,7 +374,7 @@ fn bursts_longer_than_32_are_processed_in_passes_and_in_order() {
     let mut out = run(&mut p, A, &frames);
     let got: Vec<u8> = sent(&mut out, B).iter().map(|f| f[50]).collect();
     assert_eq!(got, (0..100).collect::<Vec<u8>>());
-    assert_eq!(balanced(&p).ports[A as usize].rx, 100);
+    assert_eq!(balanced(&p).ports[A.index()].rx, 100);
 }
 
 #[test]
@@ -396,12 +390,16 @@ fn every_drop_reason_is_named_and_counted_somewhere() {
 #[test]
 fn a_native_segment_is_untagged_on_the_uplink() {
     let mut cfg = config(true);
-    let mut seg1 = cfg.segment(1).unwrap().clone();
+    let mut seg1 = cfg.segment(SegmentSlot(1)).unwrap().clone();
     seg1.encap = Encap::Native;
-    cfg.set_segment(1, seg1.clone()).unwrap();
-    let mut other = cfg.segment(0).unwrap().clone();
+    cfg.set_segment(SegmentSlot(1), seg1.clone()).unwrap();
+    let mut other = cfg.segment(SegmentSlot(0)).unwrap().clone();
     other.encap = Encap::Native;
-    assert_eq!(cfg.set_segment(0, other), Err(pipeline::ConfigError::NativeInUse(1)), "one native segment at most");
+    assert_eq!(
+        cfg.set_segment(SegmentSlot(0), other),
+        Err(pipeline::ConfigError::NativeInUse(SegmentSlot(1))),
+        "one native segment at most"
+    );
     let mut p = processor(cfg);
     // Up: unknown unicast from C is rewritten and sent untagged; segment 0 stays tagged.
     let mut out = run(&mut p, C, &[ipv4(UNKNOWN, mac(C))]);

@@ -122,7 +122,8 @@ impl Guest {
             })
             .arg("-netdev")
             .arg(format!("vhost-user,id=n0,chardev=c0,queues={}", self.queues))
-            // vectors=0: QEMU 7.2 under TCG crashes with MSI-X on vhost-user (TESTBED.md).
+            // vectors=0: QEMU 7.2 under TCG crashes (SIGSEGV in msix_set_vector_notifiers,
+            // from vhost_net_start) when a vhost-user virtio-net device uses MSI-X.
             .arg("-device")
             .arg(format!(
                 "virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}",

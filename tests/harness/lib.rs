@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use roam_api::views::{FdbView, PortStats, ShowView, StatsView};
+use roam_api::{Client, ErrorCode, Response};
 use serde_json::{json, Value};
 
 pub mod fabric;
@@ -176,6 +178,15 @@ impl Vswitchd {
         serde_json::from_str(&self.raw(&req.to_string())).expect("a JSON response")
     }
 
+    /// Sends a request that must be refused; returns the refusal's code and message.
+    pub fn refused(&self, req: Value) -> (ErrorCode, String) {
+        let r: Response = serde_json::from_str(&self.raw(&req.to_string())).expect("a response");
+        assert!(!r.ok, "request {req} was accepted: {r:?}");
+        let message = r.error.unwrap_or_default();
+        assert!(!message.is_empty(), "request {req}: no error text");
+        (r.code.unwrap_or_else(|| panic!("request {req}: no error code")), message)
+    }
+
     /// Sends a request that must succeed; returns its result.
     pub fn ok(&self, req: Value) -> Value {
         let r = self.request(&req);
@@ -206,22 +217,44 @@ impl Vswitchd {
         self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip], "queues": g.queues }))
     }
 
+    /// A client of the API (the one vsctl and leafd use).
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket, Some(Duration::from_secs(30))).expect("connecting to vswitchd")
+    }
+
+    pub fn show(&self) -> ShowView {
+        self.client().show().expect("show")
+    }
+
+    pub fn fdb(&self) -> FdbView {
+        self.client().fdb().expect("fdb")
+    }
+
+    pub fn stats(&self) -> StatsView {
+        self.client().stats().expect("stats")
+    }
+
     /// Waits (up to `timeout`) until exactly `n` VMs have their link up.
     pub fn wait_links_up(&self, n: usize, timeout: Duration) {
         wait_for("VM links up", timeout, || {
-            let show = self.ok(json!({ "op": "show" }));
-            let up = show["vms"].as_array().map_or(0, |v| v.iter().filter(|vm| vm["link_up"] == json!(true)).count());
+            let up = self.show().vms.iter().filter(|vm| vm.link_up).count();
             (up == n).then_some(())
         });
     }
 
-    /// The pipeline counters of a VM's port, by name.
-    pub fn port_stats(&self, name: &str) -> Value {
-        let s = self.ok(json!({ "op": "stats" }));
-        s["ports"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)).cloned())
-            .unwrap_or(Value::Null)
+    /// The counters of a port, by name (a VM's, or `uplink`).
+    pub fn port_stats(&self, name: &str) -> PortStats {
+        let s = self.stats();
+        s.port(name).cloned().unwrap_or_else(|| panic!("no port named {name} in stats: {s:?}"))
+    }
+
+    /// Waits (up to `timeout`) until every mbuf is back in the pool; returns the pool.
+    pub fn wait_mbufs_returned(&self, timeout: Duration) -> roam_api::views::MbufsView {
+        let m = wait_for("every mbuf back in the pool", timeout, || {
+            Some(self.show().mbufs).filter(|m| m.available == m.capacity)
+        });
+        assert!(m.capacity > 0, "{m:?}");
+        m
     }
 
     /// How vswitchd exited, if it did within `timeout`.

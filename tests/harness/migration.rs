@@ -253,26 +253,25 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
 
     // The switches: A's announcements went up, trapped; every counter adds up.
     let garps_trapped = wait_for("A's announcements trapped on host 2", Duration::from_secs(5), || {
-        vs2.port_stats("a")["announcements"].as_u64().filter(|n| *n >= 1)
+        Some(vs2.port_stats("a").announcements).filter(|n| *n >= 1)
     });
     eprintln!(
         "[{tag}] host 2 sent {garps_trapped} announcements of A to the uplink only; trigger: {}",
         move_in["trigger"]["kind"]
     );
     for vs in [&vs1, &vs2] {
-        let s = vs.ok(json!({ "op": "stats" }));
-        assert_eq!(s["balanced"], json!(true), "counters do not add up: {s}");
+        let s = vs.stats();
+        assert!(s.balanced, "counters do not add up: {s:#?}");
     }
     // Host 1 held what B and C sent A while A's port was down (QEMU's stop-and-copy, then
     // until the detach); leaf 1's fix-up for A sent on what was there, towards leaf 2.
-    let host1 = vs1.ok(json!({ "op": "stats" }));
-    let total =
-        |key: &str| host1["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[key].as_u64().unwrap_or(0)).sum());
-    let (held, released, held_dropped) = (total("held"), total("released"), total("held_dropped"));
+    let host1 = vs1.stats();
+    let (held, released, held_dropped) =
+        (host1.sum(|p| p.out.held), host1.sum(|p| p.out.released), host1.sum(|p| p.out.held_dropped));
     eprintln!("[{tag}] host 1: held {held}, released {released}, dropped from hold {held_dropped}");
-    assert!(held > 0, "host 1 held nothing for A while its port was down: {host1}");
+    assert!(held > 0, "host 1 held nothing for A while its port was down: {host1:#?}");
     // Seconds after the move, past the 2 s hold time: every held frame is accounted for.
-    assert_eq!(held, released + held_dropped, "host 1's held frames do not add up: {host1}");
+    assert_eq!(held, released + held_dropped, "host 1's held frames do not add up: {host1:#?}");
     if fixups {
         let released_by_fixup = fixups_of(&move_out)[0]["released"].as_u64().unwrap_or(0);
         assert!(

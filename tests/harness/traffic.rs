@@ -48,7 +48,12 @@ pub fn uplink_frames() -> Vec<Vec<u8>> {
 }
 
 pub fn mac_str(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    roam_api::MacAddr(m).to_string()
+}
+
+/// The bytes of a MAC written as `52:54:00:12:34:56`.
+pub fn mac_bytes(s: &str) -> [u8; 6] {
+    s.parse::<roam_api::MacAddr>().unwrap_or_else(|e| panic!("{e}")).0
 }
 
 pub fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {

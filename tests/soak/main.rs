@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use roam_tests::traffic::{churn_mac, mac_str, uplink_frames, vm_frames, write_pcap, SRC};
 use roam_tests::{TestDir, Vswitchd};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const ANYCAST: &str = "00:00:5e:00:01:01";
 
 fn in_use(vs: &Vswitchd) -> i64 {
-    let m = vs.ok(json!({ "op": "show" }))["mbufs"].clone();
-    m["capacity"].as_i64().unwrap_or(0) - m["available"].as_i64().unwrap_or(0)
+    let m = vs.show().mbufs;
+    m.capacity as i64 - m.available as i64
 }
 
 /// The median of a few samples a moment apart (frames in flight vary).
@@ -50,10 +50,6 @@ fn slope_per_minute(samples: &[(f64, f64)]) -> f64 {
     } else {
         cov / var * 60.0
     }
-}
-
-fn total(s: &Value, field: &str) -> u64 {
-    s["ports"].as_array().map_or(0, |ps| ps.iter().map(|p| p[field].as_u64().unwrap_or(0)).sum())
 }
 
 fn main() {
@@ -98,19 +94,15 @@ fn main() {
         cycles += 1;
         if started.elapsed() >= next_sample {
             assert!(vs.is_running(), "vswitchd died after {cycles} cycles:\n{}", vs.log());
-            let s = vs.ok(json!({ "op": "stats" }));
-            assert_eq!(
-                (s["rx_balanced"].clone(), s["out_balanced"].clone()),
-                (json!(true), json!(true)),
-                "counters do not add up: {s:#}"
-            );
+            let s = vs.stats();
+            assert_eq!((s.rx_balanced, s.out_balanced), (true, true), "counters do not add up: {s:#?}");
             let t = started.elapsed().as_secs_f64();
             let kib = rss_kib(pid);
             rss.push((t, kib as f64));
             println!(
                 "t={t:>5.0} s  cycles {cycles:>5}  rx {:>12}  sent {:>12}  mbufs in use {:>6}  RSS {kib} KiB",
-                total(&s, "rx"),
-                total(&s, "sent"),
+                s.sum(|p| p.rx),
+                s.sum(|p| p.out.sent),
                 in_use(&vs)
             );
             next_sample += Duration::from_secs(10);
@@ -124,17 +116,17 @@ fn main() {
     // Frames held for a port whose link went down expire within 2 s.
     std::thread::sleep(Duration::from_millis(2500));
     let end = in_use_settled(&vs);
-    let s = vs.ok(json!({ "op": "stats" }));
+    let s = vs.stats();
     assert!(vs.is_running(), "vswitchd died:\n{}", vs.log());
     let slope = slope_per_minute(&rss);
     println!("\nsoak done: {cycles} attach/detach cycles in {:.0} s", started.elapsed().as_secs_f64());
     println!(
         "frames: rx {}, sent {}, dropped {}, tx_full {}, link_down {}",
-        total(&s, "rx"),
-        total(&s, "sent"),
-        total(&s, "dropped"),
-        total(&s, "tx_full"),
-        total(&s, "link_down")
+        s.sum(|p| p.rx),
+        s.sum(|p| p.out.sent),
+        s.sum(|p| p.dropped),
+        s.sum(|p| p.out.tx_full),
+        s.sum(|p| p.out.link_down)
     );
     println!("mbufs in use: baseline {baseline}, end {end}");
     println!(
@@ -143,12 +135,8 @@ fn main() {
         rss.last().map_or(0.0, |r| r.1),
         rss.len()
     );
-    println!("balanced: rx {}, out {}", s["rx_balanced"], s["out_balanced"]);
-    assert_eq!(
-        (s["rx_balanced"].clone(), s["out_balanced"].clone()),
-        (json!(true), json!(true)),
-        "counters do not add up: {s:#}"
-    );
+    println!("balanced: rx {}, out {}", s.rx_balanced, s.out_balanced);
+    assert_eq!((s.rx_balanced, s.out_balanced), (true, true), "counters do not add up: {s:#?}");
     // A burst or two may be in flight from the uplink's endless replay.
     assert!((end - baseline).abs() <= 64, "mbufs in use did not return to the baseline: {baseline} -> {end}");
     println!("soak passed");

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use parking_lot::Mutex;
 
-use crate::api::{Request, Response, MAX_REQUEST_BYTES};
+use crate::api::views::{Hello, Subscribed};
+use crate::api::{ApiError, ErrorCode, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 use crate::switch::Switch;
 
 /// Binds the control socket (mode 0600), replacing a stale one.
@@ -64,7 +65,7 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
         let request = match crate::api::decode(&line) {
             Ok(r) => r,
             Err(e) => {
-                reply(&mut writer, &Response::error(e))?;
+                reply(&mut writer, &Response::error(&e))?;
                 // The rest of an over-long line would be read as more requests.
                 if too_long {
                     return Ok(());
@@ -75,7 +76,7 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
         if let Request::Events {} = request {
             let (tx, rx) = crossbeam::channel::unbounded();
             switch.lock().subscribe(tx);
-            reply(&mut writer, &Response::ok(serde_json::json!({ "subscribed": true })))?;
+            reply(&mut writer, &Response::ok(&Subscribed { subscribed: true }))?;
             for event in rx {
                 writeln!(writer, "{}", serde_json::to_string(&event)?)?;
             }
@@ -88,22 +89,48 @@ fn connection(conn: UnixStream, switch: Arc<Mutex<Switch>>) -> Result<()> {
 
 fn execute(switch: &Mutex<Switch>, request: Request) -> Response {
     let mut s = switch.lock();
-    let result = match request {
-        Request::Show {} => s.show(),
-        Request::Attach(a) => s.attach(a),
-        Request::Detach { name } => s.detach(&name),
-        Request::SetAnycast(seg) => s.set_anycast(seg),
-        Request::Fdb {} => s.fdb(),
-        Request::Stats {} => s.stats(),
-        Request::ArpAnnounce(a) => s.arp_announce(&a),
-        Request::Retry { name } => s.retry(name.as_deref()),
-        Request::DebugCrashWorker { worker } => s.crash_worker(worker),
+    match request {
+        Request::Hello { version } => answer(hello(version)),
+        Request::Show {} => Response::ok(&s.show()),
+        Request::Attach(a) => answer(s.attach(a)),
+        Request::Detach { name } => answer(s.detach(&name)),
+        Request::SetAnycast(seg) => answer(s.set_anycast(seg)),
+        Request::Fdb {} => Response::ok(&s.fdb()),
+        Request::Stats {} => answer(s.stats()),
+        Request::ArpAnnounce(a) => answer(s.arp_announce(&a)),
+        Request::Retry { name } => answer(s.retry(name.as_deref())),
+        Request::DebugCrashWorker { worker } => answer(s.crash_worker(worker)),
         Request::Events {} => unreachable!("handled by the connection"),
-    };
-    match result {
-        Ok(v) => Response::ok(v),
-        Err(e) => Response::error(format!("{e:#}")),
     }
+}
+
+fn answer(r: Result<impl serde::Serialize>) -> Response {
+    match r {
+        Ok(v) => Response::ok(&v),
+        Err(e) => Response::error(&refusal(&e)),
+    }
+}
+
+/// The daemon's protocol version, if the client speaks it.
+fn hello(version: u32) -> Result<Hello> {
+    if version != PROTOCOL_VERSION {
+        let why = format!("this client speaks protocol version {version}, vswitchd speaks {PROTOCOL_VERSION}");
+        return Err(ApiError::new(ErrorCode::Version, why).into());
+    }
+    Ok(Hello { version, daemon: "vswitchd".into(), daemon_version: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// What a failed request answers: the handler's code if it gave one, else `failed`; the
+/// message with every cause.
+fn refusal(e: &anyhow::Error) -> ApiError {
+    let code = if let Some(a) = e.downcast_ref::<ApiError>() {
+        a.code
+    } else if e.downcast_ref::<pipeline::ConfigError>().is_some() {
+        ErrorCode::Conflict
+    } else {
+        ErrorCode::Failed
+    };
+    ApiError::new(code, format!("{e:#}"))
 }
 
 fn reply(w: &mut UnixStream, r: &Response) -> Result<()> {

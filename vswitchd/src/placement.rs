@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use crossbeam::channel::{bounded, Sender};
 use dpdk::{Eal, Port, Ring};
-use mac_table::MacAddr;
+use pipeline::MacAddr;
 use pipeline::{PortId, SwitchConfig};
 
 use crate::worker::{Command, Snapshot};
@@ -65,7 +65,7 @@ impl Workers {
     /// Gives a port to the least loaded worker (it polls and sends on the port); the other
     /// workers get the port's hand-over ring.
     pub fn give(&mut self, eal: &Eal, port: &Port) -> Result<()> {
-        let id = port.id();
+        let id = PortId(port.id());
         let owner = (0..self.senders.len()).min_by_key(|w| self.owned(*w).count()).unwrap_or(0);
         self.next_ring += 1;
         let handoff = Arc::new(Ring::new(eal, &format!("roam_tx_{}", self.next_ring), 1024)?);

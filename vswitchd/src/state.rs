@@ -67,9 +67,9 @@ mod tests {
         assert_eq!(State::load(&path).unwrap(), State::default());
         let s = State {
             segments: vec![Segment {
-                segment: 100,
-                vlan: Some(100),
-                mac: "00:00:5e:00:01:01".into(),
+                segment: pipeline::SegmentId::new(100).unwrap(),
+                vlan: pipeline::VlanId::new(100),
+                mac: "00:00:5e:00:01:01".parse().unwrap(),
                 gateway: None,
                 subnets: vec![],
                 arp_responder: false,

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use mac_table::MacTable;
+use pipeline::table::MacTable;
 use pipeline::wire::{
     arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
 };
 use pipeline::{
-    ByteFrame, Encap, MacAddr, Output, PortRole, Processor, SegmentConfig, SwitchConfig, VlanId, VnicConfig,
+    ByteFrame, Encap, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
+    VnicConfig,
 };
 
 fn switch(responder: bool) -> Processor {
@@ -20,14 +21,14 @@ fn switch(responder: bool) -> Processor {
     let mut s = SegmentConfig::new(Encap::Vlan(VlanId::new(100).unwrap()), gw);
     s.arp_responder = responder;
     s.subnets.push("10.1.1.0/24".parse().unwrap());
-    c.set_segment(0, s).unwrap();
-    c.set_segment(1, SegmentConfig::new(Encap::Vlan(VlanId::new(200).unwrap()), gw)).unwrap();
-    c.set_port(0, PortRole::Uplink).unwrap();
+    c.set_segment(SegmentSlot(0), s).unwrap();
+    c.set_segment(SegmentSlot(1), SegmentConfig::new(Encap::Vlan(VlanId::new(200).unwrap()), gw)).unwrap();
+    c.set_port(PortId(0), PortRole::Uplink).unwrap();
     for p in 1..=3u8 {
-        let mut v = VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p]), (p == 3) as u16);
+        let mut v = VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p]), SegmentSlot((p == 3) as u16));
         v.ipv4.push(std::net::Ipv4Addr::new(10, 1, 1, p));
         v.port_security = p != 2;
-        c.set_port(p as u16, PortRole::Vnic(v)).unwrap();
+        c.set_port(PortId(p as u16), PortRole::Vnic(v)).unwrap();
     }
     let table = Arc::new(MacTable::new(64).unwrap());
     for (k, v) in c.table_entries() {
@@ -47,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = NdiscPacket::new_checked(rest).map(|p| (p.target(), p.lladdr()));
 
     let mut p = switch(head & 0x80 != 0);
-    let port = (head & 0x07) as u16;
+    let port = PortId((head & 0x07) as u16);
     // Frames separated by 0xfe bytes, so the fuzzer can build several in one input.
     let frames: Vec<ByteFrame> = rest.split(|b| *b == 0xfe).map(ByteFrame::new).collect();
     let mut out = Output::new();

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use mac_table::MacAddr;
+use crate::wire::mac::MacAddr;
 
 use super::{get_u16, set_u16, WireError, WireResult};
 

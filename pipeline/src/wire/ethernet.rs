@@ -1,6 +1,6 @@
 //! Ethernet II frames.
 
-use mac_table::MacAddr;
+use crate::wire::mac::MacAddr;
 
 use super::{get_u16, set_u16, WireError, WireResult};
 

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use mac_table::MacAddr;
+use crate::wire::mac::MacAddr;
 
 use super::{checksum_add, checksum_finish, get_u16, set_u16, WireError, WireResult};
 

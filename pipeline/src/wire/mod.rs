@@ -7,6 +7,7 @@ pub mod ethernet;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mac;
 pub mod vlan;
 
 /// Why bytes are not a valid header.

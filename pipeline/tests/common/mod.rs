@@ -5,20 +5,20 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use mac_table::MacTable;
+use pipeline::table::MacTable;
 use pipeline::wire::arp::{op, ArpPacket, ArpRepr};
 use pipeline::wire::icmpv6::{na_flags, NdiscRepr};
 use pipeline::wire::ipv6::{next_header, Ipv6Repr};
 use pipeline::{
     ByteFrame, Counters, DropReason, Encap, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
-    SwitchConfig, VlanId, VnicConfig,
+    SegmentSlot, SwitchConfig, VlanId, VnicConfig,
 };
 
-pub const UPLINK: PortId = 0;
-pub const A: PortId = 1;
-pub const B: PortId = 2;
-pub const C: PortId = 3; // segment 1
-pub const D: PortId = 4; // segment 0, port security off
+pub const UPLINK: PortId = PortId(0);
+pub const A: PortId = PortId(1);
+pub const B: PortId = PortId(2);
+pub const C: PortId = PortId(3); // segment 1
+pub const D: PortId = PortId(4); // segment 0, port security off
 
 pub const GW: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]);
 pub const GW2: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x02]);
@@ -30,32 +30,32 @@ pub fn vlan(id: u16) -> Encap {
 }
 
 pub fn mac(port: PortId) -> MacAddr {
-    MacAddr([0x52, 0x54, 0x00, 0x00, 0x00, port as u8])
+    MacAddr([0x52, 0x54, 0x00, 0x00, 0x00, port.0 as u8])
 }
 
 pub fn ip(port: PortId) -> Ipv4Addr {
     if port == C {
-        Ipv4Addr::new(10, 2, 2, port as u8)
+        Ipv4Addr::new(10, 2, 2, port.0 as u8)
     } else {
-        Ipv4Addr::new(10, 1, 1, port as u8)
+        Ipv4Addr::new(10, 1, 1, port.0 as u8)
     }
 }
 
 pub fn ip6(port: PortId) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, port)
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, port.0)
 }
 
 pub fn config(with_uplink: bool) -> SwitchConfig {
     let mut c = SwitchConfig::new();
     let mut s0 = SegmentConfig::new(vlan(100), GW);
     s0.subnets.push("10.1.1.0/24".parse::<Ipv4Net>().unwrap());
-    c.set_segment(0, s0).unwrap();
-    c.set_segment(1, SegmentConfig::new(vlan(200), GW2)).unwrap();
+    c.set_segment(SegmentSlot(0), s0).unwrap();
+    c.set_segment(SegmentSlot(1), SegmentConfig::new(vlan(200), GW2)).unwrap();
     if with_uplink {
         c.set_port(UPLINK, PortRole::Uplink).unwrap();
     }
     for (p, seg) in [(A, 0), (B, 0), (C, 1), (D, 0)] {
-        let mut v = VnicConfig::new(mac(p), seg);
+        let mut v = VnicConfig::new(mac(p), SegmentSlot(seg));
         v.ipv4.push(ip(p));
         v.ipv6.push(ip6(p));
         v.port_security = p != D;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use pipeline::{MacAddr, SegmentId, VlanId};
+use vswitchd::api::views::{FdbView, ShowView, StatsView};
 use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment};
 
 #[derive(Parser)]
@@ -36,10 +37,10 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
         #[arg(long)]
-        mac: String,
+        mac: MacAddr,
         /// Segment id (configured with set-anycast).
         #[arg(long)]
-        segment: u32,
+        segment: SegmentId,
         /// The VM's addresses (IPv4 or IPv6; repeat).
         #[arg(long = "ip")]
         ips: Vec<IpAddr>,
@@ -66,12 +67,12 @@ enum Cmd {
     SetAnycast {
         /// Segment id, up to 24 bits.
         #[arg(long)]
-        segment: u32,
+        segment: SegmentId,
         /// Carry the segment tagged with this VLAN id on the uplink (or --native).
         #[arg(long, required_unless_present = "native", conflicts_with = "native")]
-        vlan: Option<u16>,
+        vlan: Option<VlanId>,
         #[arg(long)]
-        mac: String,
+        mac: MacAddr,
         #[arg(long)]
         gateway: Option<Ipv4Addr>,
         /// The segment's subnets, for the local ARP responder (repeat).
@@ -92,7 +93,7 @@ enum Cmd {
         #[arg(long)]
         ip: IpAddr,
         #[arg(long)]
-        mac: String,
+        mac: MacAddr,
     },
     /// Stream attach, detach and link events (one JSON object per line).
     Events,
@@ -132,7 +133,7 @@ fn run(args: Args) -> Result<()> {
                 ips.iter().filter_map(|i| if let IpAddr::V6(a) = i { Some(*a) } else { None }).collect();
             let mut ranges = Vec::new();
             for r in extra_macs {
-                let Some((base, count)) = r.split_once('/').and_then(|(b, c)| Some((b.to_string(), c.parse().ok()?)))
+                let Some((base, count)) = r.split_once('/').and_then(|(b, c)| Some((b.parse().ok()?, c.parse().ok()?)))
                 else {
                     eprintln!("vsctl: --extra-macs {r:?}: expected BASE/COUNT, e.g. 02:00:00:00:00:00/1000");
                     std::process::exit(2);
@@ -180,136 +181,135 @@ fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     match request {
-        Request::Show {} => print_show(&result),
-        Request::Fdb {} => {
-            table(
-                &["MAC", "SEGMENT", "PORT", "NAME", "KIND"],
-                &result["entries"],
-                &["mac", "segment", "port", "port_name", "kind"],
-            );
-            let n = result["entries"].as_array().map_or(0, Vec::len);
-            let mib = result["memory_bytes"].as_f64().unwrap_or(0.0) / f64::from(1 << 20);
-            println!(
-                "{n} of {} entries, {mib:.1} MiB, {} key search",
-                cell(&result["capacity"]),
-                cell(&result["search"])
-            );
-        }
-        Request::Stats {} => print_stats(&result),
+        Request::Show {} => print_show(&serde_json::from_value(result)?),
+        Request::Fdb {} => print_fdb(&serde_json::from_value(result)?),
+        Request::Stats {} => print_stats(&serde_json::from_value(result)?),
         _ => println!("{}", serde_json::to_string(&result)?),
     }
     Ok(())
 }
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
+/// A list of items as text (`-` when empty).
+fn list<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "-".into();
     }
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// A column-aligned table of `rows` (an array of objects), one column per key.
-fn table(headers: &[&str], rows: &Value, keys: &[&str]) {
-    let rows: Vec<Vec<String>> = rows
-        .as_array()
-        .map(|a| a.iter().map(|r| keys.iter().map(|k| cell(&r[*k])).collect()).collect())
-        .unwrap_or_default();
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), T::to_string)
+}
+
+/// A column-aligned table, one row of cells per item.
+fn table<T>(headers: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
     let widths: Vec<usize> = (0..headers.len())
         .map(|i| rows.iter().map(|r| r[i].len()).chain([headers[i].len()]).max().unwrap_or(0))
         .collect();
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
     };
-    println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    println!("{}", line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
     for r in rows {
-        println!("{}", line(r));
+        println!("{}", line(&r));
     }
 }
 
-fn print_show(r: &Value) {
+fn print_show(r: &ShowView) {
     println!("Ports:");
-    table(&["PORT", "NAME", "DEVICE", "LINK"], &r["ports"], &["port", "name", "device", "link_up"]);
+    table(&["PORT", "NAME", "DEVICE", "LINK"], &r.ports, |p| {
+        vec![p.port.to_string(), p.name.clone(), p.device.clone(), p.link_up.to_string()]
+    });
     println!("\nVMs:");
-    table(
-        &["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"],
-        &r["vms"],
-        &["name", "port", "mac", "segment", "ipv4", "port_security", "socket"],
-    );
-    if r["failed"].as_array().is_some_and(|f| !f.is_empty()) {
+    table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r.vms, |v| {
+        let socket = v.socket.as_ref().map(|s| s.display().to_string());
+        let row = [&v.name, &v.port.to_string(), &v.mac.to_string(), &v.segment.to_string(), &list(&v.ipv4)];
+        row.into_iter().cloned().chain([v.port_security.to_string(), opt(&socket)]).collect()
+    });
+    if !r.failed.is_empty() {
         println!("\nFailed attachments (vsctl retry [NAME]; detach NAME drops one):");
-        table(
-            &["NAME", "MAC", "SEGMENT", "SOCKET", "DEVICE", "ERROR"],
-            &r["failed"],
-            &["name", "mac", "segment", "socket", "device", "error"],
-        );
+        table(&["NAME", "MAC", "SEGMENT", "SOCKET", "DEVICE", "ERROR"], &r.failed, |f| {
+            let socket = f.socket.as_ref().map(|s| s.display().to_string());
+            vec![
+                f.name.clone(),
+                f.mac.to_string(),
+                f.segment.to_string(),
+                opt(&socket),
+                opt(&f.device),
+                f.error.clone(),
+            ]
+        });
     }
     println!("\nSegments:");
-    table(
-        &["SEGMENT", "VLAN", "NATIVE", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"],
-        &r["segments"],
-        &["segment", "vlan", "native", "mac", "gateway", "subnets", "arp_responder"],
-    );
-    println!("\nmbufs: {} of {} free", cell(&r["mbufs"]["available"]), cell(&r["mbufs"]["capacity"]));
+    table(&["SEGMENT", "VLAN", "NATIVE", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"], &r.segments, |s| {
+        let (seg, vlan, native, mac) = (s.segment.to_string(), opt(&s.vlan), s.native.to_string(), s.mac.to_string());
+        vec![seg, vlan, native, mac, opt(&s.gateway), list(&s.subnets), s.arp_responder.to_string()]
+    });
+    println!("\nmbufs: {} of {} free", r.mbufs.available, r.mbufs.capacity);
 }
 
-fn print_stats(r: &Value) {
+fn print_fdb(r: &FdbView) {
+    table(&["MAC", "SEGMENT", "PORT", "NAME", "KIND"], &r.entries, |e| {
+        vec![e.mac.to_string(), e.segment.to_string(), e.port.to_string(), e.port_name.clone(), e.kind.clone()]
+    });
+    let mib = r.memory_bytes as f64 / f64::from(1 << 20);
+    println!("{} of {} entries, {mib:.1} MiB, {} key search", r.entries.len(), r.capacity, r.search);
+}
+
+fn print_stats(r: &StatsView) {
     println!("In (rx = forwarded + flooded + dropped):");
-    table(
-        &["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"],
-        &r["ports"],
-        &["port", "name", "rx", "forwarded", "flooded", "dropped", "rewritten", "balanced"],
-    );
-    if let Some(ports) = r["ports"].as_array() {
-        for p in ports {
-            if let Some(d) = p["drops"].as_object().filter(|d| !d.is_empty()) {
-                let reasons: Vec<String> = d.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("  {} drops: {}", cell(&p["name"]), reasons.join(" "));
-            }
-        }
+    table(&["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"], &r.ports, |p| {
+        let n = [p.rx, p.forwarded, p.flooded, p.dropped, p.rewritten].map(|c| c.to_string());
+        [p.port.to_string(), p.name.clone()].into_iter().chain(n).chain([p.balanced.to_string()]).collect()
+    });
+    for p in r.ports.iter().filter(|p| !p.drops.is_empty()) {
+        let reasons: Vec<String> = p.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {} drops: {}", p.name, reasons.join(" "));
     }
     println!("\nOut (queued + requeued + taken_over = sent + tx_full + link_down + held + no_port + handed_over; held = released + held_dropped + holding):");
-    table(
-        &[
-            "PORT",
-            "NAME",
-            "QUEUED",
-            "SENT",
-            "TX_FULL",
-            "LINK_DOWN",
-            "RETRIES",
-            "NO_PORT",
-            "HANDED",
-            "TAKEN",
-            "REQUEUED",
-            "HELD",
-            "RELEASED",
-            "HELD_DROPPED",
-            "HOLDING",
-            "INJECTED",
-            "BALANCED",
-        ],
-        &r["ports"],
-        &[
-            "port",
-            "name",
-            "tx",
-            "sent",
-            "tx_full",
-            "link_down",
-            "tx_retries",
-            "tx_no_port",
-            "handed_over",
-            "taken_over",
-            "requeued",
-            "held",
-            "released",
-            "held_dropped",
-            "holding",
-            "injected",
-            "out_balanced",
-        ],
-    );
-    println!("\nbalanced: {}", cell(&r["balanced"]));
+    let headers = [
+        "PORT",
+        "NAME",
+        "QUEUED",
+        "SENT",
+        "TX_FULL",
+        "LINK_DOWN",
+        "RETRIES",
+        "NO_PORT",
+        "HANDED",
+        "TAKEN",
+        "REQUEUED",
+        "HELD",
+        "RELEASED",
+        "HELD_DROPPED",
+        "HOLDING",
+        "INJECTED",
+        "BALANCED",
+    ];
+    table(&headers, &r.ports, |p| {
+        let o = &p.out;
+        let n = [
+            p.tx,
+            o.sent,
+            o.tx_full,
+            o.link_down,
+            o.tx_retries,
+            o.tx_no_port,
+            o.handed_over,
+            o.taken_over,
+            o.requeued,
+            o.held,
+            o.released,
+            o.held_dropped,
+            o.holding,
+            o.injected,
+        ];
+        [p.port.to_string(), p.name.clone()]
+            .into_iter()
+            .chain(n.map(|c| c.to_string()))
+            .chain([p.out_balanced.to_string()])
+            .collect()
+    });
+    println!("\nbalanced: {}", r.balanced);
 }

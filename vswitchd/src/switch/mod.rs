@@ -11,17 +11,23 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::Sender;
 use dpdk::{Eal, Mempool, Port, PortConfig};
-use mac_table::{EntryKind, Key, MacAddr, MacTable, SegmentSlots, Value};
-use pipeline::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
-use serde_json::{json, Value as Json};
+use pipeline::table::{key, value, EntryKind, Key, MacTable, Value};
+use pipeline::{
+    MacAddr, PortId, PortRole, SegmentConfig, SegmentId, SegmentSlot, SegmentSlots, SwitchConfig, VnicConfig,
+};
 
-use crate::api::check::mac_plus;
-use crate::api::{ArpAnnounce, Attach, CheckedAttach, CheckedSegment, Event, PortSpec, Segment};
+use crate::api::views::{Announced, Attached, CrashRequested, Detached, Retried, SegmentSet};
+use crate::api::{ApiError, ArpAnnounce, Attach, CheckedAttach, CheckedSegment, ErrorCode, Event, PortSpec, Segment};
 use crate::placement::Workers;
 use crate::state::{FailedAttachment, State};
 use crate::worker::Command;
 
 mod views;
+
+/// A refusal with its API code (for `bail!`-style early returns).
+fn refuse(code: ErrorCode, message: String) -> anyhow::Error {
+    ApiError::new(code, message).into()
+}
 
 /// What an attachment has done so far (what a failure must undo).
 struct AttachSteps {
@@ -43,7 +49,7 @@ pub struct Switch {
     table: Arc<MacTable>,
     slots: SegmentSlots,
     config: SwitchConfig,
-    segments: BTreeMap<u32, Segment>,
+    segments: BTreeMap<SegmentId, Segment>,
     vms: BTreeMap<String, Vm>,
     /// Attachments that could not be restored, with the reason (kept in the state file).
     failed: BTreeMap<String, FailedAttachment>,
@@ -86,7 +92,7 @@ impl Switch {
         let port = Port::create_vdev(&self.eal, name, args, &PortConfig::default(), self.pool.clone())
             .with_context(|| format!("uplink {devargs}"))?;
         let mut cfg = self.config.clone();
-        cfg.set_port(port.id(), PortRole::Uplink)?;
+        cfg.set_port(PortId(port.id()), PortRole::Uplink)?;
         self.workers.give(&self.eal, &port)?;
         self.config = cfg;
         self.uplink = Some(port);
@@ -108,11 +114,11 @@ impl Switch {
             // State files from before segments and VLANs were separate: the id was the VLAN.
             if s.vlan.is_none() && !s.native {
                 tracing::info!(
-                    segment = s.segment,
+                    segment = %s.segment,
                     "restoring a segment saved without its encapsulation: VLAN {}",
                     s.segment
                 );
-                s.vlan = u16::try_from(s.segment).ok();
+                s.vlan = u16::try_from(s.segment.get()).ok().and_then(pipeline::VlanId::new);
             }
             self.set_anycast(s).context("restoring a segment")?;
         }
@@ -130,35 +136,35 @@ impl Switch {
 
     /// Tries failed attachments again: the one named, or all. Answers which succeeded and,
     /// for the others, why not (they stay failed).
-    pub fn retry(&mut self, name: Option<&str>) -> Result<Json> {
+    pub fn retry(&mut self, name: Option<&str>) -> Result<Retried> {
         let names: Vec<String> = match name {
             Some(n) if self.failed.contains_key(n) => vec![n.to_string()],
-            Some(n) => bail!("no failed attachment named {n}"),
+            Some(n) => return Err(refuse(ErrorCode::NotFound, format!("no failed attachment named {n}"))),
             None => self.failed.keys().cloned().collect(),
         };
-        let (mut attached, mut still_failed) = (Vec::new(), serde_json::Map::new());
+        let (mut attached, mut still_failed) = (Vec::new(), BTreeMap::new());
         for n in names {
             let Some(f) = self.failed.remove(&n) else { continue };
             match self.attach(f.attachment.clone()) {
                 Ok(_) => attached.push(n),
                 Err(e) => {
                     let error = format!("{e:#}");
-                    still_failed.insert(n.clone(), json!(error));
+                    still_failed.insert(n.clone(), error.clone());
                     self.failed.insert(n, FailedAttachment { attachment: f.attachment, error });
                 }
             }
         }
         self.save()?;
-        Ok(json!({ "attached": attached, "failed": still_failed }))
+        Ok(Retried { attached, failed: still_failed })
     }
 
     /// Debug only: makes worker `w` panic (which must take the daemon down).
-    pub fn crash_worker(&mut self, w: usize) -> Result<Json> {
+    pub fn crash_worker(&mut self, w: usize) -> Result<CrashRequested> {
         if !self.debug_api {
-            bail!("debug requests are off (start vswitchd with --debug-api)");
+            return Err(refuse(ErrorCode::Disabled, "debug requests are off (start vswitchd with --debug-api)".into()));
         }
         self.workers.crash(w)?;
-        Ok(json!({ "worker": w }))
+        Ok(CrashRequested { worker: w })
     }
 
     fn save(&self) -> Result<()> {
@@ -189,12 +195,13 @@ impl Switch {
         Ok(())
     }
 
-    pub fn set_anycast(&mut self, s: Segment) -> Result<Json> {
-        let CheckedSegment { mac, subnets, encap } = s.check()?;
+    pub fn set_anycast(&mut self, s: Segment) -> Result<SegmentSet> {
+        let CheckedSegment { mac, subnets, encap } = s.check().map_err(ApiError::from)?;
         let mut slots = self.slots.clone();
-        let slot = slots.intern(s.segment)?;
+        let slot = slots.intern(s.segment).map_err(|e| refuse(ErrorCode::Conflict, e.to_string()))?;
         let mut cfg = self.config.clone();
-        cfg.set_segment(slot, SegmentConfig { encap, anycast: mac, subnets, arp_responder: s.arp_responder })?;
+        cfg.set_segment(slot, SegmentConfig { encap, anycast: mac, subnets, arp_responder: s.arp_responder })
+            .map_err(|e| refuse(ErrorCode::Conflict, e.to_string()))?;
         let previous = self.segments.insert(s.segment, s.clone());
         let (old_cfg, old_slots) =
             (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));
@@ -209,23 +216,24 @@ impl Switch {
             return Err(e);
         }
         self.workers.push_config(&self.config);
-        Ok(json!({ "segment": s.segment, "slot": slot }))
+        Ok(SegmentSet { segment: s.segment, slot: slot.0 })
     }
 
-    pub fn attach(&mut self, a: Attach) -> Result<Json> {
-        let CheckedAttach { mac, port: spec, extra } = a.check()?;
+    pub fn attach(&mut self, a: Attach) -> Result<Attached> {
+        let CheckedAttach { mac, port: spec, extra } = a.check().map_err(ApiError::from)?;
         if self.vms.contains_key(&a.name) {
-            bail!("VM {} is already attached", a.name);
+            return Err(refuse(ErrorCode::Conflict, format!("VM {} is already attached", a.name)));
         }
         if let Some(f) = self.failed.get(&a.name) {
-            bail!("VM {} has a failed attachment ({}): `vsctl retry {}`, or detach it first", a.name, f.error, a.name);
+            let n = &a.name;
+            let why = format!("VM {n} has a failed attachment ({}): `vsctl retry {n}`, or detach it first", f.error);
+            return Err(refuse(ErrorCode::Conflict, why));
         }
-        let slot = self
-            .slots
-            .slot(a.segment)
-            .ok_or_else(|| anyhow!("segment {} is not configured (set-anycast first)", a.segment))?;
+        let slot = self.slots.slot(a.segment).ok_or_else(|| {
+            refuse(ErrorCode::NotFound, format!("segment {} is not configured (set-anycast first)", a.segment))
+        })?;
         if self.vms.values().any(|v| v.mac == mac && v.attach.segment == a.segment) {
-            bail!("MAC {mac} is already attached in segment {}", a.segment);
+            return Err(refuse(ErrorCode::Conflict, format!("MAC {mac} is already attached in segment {}", a.segment)));
         }
         let extra = self.extra_keys(&extra, slot, a.segment)?;
         let (name, args, cfg) = match spec {
@@ -239,7 +247,7 @@ impl Switch {
             PortSpec::Device { driver, args } => (driver, args, PortConfig::default()),
         };
         let port = Port::create_vdev(&self.eal, &name, &args, &cfg, self.pool.clone())?;
-        let id = port.id();
+        let id = PortId(port.id());
         let mut cfg = self.config.clone();
         let mut vnic = VnicConfig::new(mac, slot);
         vnic.ipv4 = a.ipv4.clone();
@@ -255,8 +263,8 @@ impl Switch {
             done.port = Some(id);
             done.config = Some(std::mem::replace(&mut self.config, cfg));
             self.workers.push_config(&self.config);
-            for k in [Key::new(mac, slot)].iter().chain(&extra) {
-                self.table.insert(*k, Value::new(id, EntryKind::Local))?;
+            for k in [key(mac, slot)].iter().chain(&extra) {
+                self.table.insert(*k, value(id, EntryKind::Local))?;
                 done.keys.push(*k);
             }
             self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });
@@ -271,15 +279,15 @@ impl Switch {
             self.undo_attach(done);
             return Err(e);
         }
-        tracing::info!(vm = %a.name, %mac, port = id, segment = a.segment, "attached");
+        tracing::info!(vm = %a.name, %mac, port = %id, segment = %a.segment, "attached");
         self.emit(Event::Attach {
             name: a.name.clone(),
-            mac: mac.to_string(),
+            mac,
             segment: a.segment,
             ipv4: a.ipv4.clone(),
             ipv6: a.ipv6.clone(),
         });
-        Ok(json!({ "name": a.name, "port": id, "device": name }))
+        Ok(Attached { name: a.name, port: id, device: name })
     }
 
     /// The lowest `net_vhostN` no port uses. Names are reused, never counted up forever:
@@ -308,21 +316,20 @@ impl Switch {
 
     /// The table keys of an attachment's extra MACs (checked ranges), refused if they do
     /// not fit or one is taken.
-    fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: mac_table::SegmentSlot, segment: u32) -> Result<Vec<Key>> {
+    fn extra_keys(&self, ranges: &[(MacAddr, u32)], slot: SegmentSlot, segment: SegmentId) -> Result<Vec<Key>> {
         let total: u64 = ranges.iter().map(|(_, n)| *n as u64).sum();
         if total as usize + self.table.len() >= self.table.capacity() {
-            bail!(
-                "{total} extra MACs do not fit in the MAC table ({} of {} used)",
-                self.table.len(),
-                self.table.capacity()
-            );
+            let (len, cap) = (self.table.len(), self.table.capacity());
+            let why = format!("{total} extra MACs do not fit in the MAC table ({len} of {cap} used)");
+            return Err(refuse(ErrorCode::Conflict, why));
         }
         let mut keys = Vec::with_capacity(total as usize);
         for &(base, count) in ranges {
             for i in 0..count {
-                let k = Key::new(mac_plus(base, i), slot);
+                let k = key(base.plus(i), slot);
                 if self.table.get(k).is_some() {
-                    bail!("extra MAC {} is already in segment {segment}", mac_plus(base, i));
+                    let why = format!("extra MAC {} is already in segment {segment}", base.plus(i));
+                    return Err(refuse(ErrorCode::Conflict, why));
                 }
                 keys.push(k);
             }
@@ -330,7 +337,7 @@ impl Switch {
         Ok(keys)
     }
 
-    pub fn detach(&mut self, name: &str) -> Result<Json> {
+    pub fn detach(&mut self, name: &str) -> Result<Detached> {
         if !self.vms.contains_key(name) {
             if let Some(f) = self.failed.remove(name) {
                 if let Err(e) = self.save() {
@@ -338,16 +345,16 @@ impl Switch {
                     return Err(e);
                 }
                 tracing::info!(vm = %name, "failed attachment removed");
-                return Ok(json!({ "name": name, "port": null }));
+                return Ok(Detached { name: name.to_string(), port: None });
             }
         }
-        let vm = self.vms.remove(name).ok_or_else(|| anyhow!("no VM named {name}"))?;
-        let id = vm.port.id();
+        let vm = self.vms.remove(name).ok_or_else(|| refuse(ErrorCode::NotFound, format!("no VM named {name}")))?;
+        let id = PortId(vm.port.id());
         let slot = self.slots.slot(vm.attach.segment).ok_or_else(|| anyhow!("segment vanished"))?;
-        self.table.remove(Key::new(vm.mac, slot));
+        self.table.remove(key(vm.mac, slot));
         for (base, count) in vm.attach.extra_macs.iter().filter_map(|r| r.check().ok()) {
             for i in 0..count {
-                self.table.remove(Key::new(mac_plus(base, i), slot));
+                self.table.remove(key(base.plus(i), slot));
             }
         }
         let _ = self.config.remove_port(id);
@@ -359,22 +366,25 @@ impl Switch {
         tracing::info!(vm = %name, "detached");
         self.emit(Event::Detach {
             name: a.name.clone(),
-            mac: a.mac.clone(),
+            mac: a.mac,
             segment: a.segment,
             ipv4: a.ipv4.clone(),
             ipv6: a.ipv6.clone(),
         });
-        Ok(json!({ "name": name, "port": id }))
+        Ok(Detached { name: name.to_string(), port: Some(id) })
     }
 
     /// ARP fix-up: gratuitous ARPs (or unsolicited NAs for IPv6) saying `ip` is at `mac`,
     /// unicast to each named VM, out of that VM's port only.
-    pub fn arp_announce(&mut self, req: &ArpAnnounce) -> Result<Json> {
-        let mac = req.check()?;
+    pub fn arp_announce(&mut self, req: &ArpAnnounce) -> Result<Announced> {
+        let mac = req.check().map_err(ApiError::from)?;
         let targets: Vec<(String, PortId, MacAddr)> = req
             .to
             .iter()
-            .map(|n| self.vms.get(n).map(|v| (n.clone(), v.port.id(), v.mac)).ok_or_else(|| anyhow!("no VM named {n}")))
+            .map(|n| {
+                let vm = self.vms.get(n).ok_or_else(|| refuse(ErrorCode::NotFound, format!("no VM named {n}")))?;
+                Ok((n.clone(), PortId(vm.port.id()), vm.mac))
+            })
             .collect::<Result<_>>()?;
         // Frames held for `ip` at a port that went down (its VM moved away) go on towards
         // `mac` first: the leaf sends this once it routes `ip` to the VM's new place.
@@ -382,15 +392,15 @@ impl Switch {
             IpAddr::V4(ip) => self.workers.release(ip, mac),
             IpAddr::V6(_) => 0,
         };
-        let mut sent = serde_json::Map::new();
+        let mut sent = BTreeMap::new();
         for (name, port, vm_mac) in targets {
             let frame = match req.ip {
                 IpAddr::V4(ip) => pipeline::fixup::gratuitous_arp(vm_mac, ip, mac).to_vec(),
                 IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
             };
-            sent.insert(name, json!(self.workers.inject(port, vec![frame])?));
+            sent.insert(name, self.workers.inject(port, vec![frame])?);
         }
-        Ok(json!({ "ip": req.ip, "mac": mac.to_string(), "sent": sent, "released": released }))
+        Ok(Announced { ip: req.ip, mac, sent, released })
     }
 
     /// Link changes since the last call, as events, and to the ports' owner workers: a
@@ -405,7 +415,7 @@ impl Switch {
                 v.link_up = up;
                 tracing::info!(vm = %v.attach.name, up, "link");
                 events.push(Event::Link { name: v.attach.name.clone(), up });
-                changes.push((v.port.id(), up));
+                changes.push((PortId(v.port.id()), up));
             }
         }
         for (port, up) in changes {

@@ -1,107 +1,145 @@
 //! What `show`, `fdb` and `stats` answer: the switch's state and counters as the API's
-//! JSON views.
+//! typed views (`roam_api::views`).
 
 use anyhow::Result;
-use pipeline::{DropReason, PortId};
-use serde_json::{json, Value as Json};
+use pipeline::table::{key_parts, port_of};
+use pipeline::{DropReason, PortId, SegmentId};
 
 use super::Switch;
+use crate::api::views::{
+    FailedView, FdbEntry, FdbView, MbufsView, PortStats, PortView, ShowView, StatsView, VmView, WorkerView,
+};
 
 impl Switch {
     pub(super) fn port_name(&self, id: PortId) -> String {
-        if self.uplink.as_ref().is_some_and(|u| u.id() == id) {
+        if self.uplink.as_ref().is_some_and(|u| u.id() == id.0) {
             return "uplink".into();
         }
         self.vms
             .values()
-            .find(|v| v.port.id() == id)
+            .find(|v| v.port.id() == id.0)
             .map(|v| v.attach.name.clone())
             .unwrap_or_else(|| format!("port{id}"))
     }
 
-    pub fn show(&self) -> Result<Json> {
-        let mut ports = Vec::new();
-        if let Some(u) = &self.uplink {
-            ports.push(json!({ "name": "uplink", "port": u.id(), "device": u.name(), "link_up": u.link().map(|l| l.up).unwrap_or(false) }));
-        }
-        let vms: Vec<Json> = self
+    pub fn show(&self) -> ShowView {
+        let vms: Vec<VmView> = self
             .vms
             .values()
-            .map(|v| {
-                json!({
-                    "name": v.attach.name, "port": v.port.id(), "device": v.port.name(), "socket": v.attach.socket,
-                    "mac": v.mac.to_string(), "segment": v.attach.segment, "ipv4": v.attach.ipv4, "ipv6": v.attach.ipv6,
-                    "port_security": v.attach.port_security, "link_up": v.port.link().map(|l| l.up).unwrap_or(false),
-                })
+            .map(|v| VmView {
+                name: v.attach.name.clone(),
+                port: PortId(v.port.id()),
+                device: v.port.name().to_string(),
+                socket: v.attach.socket.clone(),
+                mac: v.mac,
+                segment: v.attach.segment,
+                ipv4: v.attach.ipv4.clone(),
+                ipv6: v.attach.ipv6.clone(),
+                port_security: v.attach.port_security,
+                link_up: v.port.link().map(|l| l.up).unwrap_or(false),
             })
             .collect();
-        for v in &vms {
-            ports.push(json!({ "name": v["name"], "port": v["port"], "device": v["device"], "link_up": v["link_up"] }));
-        }
-        let failed: Vec<Json> = self
+        let uplink = self.uplink.iter().map(|u| PortView {
+            name: "uplink".into(),
+            port: PortId(u.id()),
+            device: u.name().to_string(),
+            link_up: u.link().map(|l| l.up).unwrap_or(false),
+        });
+        let ports = uplink
+            .chain(vms.iter().map(|v| PortView {
+                name: v.name.clone(),
+                port: v.port,
+                device: v.device.clone(),
+                link_up: v.link_up,
+            }))
+            .collect();
+        let failed = self
             .failed
             .values()
-            .map(|f| json!({ "name": f.attachment.name, "mac": f.attachment.mac, "segment": f.attachment.segment, "socket": f.attachment.socket, "device": f.attachment.device, "error": f.error }))
+            .map(|f| FailedView {
+                name: f.attachment.name.clone(),
+                mac: f.attachment.mac,
+                segment: f.attachment.segment,
+                socket: f.attachment.socket.clone(),
+                device: f.attachment.device.clone(),
+                error: f.error.clone(),
+            })
             .collect();
-        Ok(json!({
-            "ports": ports,
-            "vms": vms,
-            "failed": failed,
-            "segments": self.segments.values().collect::<Vec<_>>(),
-            "workers": (0..self.workers.len()).map(|w| json!({ "id": w, "ports": self.workers.owned(w).map(|p| self.port_name(p)).collect::<Vec<_>>() })).collect::<Vec<_>>(),
-            "mbufs": { "capacity": self.pool.capacity(), "available": self.pool.available() },
-        }))
+        ShowView {
+            ports,
+            vms,
+            failed,
+            segments: self.segments.values().cloned().collect(),
+            workers: (0..self.workers.len())
+                .map(|w| WorkerView { id: w, ports: self.workers.owned(w).map(|p| self.port_name(p)).collect() })
+                .collect(),
+            mbufs: MbufsView { capacity: self.pool.capacity() as u64, available: self.pool.available() as u64 },
+        }
     }
 
-    pub fn fdb(&self) -> Result<Json> {
-        let entries: Vec<Json> = self
+    pub fn fdb(&self) -> FdbView {
+        let entries = self
             .table
             .entries()
             .into_iter()
-            .map(|(k, v)| {
-                let seg = self.slots.id(k.segment()).unwrap_or(u32::MAX);
-                json!({ "mac": k.mac().to_string(), "segment": seg, "port": v.port(), "port_name": self.port_name(v.port()), "kind": v.kind().name() })
+            .filter_map(|(k, v)| {
+                let (mac, slot) = key_parts(k);
+                let segment: SegmentId = self.slots.id(slot)?;
+                let port = port_of(v);
+                Some(FdbEntry { mac, segment, port, port_name: self.port_name(port), kind: v.kind().name().into() })
             })
             .collect();
-        Ok(
-            json!({ "entries": entries, "capacity": self.table.capacity(), "memory_bytes": self.table.memory_bytes(), "search": self.table.search().name() }),
-        )
+        FdbView {
+            entries,
+            capacity: self.table.capacity(),
+            memory_bytes: self.table.memory_bytes(),
+            search: self.table.search().name().into(),
+        }
     }
 
-    pub fn stats(&self) -> Result<Json> {
+    pub fn stats(&self) -> Result<StatsView> {
         let snap = self.workers.snapshot()?;
         let mut ports = Vec::new();
-        let last = snap.pipeline.ports.len().max(snap.worker.ports.len()).max(self.config.max_port() as usize + 1);
-        let (mut all_in, mut all_out) = (true, true);
-        for id in 0..last {
-            let c = snap.pipeline.ports.get(id).copied().unwrap_or_default();
-            let t = snap.worker.ports.get(id).copied().unwrap_or_default();
-            let id = id as PortId;
-            if c.rx == 0 && c.tx == 0 && t == Default::default() && self.config.port(id).is_none() {
+        let last = snap.pipeline.ports.len().max(snap.worker.ports.len()).max(self.config.max_port().index() + 1);
+        for i in 0..last {
+            let c = snap.pipeline.ports.get(i).copied().unwrap_or_default();
+            let out = snap.worker.ports.get(i).copied().unwrap_or_default();
+            let id = PortId(i as u16);
+            if c.rx == 0 && c.tx == 0 && out == Default::default() && self.config.port(id).is_none() {
                 continue;
             }
-            let (in_balanced, out_balanced) = (c.balanced(), t.balanced(c.tx));
-            all_in &= in_balanced;
-            all_out &= out_balanced;
-            let drops: serde_json::Map<String, Json> = DropReason::ALL
-                .iter()
-                .filter(|r| c.dropped[**r as usize] > 0)
-                .map(|r| (r.name().to_string(), json!(c.dropped[*r as usize])))
-                .collect();
-            let mut port = json!({
-                "port": id, "name": self.port_name(id),
-                "rx": c.rx, "forwarded": c.forwarded, "flooded": c.flooded, "dropped": c.dropped_total(), "drops": drops,
-                "tx": c.tx, "rewritten": c.rewritten, "flood_copies": c.flood_copies, "flood_copy_failures": c.flood_copy_failures,
-                "arp_replies": c.arp_replies, "announcements": c.announcements,
-                "balanced": in_balanced, "out_balanced": out_balanced,
+            ports.push(PortStats {
+                port: id,
+                name: self.port_name(id),
+                rx: c.rx,
+                forwarded: c.forwarded,
+                flooded: c.flooded,
+                dropped: c.dropped_total(),
+                drops: DropReason::ALL
+                    .iter()
+                    .filter(|r| c.dropped[**r as usize] > 0)
+                    .map(|r| (r.name().to_string(), c.dropped[*r as usize]))
+                    .collect(),
+                tx: c.tx,
+                rewritten: c.rewritten,
+                flood_copies: c.flood_copies,
+                flood_copy_failures: c.flood_copy_failures,
+                arp_replies: c.arp_replies,
+                announcements: c.announcements,
+                balanced: c.balanced(),
+                out_balanced: out.balanced(c.tx),
+                out,
             });
-            if let (Some(obj), Json::Object(tx)) = (port.as_object_mut(), serde_json::to_value(t)?) {
-                obj.extend(tx);
-            }
-            ports.push(port);
         }
-        Ok(
-            json!({ "ports": ports, "balanced": all_in && all_out, "rx_balanced": all_in, "out_balanced": all_out, "idle_loops": snap.worker.idle_loops, "sleeps": snap.worker.sleeps }),
-        )
+        let rx_balanced = ports.iter().all(|p| p.balanced);
+        let out_balanced = ports.iter().all(|p| p.out_balanced);
+        Ok(StatsView {
+            ports,
+            balanced: rx_balanced && out_balanced,
+            rx_balanced,
+            out_balanced,
+            idle_loops: snap.worker.idle_loops,
+            sleeps: snap.worker.sleeps,
+        })
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
-use mac_table::MacAddr;
+use pipeline::MacAddr;
 use pipeline::{HeldFrames, Output, PortId, Processor, SwitchConfig};
 
 use crate::config::PollMode;
@@ -186,7 +186,7 @@ impl Worker {
             let mut got = 0;
             for id in 0..self.ports.len() {
                 if self.handoffs {
-                    got += self.take_over(id as PortId, &mut txb);
+                    got += self.take_over(PortId(id as u16), &mut txb);
                 }
                 let queues = self.ports[id].as_ref().map_or(0, |p| p.rx.len());
                 for q in 0..queues {
@@ -196,8 +196,8 @@ impl Worker {
                         continue;
                     }
                     got += n;
-                    self.processor.process(id as PortId, burst.drain().map(MbufFrame), &mut out);
-                    self.flush(id as PortId, &mut out, &mut txb);
+                    self.processor.process(PortId(id as u16), burst.drain().map(MbufFrame), &mut out);
+                    self.flush(PortId(id as u16), &mut out, &mut txb);
                 }
             }
             if !self.held.is_empty() {
@@ -231,7 +231,7 @@ impl Worker {
     /// returns how many it took from the ring. While the port's link is down they are held
     /// like the worker's own.
     fn take_over(&mut self, id: PortId, txb: &mut MbufBurst) -> usize {
-        let Some(port) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else { return 0 };
+        let Some(port) = self.ports.get_mut(id.index()).and_then(Option::as_mut) else { return 0 };
         if port.handoff.is_empty() {
             return 0;
         }
@@ -253,8 +253,8 @@ impl Worker {
     /// pipeline) are freed. Frames a port refuses while its link is down are held.
     fn flush(&mut self, in_port: PortId, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
         for (port, q) in out.queues_mut() {
-            let owned = self.ports.get_mut(port as usize).and_then(Option::as_mut);
-            let remote = self.remote.get(port as usize).and_then(Option::as_ref);
+            let owned = self.ports.get_mut(port.index()).and_then(Option::as_mut);
+            let remote = self.remote.get(port.index()).and_then(Option::as_ref);
             let c = self.counters.port(port);
             if owned.is_none() && remote.is_none() {
                 c.tx_no_port += q.len() as u64;
@@ -287,7 +287,7 @@ impl Worker {
     /// Keeps what `port` refused; `in_port` is where the frames came in (None: each
     /// mbuf's own rx port).
     fn hold(&mut self, in_port: Option<PortId>, port: PortId, txb: &mut MbufBurst) {
-        let frames = txb.drain().map(|m| (in_port.unwrap_or(m.port()), MbufFrame(m)));
+        let frames = txb.drain().map(|m| (in_port.unwrap_or(PortId(m.port())), MbufFrame(m)));
         self.held.hold(self.processor.config(), port, frames, Instant::now());
     }
 
@@ -296,7 +296,7 @@ impl Worker {
         let frames = self.held.take_for_port(port);
         let c = self.counters.port(port);
         c.requeued += frames.len() as u64;
-        let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else {
             c.tx_no_port += frames.len() as u64;
             return;
         };
@@ -345,8 +345,8 @@ impl Worker {
     fn send_back(&mut self, up: PortId, b: &mut MbufBurst) {
         let c = self.counters.port(up);
         match (
-            self.ports.get_mut(up as usize).and_then(Option::as_mut),
-            self.remote.get(up as usize).and_then(Option::as_ref),
+            self.ports.get_mut(up.index()).and_then(Option::as_mut),
+            self.remote.get(up.index()).and_then(Option::as_ref),
         ) {
             (Some(p), _) => send(&mut p.tx, b, c),
             (None, Some(ring)) => c.handed_over += ring.enqueue_burst(b) as u64,
@@ -363,14 +363,14 @@ impl Worker {
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::AddPort { id, rx, tx, handoff } => {
-                let i = id as usize;
+                let i = id.index();
                 if i >= self.ports.len() {
                     self.ports.resize_with(i + 1, || None);
                 }
                 self.ports[i] = Some(WorkerPort { rx, tx, handoff, link: Link::NeverUp });
             }
             Command::RemotePort { id, handoff } => {
-                let i = id as usize;
+                let i = id.index();
                 if i >= self.remote.len() {
                     self.remote.resize_with(i + 1, || None);
                 }
@@ -378,7 +378,7 @@ impl Worker {
             }
             Command::RemovePort { id, done } => {
                 self.drain_rx(id);
-                if let Some(p) = self.ports.get_mut(id as usize).and_then(Option::take) {
+                if let Some(p) = self.ports.get_mut(id.index()).and_then(Option::take) {
                     // Frames still in the hand-over ring are dropped with the port.
                     let mut b: MbufBurst = MbufBurst::new();
                     while p.handoff.dequeue_burst(&mut b) > 0 {
@@ -390,7 +390,7 @@ impl Worker {
                 }
                 // Frames held for the port wait for a fix-up (its VM moved) or expire.
                 self.held.port_removed(id);
-                if let Some(r) = self.remote.get_mut(id as usize) {
+                if let Some(r) = self.remote.get_mut(id.index()) {
                     *r = None;
                 }
                 let _ = done.send(());
@@ -414,7 +414,7 @@ impl Worker {
                 let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
             }
             Command::Link { port, up } => {
-                if let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) {
+                if let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
                     p.link = if up { Link::Up } else { Link::Down };
                 }
                 if up {
@@ -438,10 +438,10 @@ impl Worker {
     fn drain_rx(&mut self, id: PortId) {
         let mut burst: MbufBurst = MbufBurst::new();
         let (mut out, mut txb) = (Output::new(), MbufBurst::new());
-        let queues = self.ports.get(id as usize).and_then(Option::as_ref).map_or(0, |p| p.rx.len());
+        let queues = self.ports.get(id.index()).and_then(Option::as_ref).map_or(0, |p| p.rx.len());
         for q in 0..queues {
             for _ in 0..64 {
-                let Some(p) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else { return };
+                let Some(p) = self.ports.get_mut(id.index()).and_then(Option::as_mut) else { return };
                 if p.rx[q].rx_burst(&mut burst) == 0 {
                     break;
                 }
@@ -452,7 +452,7 @@ impl Worker {
     }
 
     fn inject(&mut self, port: PortId, frames: &[Vec<u8>]) -> usize {
-        let Some(p) = self.ports.get_mut(port as usize).and_then(Option::as_mut) else { return 0 };
+        let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else { return 0 };
         let mut b: MbufBurst = MbufBurst::new();
         for f in frames.iter().take(dpdk::BURST_SIZE) {
             if let Ok(m) = Mbuf::from_slice(&self.pool, f) {

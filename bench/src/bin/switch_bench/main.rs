@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use roam_api::{Attach, Client, MacRange, Request, Segment};
+use pipeline::{MacAddr, SegmentId};
+use roam_api::{Attach, Client, MacRange, Segment};
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
 use roam_bench::{steady_rate, testpmd, Killed};
@@ -275,11 +276,6 @@ fn mbufs_for(w: &Workload) -> usize {
     (w.frames * 2 + 16384).next_power_of_two() - 1
 }
 
-/// A MAC as the APIs spell it.
-fn mac(m: [u8; 6]) -> String {
-    pipeline::MacAddr(m).to_string()
-}
-
 mod ovs;
 use ovs::run_ovs;
 
@@ -305,25 +301,30 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates>
 
 // ---- vswitchd
 
-fn vs_request(socket: &Path, req: &Request) -> Result<Value> {
-    Ok(Client::connect(socket, Some(Duration::from_secs(60)))?.call(req)?)
+fn vs_client(socket: &Path) -> Result<Client> {
+    Ok(Client::connect(socket, Some(Duration::from_secs(60)))?)
+}
+
+/// The benchmark's one segment, untagged on the uplink.
+fn bench_segment() -> SegmentId {
+    SegmentId::new(100).expect("a valid segment id")
 }
 
 /// A VM port of the benchmark: a DPDK device with MACs behind it, port security off.
-fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) -> Request {
-    Request::Attach(Attach {
+fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) -> Attach {
+    Attach {
         name: name.to_string(),
         socket: None,
         device: Some(device),
-        mac: mac(own),
-        segment: 100,
+        mac: MacAddr(own),
+        segment: bench_segment(),
         ipv4: Vec::new(),
         ipv6: Vec::new(),
         port_security: false,
         server: false,
         queues: 1,
-        extra_macs: vec![MacRange { base: mac(extra.0), count: extra.1 }],
-    })
+        extra_macs: vec![MacRange { base: MacAddr(extra.0), count: extra.1 }],
+    }
 }
 
 fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
@@ -374,40 +375,33 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         std::thread::sleep(Duration::from_millis(100));
     }
     let segment = Segment {
-        segment: 100,
+        segment: bench_segment(),
         vlan: None,
-        mac: mac(ANYCAST),
+        mac: MacAddr(ANYCAST),
         gateway: None,
         subnets: Vec::new(),
         arp_responder: false,
         native: true,
     };
-    vs_request(&socket, &Request::SetAnycast(segment))?;
+    let mut client = vs_client(&socket)?;
+    client.set_anycast(segment)?;
     for k in 0..SINKS {
         let (base, count) = w.sink_range(k);
         let sink = format!("sink{}", k + 1);
-        vs_request(
-            &socket,
-            &device_port(
-                &sink,
-                format!("net_null{},no-rx=1", k + 1),
-                [0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff],
-                (base, count as u32),
-            ),
-        )?;
+        client.attach(device_port(
+            &sink,
+            format!("net_null{},no-rx=1", k + 1),
+            [0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff],
+            (base, count as u32),
+        ))?;
     }
     let pcap = format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display());
-    vs_request(&socket, &device_port("src", pcap, Workload::source(0), (Workload::source(1), w.sources as u32 - 1)))?;
+    client.attach(device_port("src", pcap, Workload::source(0), (Workload::source(1), w.sources as u32 - 1)))?;
     // In: the source port's rx. Out: what the sinks and the uplink sent.
     let counts = || -> Result<[u64; 2]> {
-        let s = vs_request(&socket, &Request::Stats {})?;
-        let ports = s["ports"].as_array().context("no ports in stats")?;
-        let rx = ports
-            .iter()
-            .find(|p| p["name"] == json!("src"))
-            .and_then(|p| p["rx"].as_u64())
-            .context("no rx counter for src")?;
-        let tx = ports.iter().filter(|p| p["name"] != json!("src")).map(|p| p["sent"].as_u64().unwrap_or(0)).sum();
+        let s = client.stats()?;
+        let rx = s.port("src").context("no counters for src")?.rx;
+        let tx = s.ports.iter().filter(|p| p.name != "src").map(|p| p.out.sent).sum();
         Ok([rx, tx])
     };
     let [rx, tx] = sample_rates(secs, counts)?;

@@ -7,10 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use pipeline::MacAddr;
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
 use roam_bench::{steady_rate, Killed};
 
-use super::{mac, sample_rates, Case, Rates};
+use super::{sample_rates, Case, Rates};
 
 const OVS_VSWITCHD: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
 
@@ -109,10 +110,16 @@ pub(super) fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result
         c.arg("-t").arg(&ctl).args(args);
         check(&mut c)
     };
-    appctl(&["fdb/add", "br0", "uplink", "0", &mac(ANYCAST)])?;
+    appctl(&["fdb/add", "br0", "uplink", "0", &MacAddr(ANYCAST).to_string()])?;
     for k in 0..SINKS {
         for i in 0..w.sink_range(k).1 {
-            appctl(&["fdb/add", "br0", &format!("sink{}", k + 1), "0", &mac(Workload::sink_mac(k, i))])?;
+            appctl(&[
+                "fdb/add",
+                "br0",
+                &format!("sink{}", k + 1),
+                "0",
+                &MacAddr(Workload::sink_mac(k, i)).to_string(),
+            ])?;
         }
     }
     add_port("src", &format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()))?;
