@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use roam_tests::fabric::{Fabric, ANYCAST};
 use roam_tests::{wait_for, TestDir, Vswitchd};
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn attach(vs: &Vswitchd, name: &str, device: &str, last: u8) {
     vs.ok(json!({ "op": "attach", "name": name, "device": device, "mac": format!("52:54:00:00:00:{last:02x}"), "segment": 100, "ipv4": [format!("10.1.1.{last}")] }));
@@ -16,16 +16,7 @@ fn attach(vs: &Vswitchd, name: &str, device: &str, last: u8) {
 #[test]
 fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     let dir = TestDir::new("leafd");
-    let mut fabric = Fabric::new(&dir, "b");
-    let vs1 = Vswitchd::start(&dir, "host1", Some(&fabric.leaves[0].leaf.uplink()));
-    let vs2 = Vswitchd::start(&dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
-    for vs in [&vs1, &vs2] {
-        vs.ok(
-            json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
-        );
-    }
-    fabric.leaves[0].start_leafd(&vs1.socket, 1, true);
-    fabric.leaves[1].start_leafd(&vs2.socket, 2, true);
+    let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, "b", true);
     attach(&vs1, "a", "net_null11,no-rx=1", 1);
     attach(&vs1, "b", "net_null12,no-rx=1", 2);
     attach(&vs2, "c", "net_null21,no-rx=1", 3);
@@ -68,33 +59,12 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
         leaf1.route("10.1.1.1").contains(&format!("via {}", leaf2.fabric_ip)).then_some(())
     });
     assert!(leaf2.route("10.1.1.1").contains(&format!("dev {}", leaf2.leaf.leaf_if)));
-    let moved_in = wait_for("leaf 2's move report", Duration::from_secs(10), || {
-        leaf2.moves().into_iter().find(|m| m["move"] == json!("in"))
-    });
-    let moved_out = wait_for("leaf 1's move report", Duration::from_secs(10), || {
-        leaf1.moves().into_iter().find(|m| m["move"] == json!("out"))
-    });
-    assert_eq!(moved_in["trigger"]["kind"], json!("link-up"), "{moved_in}");
-    let fixups = |m: &Value| m["fixups"].as_array().cloned().unwrap_or_default();
+    let moved_in = leaf2.wait_move("in", "10.1.1.1");
+    let moved_out = leaf1.wait_move("out", "10.1.1.1");
+    assert_eq!(moved_in.trigger.kind, "link-up", "{moved_in:?}");
     // A is told about B (its old neighbour); B about A; C hears nothing.
-    assert_eq!(fixups(&moved_in).len(), 1, "{moved_in}");
-    assert_eq!(
-        (
-            fixups(&moved_in)[0]["to"].clone(),
-            fixups(&moved_in)[0]["ip"].clone(),
-            fixups(&moved_in)[0]["sent"]["a"].clone()
-        ),
-        (json!(["a"]), json!("10.1.1.2"), json!(1))
-    );
-    assert_eq!(fixups(&moved_out).len(), 1, "{moved_out}");
-    assert_eq!(
-        (
-            fixups(&moved_out)[0]["to"].clone(),
-            fixups(&moved_out)[0]["ip"].clone(),
-            fixups(&moved_out)[0]["sent"]["b"].clone()
-        ),
-        (json!(["b"]), json!("10.1.1.1"), json!(1))
-    );
+    moved_in.assert_one_fixup("a", "10.1.1.2");
+    moved_out.assert_one_fixup("b", "10.1.1.1");
     assert_eq!(vs2.port_stats("c").out.injected, 0, "C was told nothing: {:?}", vs2.port_stats("c"));
 
     // The orchestrator unplugs A's old port: nothing changes (leaf 1 already stepped back).

@@ -67,7 +67,7 @@ fn attach_detach_churn_under_hostile_traffic() {
     let churn_time = started.elapsed();
     assert!(vs.is_running(), "vswitchd died:\n{}", vs.log());
     let s = assert_balanced(&vs);
-    let (rx, sent) = (s.sum(|p| p.rx), s.sum(|p| p.out.sent));
+    let (rx, sent) = (s.sum(|p| p.input.rx), s.sum(|p| p.out.sent));
     println!(
         "{cycles} attach/detach cycles in {:.1} s under traffic: rx {rx}, sent {sent}, port_not_ready {}, tx_no_port {}, unknown_port {}",
         churn_time.as_secs_f64(),

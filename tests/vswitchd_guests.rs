@@ -65,7 +65,7 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     let (ok, table) = vs.vsctl(&["fdb"]);
     assert!(ok && table.contains("52:54:00:00:00:02") && table.contains("local"), "{table}");
     let sa = vs.port_stats("a");
-    assert!(sa.forwarded > 100 && sa.rewritten == 0, "{sa:?}");
+    assert!(sa.input.forwarded > 100 && sa.input.rewritten == 0, "{sa:?}");
     let handed: u64 = ["a", "b", "c"].iter().map(|n| vs.port_stats(n).out.handed_over).sum();
     assert!(handed > 0, "no frame crossed between workers");
     balanced(&vs);
@@ -173,6 +173,6 @@ fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     let broadcasts = frames.iter().filter(|f| f[0..6] == [0xff; 6] && f[12..14] == [8, 6]).count();
     assert!(broadcasts >= 1, "the ARP broadcast did not reach the leaf unchanged");
     let st = vs.port_stats("a");
-    assert!(st.rewritten >= 2, "{st:?}");
+    assert!(st.input.rewritten >= 2, "{st:?}");
     balanced(&vs);
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use pipeline::{MacAddr, PortId, SegmentId};
+use pipeline::{MacAddr, PortCounters, PortId, SegmentId};
 use serde::{Deserialize, Serialize};
 
 use crate::Segment;
@@ -124,25 +124,20 @@ impl StatsView {
     }
 }
 
-/// One port's counters: the pipeline's (input side: `rx = forwarded + flooded + dropped`)
-/// and the workers' output counters ([`PortTx`]).
+/// One port's counters: the pipeline's ([`PortCounters`], the input side:
+/// `rx = forwarded + flooded + dropped`) and the workers' output counters ([`PortTx`]), in
+/// one JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStats {
     pub port: PortId,
     pub name: String,
-    pub rx: u64,
-    pub forwarded: u64,
-    pub flooded: u64,
+    /// The pipeline's counters; their drops by reason are `dropped` and `drops` here.
+    #[serde(flatten)]
+    pub input: PortCounters,
+    /// Frames dropped, all reasons.
     pub dropped: u64,
     /// Drops by reason (only reasons that occurred), by their stable names.
     pub drops: BTreeMap<String, u64>,
-    /// Frames queued for this port by the pipeline.
-    pub tx: u64,
-    pub rewritten: u64,
-    pub flood_copies: u64,
-    pub flood_copy_failures: u64,
-    pub arp_replies: u64,
-    pub announcements: u64,
     pub balanced: bool,
     pub out_balanced: bool,
     #[serde(flatten)]

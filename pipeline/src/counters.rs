@@ -67,8 +67,9 @@ drop_reasons! {
     NoHeadroom => "no_headroom",
 }
 
-/// One port's counters, as seen by one worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One port's counters, as seen by one worker. The API's `stats` shows them (serde) with
+/// the drops by reason apart, by name: `dropped` is not carried as this array.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortCounters {
     /// Frames that came in on this port.
     pub rx: u64,
@@ -77,6 +78,7 @@ pub struct PortCounters {
     /// Of those: flooded (the original; its copies are counted in `flood_copies`).
     pub flooded: u64,
     /// Of those: dropped, by reason.
+    #[serde(skip)]
     pub dropped: [u64; DropReason::COUNT],
     /// Frames queued out of this port (forwarded, flooded originals and copies).
     pub tx: u64,

@@ -31,49 +31,61 @@ impl fmt::Display for PortId {
 /// Largest segment id: 24 bits (a VXLAN VNI's size).
 pub const MAX_SEGMENT_ID: u32 = (1 << 24) - 1;
 
-/// A segment: one tenant network, 1..=16777215.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct SegmentId(u32);
+/// Declares an id valid only in `1..=max`: `new` (None outside), `get`, the conversions
+/// (serde reads it through `TryFrom`, so a value out of range is refused as the JSON is
+/// decoded), `FromStr` (for command lines) and `Display`.
+macro_rules! bounded_id {
+    ($(#[$attr:meta])* $name:ident($int:ty, $int_name:literal), max: $max:expr, what: $what:literal) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = $int_name, into = $int_name)]
+        pub struct $name($int);
 
-impl SegmentId {
-    pub const fn new(id: u32) -> Option<SegmentId> {
-        if id >= 1 && id <= MAX_SEGMENT_ID {
-            Some(SegmentId(id))
-        } else {
-            None
+        impl $name {
+            pub const fn new(id: $int) -> Option<$name> {
+                if id >= 1 && id <= $max {
+                    Some($name(id))
+                } else {
+                    None
+                }
+            }
+
+            pub const fn get(self) -> $int {
+                self.0
+            }
         }
-    }
 
-    pub const fn get(self) -> u32 {
-        self.0
-    }
+        impl TryFrom<$int> for $name {
+            type Error = String;
+            fn try_from(id: $int) -> Result<$name, String> {
+                $name::new(id).ok_or_else(|| format!("{} {id} is out of range (1..={})", $what, $max))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$name, String> {
+                s.parse::<$int>().map_err(|_| format!("`{s}` is not a {} id (1..={})", $what, $max))?.try_into()
+            }
+        }
+
+        impl From<$name> for $int {
+            fn from(v: $name) -> $int {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
 }
 
-impl TryFrom<u32> for SegmentId {
-    type Error = String;
-    fn try_from(id: u32) -> Result<SegmentId, String> {
-        SegmentId::new(id).ok_or_else(|| format!("segment {id} is out of range (1..={MAX_SEGMENT_ID})"))
-    }
-}
-
-impl std::str::FromStr for SegmentId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<SegmentId, String> {
-        s.parse::<u32>().map_err(|_| format!("`{s}` is not a segment id (1..={MAX_SEGMENT_ID})"))?.try_into()
-    }
-}
-
-impl From<SegmentId> for u32 {
-    fn from(s: SegmentId) -> u32 {
-        s.0
-    }
-}
-
-impl fmt::Display for SegmentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+bounded_id! {
+    /// A segment: one tenant network, 1..=16777215.
+    SegmentId(u32, "u32"), max: MAX_SEGMENT_ID, what: "segment"
 }
 
 /// A segment's dense slot: what the MAC table's keys and the per-segment arrays hold, so
@@ -94,49 +106,9 @@ impl fmt::Display for SegmentSlot {
     }
 }
 
-/// An 802.1Q VLAN id, 1..=4094 (0 and 4095 are reserved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u16", into = "u16")]
-pub struct VlanId(u16);
-
-impl VlanId {
-    pub const fn new(id: u16) -> Option<VlanId> {
-        if id >= 1 && id <= 4094 {
-            Some(VlanId(id))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> u16 {
-        self.0
-    }
-}
-
-impl TryFrom<u16> for VlanId {
-    type Error = String;
-    fn try_from(id: u16) -> Result<VlanId, String> {
-        VlanId::new(id).ok_or_else(|| format!("VLAN {id} is out of range (1..=4094)"))
-    }
-}
-
-impl std::str::FromStr for VlanId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<VlanId, String> {
-        s.parse::<u16>().map_err(|_| format!("`{s}` is not a VLAN id (1..=4094)"))?.try_into()
-    }
-}
-
-impl From<VlanId> for u16 {
-    fn from(v: VlanId) -> u16 {
-        v.0
-    }
-}
-
-impl fmt::Display for VlanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+bounded_id! {
+    /// An 802.1Q VLAN id, 1..=4094 (0 and 4095 are reserved).
+    VlanId(u16, "u16"), max: 4094, what: "VLAN"
 }
 
 /// Why a segment got no slot.

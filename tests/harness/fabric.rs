@@ -2,14 +2,63 @@
 //! (Debian's `gobgpd`) in each as one iBGP AS, and `leafd` in each, with a downlink veth
 //! whose host end is a vswitchd's uplink.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::leaf::ip;
-use crate::{bin, wait_for, Leaf, TestDir};
+use crate::{bin, spawn_logged, wait_for, Leaf, TestDir, Vswitchd};
+
+/// One line of leafd's move report (`report = …` in its configuration): the fields the
+/// tests read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MoveReport {
+    /// `in` or `out`; absent for a change that was not a move.
+    #[serde(rename = "move")]
+    pub direction: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub trigger: Trigger,
+    pub from_host: Option<u16>,
+    pub to_host: Option<u16>,
+    pub fixups: Vec<FixupReport>,
+    pub done_us: u64,
+}
+
+/// What set a change off.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trigger {
+    /// `link-up`, `garp`, `rarp`, `unsolicited-na`, `bgp-best`, …
+    pub kind: String,
+    pub at_us: u64,
+}
+
+/// One `arp-announce` a change made.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixupReport {
+    pub to: Vec<String>,
+    pub ip: Ipv4Addr,
+    /// Fix-up frames each VM got.
+    pub sent: BTreeMap<String, usize>,
+    /// Held frames for `ip` the vswitchd sent on.
+    pub released: usize,
+    pub at_us: u64,
+}
+
+impl MoveReport {
+    /// The move's only fix-up told exactly `vm` (one frame) that `ip` is at the anycast MAC.
+    pub fn assert_one_fixup(&self, vm: &str, ip: &str) -> &FixupReport {
+        assert_eq!(self.fixups.len(), 1, "one fix-up: {self:#?}");
+        let f = &self.fixups[0];
+        assert_eq!((f.to.as_slice(), f.ip.to_string().as_str()), (&[vm.to_string()][..], ip), "{self:#?}");
+        assert_eq!(f.sent.get(vm), Some(&1), "{self:#?}");
+        f
+    }
+}
 
 pub const ASN: u32 = 65000;
 
@@ -86,19 +135,14 @@ impl LeafNode {
             ),
         )
         .expect("writing leafd's config");
-        let log = std::fs::File::create(self.dir.join(format!("{}-leafd.log", self.name))).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.leaf.ns])
+        let log = self.dir.join(format!("{}-leafd.log", self.name));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.leaf.ns])
             .arg(bin("leafd"))
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting leafd");
-        self.leafd = Some(child);
+            .env("RUST_LOG", "info");
+        self.leafd = Some(spawn_logged(&mut cmd, &log, "leafd"));
         let (ns, iface) = (self.leaf.ns.clone(), self.leaf.leaf_if.clone());
         wait_for("leafd to configure its downlink", Duration::from_secs(20), || {
             let out = Command::new("ip")
@@ -110,12 +154,21 @@ impl LeafNode {
     }
 
     /// The moves leafd has reported so far (one JSON object each).
-    pub fn moves(&self) -> Vec<Value> {
+    pub fn moves(&self) -> Vec<MoveReport> {
         std::fs::read_to_string(&self.report)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// Waits for leafd's report of `ip` moving `direction` (`in` or `out`).
+    pub fn wait_move(&self, direction: &str, ip: &str) -> MoveReport {
+        wait_for(&format!("{}'s report of {ip} moving {direction}", self.name), Duration::from_secs(10), || {
+            self.moves()
+                .into_iter()
+                .find(|m| m.direction.as_deref() == Some(direction) && m.ip.is_some_and(|a| a.to_string() == ip))
+        })
     }
 }
 
@@ -138,6 +191,23 @@ pub struct Fabric {
 }
 
 impl Fabric {
+    /// Two hosts, one under each leaf, segment 100 native on both uplinks, and leafd on
+    /// each leaf (fix-ups on or off).
+    pub fn with_hosts(dir: &TestDir, tag: &str, fixups: bool) -> (Fabric, Vswitchd, Vswitchd) {
+        let mut fabric = Fabric::new(dir, tag);
+        let vs1 = Vswitchd::start(dir, "host1", Some(&fabric.leaves[0].leaf.uplink()));
+        let vs2 = Vswitchd::start(dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
+        for vs in [&vs1, &vs2] {
+            // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
+            vs.ok(
+                json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
+            );
+        }
+        fabric.leaves[0].start_leafd(&vs1.socket, 1, fixups);
+        fabric.leaves[1].start_leafd(&vs2.socket, 2, fixups);
+        (fabric, vs1, vs2)
+    }
+
     pub fn new(dir: &TestDir, tag: &str) -> Fabric {
         let mut leaves = Vec::new();
         let id = std::process::id() % 100_000;
@@ -183,16 +253,9 @@ impl Fabric {
             )
             .expect("writing gobgpd's config");
             let api = format!("unix://{}", dir.path(&format!("{name}-gobgp.sock")).display());
-            let log = std::fs::File::create(dir.path(&format!("{name}-gobgpd.log"))).expect("log");
-            let gobgpd = Command::new("ip")
-                .args(["netns", "exec", &leaf.ns, "gobgpd", "-f"])
-                .arg(&conf)
-                .args(["--api-hosts", &api, "-l", "warn"])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("starting gobgpd (apt-get install gobgpd)");
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &leaf.ns, "gobgpd", "-f"]).arg(&conf).args(["--api-hosts", &api, "-l", "warn"]);
+            let gobgpd = spawn_logged(&mut cmd, &dir.path(&format!("{name}-gobgpd.log")), "gobgpd");
             leaves.push(LeafNode {
                 leaf,
                 report: dir.path(&format!("{name}-moves.jsonl")),

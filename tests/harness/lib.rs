@@ -81,6 +81,17 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Starts `cmd` with no input and its output appended to the file `log`; panics with
+/// `what` if it cannot start.
+pub fn spawn_logged(cmd: &mut Command, log: &Path, what: &str) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"))
+}
+
 /// A vswitchd process.
 pub struct Vswitchd {
     child: Option<Child>,
@@ -121,7 +132,6 @@ impl Vswitchd {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let mut cmd = Command::new(bin("vswitchd"));
         cmd.arg("--socket")
             .arg(&self.socket)
@@ -149,13 +159,7 @@ impl Vswitchd {
             &prefix,
         ]);
         cmd.args(["--lcores", "0@(0-1)"]);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting vswitchd");
-        self.child = Some(child);
+        self.child = Some(spawn_logged(&mut cmd, &self.log, "vswitchd"));
         let sock = self.socket.clone();
         wait_for("vswitchd's control socket", Duration::from_secs(20), || UnixStream::connect(&sock).ok().map(|_| ()));
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::fabric::{numbers_after, Fabric, ANYCAST};
 use crate::{wait_for, Guest, Migration, TestDir, Vswitchd};
@@ -111,17 +111,7 @@ pub fn pause() -> Duration {
 /// Runs the scenario once, with leafd's fix-ups on or off; `tag` keeps names apart.
 pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     let dir = TestDir::new(&format!("migrate-{tag}"));
-    let mut fabric = Fabric::new(&dir, tag);
-    let vs1 = Vswitchd::start(&dir, "host1", Some(&fabric.leaves[0].leaf.uplink()));
-    let vs2 = Vswitchd::start(&dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
-    for vs in [&vs1, &vs2] {
-        // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
-        vs.ok(
-            json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
-        );
-    }
-    fabric.leaves[0].start_leafd(&vs1.socket, 1, fixups);
-    fabric.leaves[1].start_leafd(&vs2.socket, 2, fixups);
+    let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, tag, fixups);
 
     let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", A_IP);
     let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", B_IP);
@@ -208,42 +198,27 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     );
 
     // The leaves' reports of the move.
-    let move_in = wait_for("leaf 2's report of A moving in", Duration::from_secs(10), || {
-        leaf2.moves().into_iter().find(|m| m["move"] == json!("in") && m["ip"] == json!(A_IP))
-    });
-    let move_out = wait_for("leaf 1's report of A moving out", Duration::from_secs(10), || {
-        leaf1.moves().into_iter().find(|m| m["move"] == json!("out") && m["ip"] == json!(A_IP))
-    });
-    eprintln!("[{tag}] leaf2: {move_in}\n[{tag}] leaf1: {move_out}");
+    let move_in = leaf2.wait_move("in", A_IP);
+    let move_out = leaf1.wait_move("out", A_IP);
+    eprintln!("[{tag}] leaf2: {move_in:?}\n[{tag}] leaf1: {move_out:?}");
     // The move is seen when A's port comes up on host 2 (A resumed), or at A's first
     // announcement, whichever comes first.
     assert!(
-        ["link-up", "garp", "rarp", "unsolicited-na"].contains(&move_in["trigger"]["kind"].as_str().unwrap_or("")),
-        "what moved A: {move_in}"
+        ["link-up", "garp", "rarp", "unsolicited-na"].contains(&move_in.trigger.kind.as_str()),
+        "what moved A: {move_in:?}"
     );
-    assert_eq!((move_in["from_host"].clone(), move_in["to_host"].clone()), (json!(1), json!(2)));
-    let fixups_of = |m: &Value| m["fixups"].as_array().cloned().unwrap_or_default();
+    assert_eq!((move_in.from_host, move_in.to_host), (Some(1), Some(2)));
     let fixup_ms = if fixups {
-        // 2. Only the VMs that need it are told, and they are told at once.
-        let to_a: Vec<Value> = fixups_of(&move_in);
-        assert_eq!(to_a.len(), 1, "leaf 2 tells A about B only: {move_in}");
-        assert_eq!(
-            (to_a[0]["to"].clone(), to_a[0]["ip"].clone(), to_a[0]["sent"]["a"].clone()),
-            (json!(["a"]), json!(B_IP), json!(1))
-        );
-        let to_b = fixups_of(&move_out);
-        assert_eq!(to_b.len(), 1, "leaf 1 tells B about A only: {move_out}");
-        assert_eq!(
-            (to_b[0]["to"].clone(), to_b[0]["ip"].clone(), to_b[0]["sent"]["b"].clone()),
-            (json!(["b"]), json!(A_IP), json!(1))
-        );
+        // 2. Only the VMs that need it are told, and they are told at once: leaf 2 tells A
+        // about B only, leaf 1 tells B about A only.
+        let to_a = move_in.assert_one_fixup("a", B_IP);
+        let to_b = move_out.assert_one_fixup("b", A_IP);
         assert_eq!(b.neighbour(A_IP).as_deref(), Some(ANYCAST), "B's entry for A after the fix-up");
         assert_eq!(a2.neighbour(B_IP).as_deref(), Some(ANYCAST), "A's entry for B after the fix-up");
-        let announced = move_in["trigger"]["at_us"].as_u64().unwrap();
-        let last = to_a.iter().chain(to_b.iter()).filter_map(|f| f["at_us"].as_u64()).max().unwrap();
-        Some(last.saturating_sub(announced) as f64 / 1000.0)
+        let last = to_a.at_us.max(to_b.at_us);
+        Some(last.saturating_sub(move_in.trigger.at_us) as f64 / 1000.0)
     } else {
-        assert!(fixups_of(&move_in).is_empty() && fixups_of(&move_out).is_empty(), "fix-ups were off");
+        assert!(move_in.fixups.is_empty() && move_out.fixups.is_empty(), "fix-ups were off");
         None
     };
 
@@ -253,11 +228,11 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
 
     // The switches: A's announcements went up, trapped; every counter adds up.
     let garps_trapped = wait_for("A's announcements trapped on host 2", Duration::from_secs(5), || {
-        Some(vs2.port_stats("a").announcements).filter(|n| *n >= 1)
+        Some(vs2.port_stats("a").input.announcements).filter(|n| *n >= 1)
     });
     eprintln!(
         "[{tag}] host 2 sent {garps_trapped} announcements of A to the uplink only; trigger: {}",
-        move_in["trigger"]["kind"]
+        move_in.trigger.kind
     );
     for vs in [&vs1, &vs2] {
         let s = vs.stats();
@@ -273,17 +248,17 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     // Seconds after the move, past the 2 s hold time: every held frame is accounted for.
     assert_eq!(held, released + held_dropped, "host 1's held frames do not add up: {host1:#?}");
     if fixups {
-        let released_by_fixup = fixups_of(&move_out)[0]["released"].as_u64().unwrap_or(0);
+        let released_by_fixup = move_out.fixups[0].released as u64;
         assert!(
             released_by_fixup > 0 && released_by_fixup == released,
-            "leaf 1's fix-up released {released_by_fixup} of the {released} frames host 1 sent on: {move_out}"
+            "leaf 1's fix-up released {released_by_fixup} of the {released} frames host 1 sent on: {move_out:?}"
         );
     } else {
         assert_eq!(released, 0, "nothing asks host 1 to release frames without fix-ups");
     }
     let completed = crate::micros(migration.completed_at) as f64;
-    let announce_after_ms = (move_in["trigger"]["at_us"].as_u64().unwrap() as f64 - completed) / 1000.0;
-    let done = move_in["done_us"].as_u64().unwrap().max(move_out["done_us"].as_u64().unwrap()) as f64;
+    let announce_after_ms = (move_in.trigger.at_us as f64 - completed) / 1000.0;
+    let done = move_in.done_us.max(move_out.done_us) as f64;
     Outcome {
         migration,
         stall_b,

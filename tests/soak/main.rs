@@ -101,7 +101,7 @@ fn main() {
             rss.push((t, kib as f64));
             println!(
                 "t={t:>5.0} s  cycles {cycles:>5}  rx {:>12}  sent {:>12}  mbufs in use {:>6}  RSS {kib} KiB",
-                s.sum(|p| p.rx),
+                s.sum(|p| p.input.rx),
                 s.sum(|p| p.out.sent),
                 in_use(&vs)
             );
@@ -122,7 +122,7 @@ fn main() {
     println!("\nsoak done: {cycles} attach/detach cycles in {:.0} s", started.elapsed().as_secs_f64());
     println!(
         "frames: rx {}, sent {}, dropped {}, tx_full {}, link_down {}",
-        s.sum(|p| p.rx),
+        s.sum(|p| p.input.rx),
         s.sum(|p| p.out.sent),
         s.sum(|p| p.dropped),
         s.sum(|p| p.out.tx_full),

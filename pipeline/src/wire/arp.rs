@@ -28,39 +28,19 @@ mod field {
     pub const TPA: usize = 24;
 }
 
-/// A view over an ARP packet (the Ethernet payload).
-#[derive(Debug, Clone)]
-pub struct ArpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> ArpPacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        ArpPacket { buffer }
-    }
-
-    /// Checks the length and that this is Ethernet/IPv4 ARP (hardware type 1, protocol
-    /// 0x0800, lengths 6 and 4): after this no accessor can panic or misread.
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
+view! {
+    /// A view over an ARP packet (the Ethernet payload): Ethernet/IPv4 ARP only (hardware
+    /// type 1, protocol 0x0800, lengths 6 and 4).
+    ArpPacket,
+    min_len: PACKET_LEN,
+    rules: |p| {
         if p.htype() != 1 || p.ptype() != super::ethernet::ethertype::IPV4 || p.hlen() != 6 || p.plen() != 4 {
             return Err(WireError::Malformed);
         }
-        Ok(p)
     }
+}
 
-    pub fn check_len(&self) -> WireResult<()> {
-        if self.buffer.as_ref().len() < PACKET_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
-    }
-
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
+impl<T: AsRef<[u8]>> ArpPacket<T> {
     pub fn htype(&self) -> u16 {
         get_u16(self.b(), field::HTYPE)
     }
@@ -93,9 +73,6 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
-    fn bm(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
     pub fn set_operation(&mut self, v: u16) {
         set_u16(self.bm(), field::OPER, v)
     }
@@ -121,7 +98,7 @@ pub struct ArpRepr {
 
 impl ArpRepr {
     pub fn parse<T: AsRef<[u8]>>(p: &ArpPacket<T>) -> WireResult<Self> {
-        let p = ArpPacket::new_checked(p.buffer.as_ref())?;
+        let p = ArpPacket::new_checked(p.b())?;
         Ok(ArpRepr {
             operation: p.operation(),
             sender_mac: p.sender_mac(),

@@ -23,76 +23,55 @@ mod field {
     pub const ETHERTYPE: usize = 12;
 }
 
-/// A view over an Ethernet frame.
-#[derive(Debug, Clone)]
-pub struct EthernetFrame<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view over an Ethernet frame.
+    EthernetFrame,
+    min_len: HEADER_LEN,
+    rules: |f| {}
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        EthernetFrame { buffer }
-    }
-
-    /// A view that has checked its length: no accessor can panic.
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let f = Self::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
-    pub fn check_len(&self) -> WireResult<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     #[inline]
     pub fn dst(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[field::DST].try_into().unwrap_or_default())
+        MacAddr(self.b()[field::DST].try_into().unwrap_or_default())
     }
 
     #[inline]
     pub fn src(&self) -> MacAddr {
-        MacAddr(self.buffer.as_ref()[field::SRC].try_into().unwrap_or_default())
+        MacAddr(self.b()[field::SRC].try_into().unwrap_or_default())
     }
 
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::ETHERTYPE)
+        get_u16(self.b(), field::ETHERTYPE)
     }
 
     /// Everything after the 14-byte header.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+        &self.b()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     #[inline]
     pub fn set_dst(&mut self, mac: MacAddr) {
-        self.buffer.as_mut()[field::DST].copy_from_slice(&mac.0);
+        self.bm()[field::DST].copy_from_slice(&mac.0);
     }
 
     #[inline]
     pub fn set_src(&mut self, mac: MacAddr) {
-        self.buffer.as_mut()[field::SRC].copy_from_slice(&mac.0);
+        self.bm()[field::SRC].copy_from_slice(&mac.0);
     }
 
     #[inline]
     pub fn set_ethertype(&mut self, t: u16) {
-        set_u16(self.buffer.as_mut(), field::ETHERTYPE, t);
+        set_u16(self.bm(), field::ETHERTYPE, t);
     }
 
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
+        &mut self.bm()[HEADER_LEN..]
     }
 }
 

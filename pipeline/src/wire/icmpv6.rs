@@ -20,32 +20,18 @@ pub mod na_flags {
     pub const OVERRIDE: u8 = 0x20;
 }
 
-/// A view over a neighbor solicitation or advertisement (the ICMPv6 message).
-#[derive(Debug, Clone)]
-pub struct NdiscPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> NdiscPacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        NdiscPacket { buffer }
-    }
-
-    /// Checks the length and that the type is NS or NA.
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let p = Self::new_unchecked(buffer);
-        if p.buffer.as_ref().len() < ND_LEN {
-            return Err(WireError::Truncated);
-        }
+view! {
+    /// A view over a neighbor solicitation or advertisement (the ICMPv6 message).
+    NdiscPacket,
+    min_len: ND_LEN,
+    rules: |p| {
         if p.msg_type() != NEIGHBOR_SOLICIT && p.msg_type() != NEIGHBOR_ADVERT {
             return Err(WireError::Malformed);
         }
-        Ok(p)
     }
+}
 
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
+impl<T: AsRef<[u8]>> NdiscPacket<T> {
     pub fn msg_type(&self) -> u8 {
         self.b()[0]
     }
@@ -99,7 +85,7 @@ pub enum NdiscRepr {
 
 impl NdiscRepr {
     pub fn parse<T: AsRef<[u8]>>(p: &NdiscPacket<T>) -> WireResult<Self> {
-        let p = NdiscPacket::new_checked(p.buffer.as_ref())?;
+        let p = NdiscPacket::new_checked(p.b())?;
         if p.code() != 0 {
             return Err(WireError::Malformed);
         }

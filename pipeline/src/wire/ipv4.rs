@@ -6,39 +6,26 @@ use super::{checksum_add, checksum_finish, get_u16, set_u16, WireError, WireResu
 
 pub const MIN_HEADER_LEN: usize = 20;
 
-/// A view over an IPv4 packet.
-#[derive(Debug, Clone)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Ipv4Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv4Packet { buffer }
-    }
-
-    /// Checks version 4, a header length within the buffer, and a total length within it.
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let p = Self::new_unchecked(buffer);
-        let b = p.buffer.as_ref();
-        if b.len() < MIN_HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+view! {
+    /// A view over an IPv4 packet: version 4, a header length within the buffer, and a
+    /// total length within it.
+    Ipv4Packet,
+    min_len: MIN_HEADER_LEN,
+    rules: |p| {
         if p.version() != 4 || p.header_len() < MIN_HEADER_LEN {
             return Err(WireError::Malformed);
         }
-        if b.len() < p.header_len() || b.len() < p.total_len() as usize {
+        let len = p.b().len();
+        if len < p.header_len() || len < p.total_len() as usize {
             return Err(WireError::Truncated);
         }
         if (p.total_len() as usize) < p.header_len() {
             return Err(WireError::Malformed);
         }
-        Ok(p)
     }
+}
 
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn version(&self) -> u8 {
         self.b()[0] >> 4
     }
@@ -84,7 +71,7 @@ pub struct Ipv4Repr {
 
 impl Ipv4Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> WireResult<Self> {
-        let p = Ipv4Packet::new_checked(p.buffer.as_ref())?;
+        let p = Ipv4Packet::new_checked(p.b())?;
         if !p.checksum_ok() {
             return Err(WireError::Malformed);
         }

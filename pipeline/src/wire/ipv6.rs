@@ -14,35 +14,21 @@ pub mod next_header {
     pub const DEST_OPTS: u8 = 60;
 }
 
-/// A view over an IPv6 packet.
-#[derive(Debug, Clone)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv6Packet { buffer }
-    }
-
-    /// Checks version 6 and that the payload length fits in the buffer.
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let p = Self::new_unchecked(buffer);
-        if p.buffer.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+view! {
+    /// A view over an IPv6 packet: version 6, its payload length within the buffer.
+    Ipv6Packet,
+    min_len: HEADER_LEN,
+    rules: |p| {
         if p.version() != 6 {
             return Err(WireError::Malformed);
         }
-        if p.buffer.as_ref().len() < HEADER_LEN + p.payload_len() as usize {
+        if p.b().len() < HEADER_LEN + p.payload_len() as usize {
             return Err(WireError::Truncated);
         }
-        Ok(p)
     }
+}
 
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn version(&self) -> u8 {
         self.b()[0] >> 4
     }
@@ -105,7 +91,7 @@ pub struct Ipv6Repr {
 
 impl Ipv6Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv6Packet<T>) -> WireResult<Self> {
-        let p = Ipv6Packet::new_checked(p.buffer.as_ref())?;
+        let p = Ipv6Packet::new_checked(p.b())?;
         Ok(Ipv6Repr {
             src: p.src(),
             dst: p.dst(),

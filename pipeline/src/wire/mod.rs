@@ -2,6 +2,59 @@
 //! view checks its length once (`new_checked`), after which no accessor can panic; a
 //! `Repr` parses from a view and emits into one.
 
+/// Declares a view over a header's bytes, smoltcp-style: the struct; `new_unchecked`;
+/// `check_len` (at least `min_len` bytes); `new_checked`, which runs `check_len` and then
+/// the header's own `rules` (given the view); `into_inner`; and `b`/`bm`, the bytes the
+/// accessors each header adds read and write.
+macro_rules! view {
+    ($(#[$attr:meta])* $name:ident, min_len: $min:expr, rules: |$p:ident| $rules:block) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            pub const fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            /// A view whose length and header rules are checked: after this no accessor
+            /// can panic or misread.
+            pub fn new_checked(buffer: T) -> WireResult<Self> {
+                let $p = Self::new_unchecked(buffer);
+                $p.check_len()?;
+                $rules
+                Ok($p)
+            }
+
+            pub fn check_len(&self) -> WireResult<()> {
+                if self.buffer.as_ref().len() < $min {
+                    return Err(WireError::Truncated);
+                }
+                Ok(())
+            }
+
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+
+            #[inline]
+            fn b(&self) -> &[u8] {
+                self.buffer.as_ref()
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+            #[inline]
+            #[allow(dead_code)] // the views of headers Roam never writes
+            fn bm(&mut self) -> &mut [u8] {
+                self.buffer.as_mut()
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod ethernet;
 pub mod icmpv6;

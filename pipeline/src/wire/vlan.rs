@@ -6,39 +6,23 @@ use super::{get_u16, set_u16, WireError, WireResult};
 pub const TAGGED_HEADER_LEN: usize = 18;
 pub const TAG_LEN: usize = 4;
 
-/// A view over an 802.1Q-tagged Ethernet frame.
-#[derive(Debug, Clone)]
-pub struct VlanFrame<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view over an 802.1Q-tagged Ethernet frame.
+    VlanFrame,
+    min_len: TAGGED_HEADER_LEN,
+    rules: |f| {}
 }
 
 impl<T: AsRef<[u8]>> VlanFrame<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        VlanFrame { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> WireResult<Self> {
-        let f = Self::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
-    pub fn check_len(&self) -> WireResult<()> {
-        if self.buffer.as_ref().len() < TAGGED_HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(())
-    }
-
     /// The tag protocol identifier (0x8100 for 802.1Q, 0x88a8 for an 802.1ad outer tag).
     #[inline]
     pub fn tpid(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 12)
+        get_u16(self.b(), 12)
     }
 
     #[inline]
     pub fn tci(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 14)
+        get_u16(self.b(), 14)
     }
 
     /// The VLAN id: the TCI's low 12 bits.
@@ -54,15 +38,15 @@ impl<T: AsRef<[u8]>> VlanFrame<T> {
 
     #[inline]
     pub fn inner_ethertype(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 16)
+        get_u16(self.b(), 16)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanFrame<T> {
     #[inline]
     pub fn set_tag(&mut self, tpid: u16, tci: u16) {
-        set_u16(self.buffer.as_mut(), 12, tpid);
-        set_u16(self.buffer.as_mut(), 14, tci);
+        set_u16(self.bm(), 12, tpid);
+        set_u16(self.bm(), 14, tci);
     }
 }
 

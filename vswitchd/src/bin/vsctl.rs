@@ -260,7 +260,7 @@ fn print_fdb(r: &FdbView) {
 fn print_stats(r: &StatsView) {
     println!("In (rx = forwarded + flooded + dropped):");
     table(&["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"], &r.ports, |p| {
-        let n = [p.rx, p.forwarded, p.flooded, p.dropped, p.rewritten].map(|c| c.to_string());
+        let n = [p.input.rx, p.input.forwarded, p.input.flooded, p.dropped, p.input.rewritten].map(|c| c.to_string());
         [p.port.to_string(), p.name.clone()].into_iter().chain(n).chain([p.balanced.to_string()]).collect()
     });
     for p in r.ports.iter().filter(|p| !p.drops.is_empty()) {
@@ -290,7 +290,7 @@ fn print_stats(r: &StatsView) {
     table(&headers, &r.ports, |p| {
         let o = &p.out;
         let n = [
-            p.tx,
+            p.input.tx,
             o.sent,
             o.tx_full,
             o.link_down,

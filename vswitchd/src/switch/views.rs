@@ -111,21 +111,13 @@ impl Switch {
             ports.push(PortStats {
                 port: id,
                 name: self.port_name(id),
-                rx: c.rx,
-                forwarded: c.forwarded,
-                flooded: c.flooded,
+                input: c,
                 dropped: c.dropped_total(),
                 drops: DropReason::ALL
                     .iter()
                     .filter(|r| c.dropped[**r as usize] > 0)
                     .map(|r| (r.name().to_string(), c.dropped[*r as usize]))
                     .collect(),
-                tx: c.tx,
-                rewritten: c.rewritten,
-                flood_copies: c.flood_copies,
-                flood_copy_failures: c.flood_copy_failures,
-                arp_replies: c.arp_replies,
-                announcements: c.announcements,
                 balanced: c.balanced(),
                 out_balanced: out.balanced(c.tx),
                 out,

@@ -400,7 +400,7 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
     // In: the source port's rx. Out: what the sinks and the uplink sent.
     let counts = || -> Result<[u64; 2]> {
         let s = client.stats()?;
-        let rx = s.port("src").context("no counters for src")?.rx;
+        let rx = s.port("src").context("no counters for src")?.input.rx;
         let tx = s.ports.iter().filter(|p| p.name != "src").map(|p| p.out.sent).sum();
         Ok([rx, tx])
     };

@@ -29,20 +29,23 @@ pub(super) fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result
     let mut c = Command::new("ovsdb-tool");
     c.arg("create").arg(&db).arg("/usr/share/openvswitch/vswitch.ovsschema");
     check(&mut c)?;
-    let mut c = Command::new("ovsdb-server");
-    env(&mut c);
-    c.arg(&db)
-        .arg(format!("--remote=p{db_sock}"))
-        .arg(format!("--unixctl={}", dir.join("ovsdb-server.ctl").display()))
-        .arg(format!("--log-file={}", dir.join("ovsdb-server.log").display()))
-        .arg("--no-chdir");
-    let _db = Killed(
-        c.stdin(Stdio::null())
+    // An OVS daemon in the private directory, logging there, killed when dropped.
+    let daemon = |program: &str, args: &[&str], unixctl: &Path, log: &str| -> Result<Killed> {
+        let mut c = Command::new(program);
+        env(&mut c);
+        c.args(args)
+            .arg(format!("--unixctl={}", unixctl.display()))
+            .arg(format!("--log-file={}", dir.join(log).display()))
+            .arg("--no-chdir")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting ovsdb-server (apt-get install openvswitch-switch-dpdk)")?,
-    );
+            .stderr(Stdio::null());
+        let child =
+            c.spawn().with_context(|| format!("starting {program} (apt-get install openvswitch-switch-dpdk)"))?;
+        Ok(Killed(child))
+    };
+    let (db_arg, remote) = (db.display().to_string(), format!("--remote=p{db_sock}"));
+    let _db = daemon("ovsdb-server", &[&db_arg, &remote], &dir.join("ovsdb-server.ctl"), "ovsdb-server.log")?;
     let vsctl = |args: &[&str]| -> Result<String> {
         let mut c = Command::new("ovs-vsctl");
         env(&mut c);
@@ -71,19 +74,7 @@ pub(super) fn run_ovs(case: &Case, out: &Path, core: usize, secs: u64) -> Result
         &format!("other_config:dpdk-lcore-mask={:#x}", 1u64 << main_core),
         &format!("other_config:pmd-cpu-mask={:#x}", 1u64 << core),
     ])?;
-    let mut c = Command::new(OVS_VSWITCHD);
-    env(&mut c);
-    c.arg(&db_sock)
-        .arg(format!("--unixctl={}", ctl.display()))
-        .arg(format!("--log-file={}", dir.join("ovs-vswitchd.log").display()))
-        .arg("--no-chdir");
-    let _vs = Killed(
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting ovs-vswitchd-dpdk")?,
-    );
+    let _vs = daemon(OVS_VSWITCHD, &[&db_sock], &ctl, "ovs-vswitchd.log")?;
     vsctl(&["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])?;
     let add_port = |name: &str, devargs: &str| {
         vsctl(&[
