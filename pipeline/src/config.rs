@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ids::{SegmentSlot, VlanId};
+#[cfg(feature = "table")]
 use crate::table::{key, value, EntryKind, Key, Value};
 use crate::wire::mac::MacAddr;
 use hashbrown::HashMap;
@@ -286,6 +287,7 @@ impl SwitchConfig {
 
     /// Every entry the MAC table should hold for this configuration: each vNIC's MAC in
     /// its segment, and each segment's anycast MAC pointing at the uplink.
+    #[cfg(feature = "table")]
     pub fn table_entries(&self) -> Vec<(Key, Value)> {
         let mut out: Vec<(Key, Value)> =
             self.vnics().map(|(p, v)| (key(v.mac, v.segment), value(p, EntryKind::Local))).collect();
@@ -315,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "table")]
     fn builds_members_vlans_and_table_entries() {
         let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
         let mut c = SwitchConfig::new();

@@ -165,6 +165,7 @@ impl Counters {
 
     /// The counters of a port that [`Counters::ensure`] made room for.
     #[inline]
+    #[cfg(feature = "table")] // the processor's
     pub(crate) fn at(&mut self, port: PortId) -> &mut PortCounters {
         &mut self.ports[port.index()]
     }

@@ -12,7 +12,11 @@ pub mod fixup;
 pub mod frame;
 pub mod hold;
 pub mod ids;
+#[cfg(feature = "table")]
+mod output;
+#[cfg(feature = "table")]
 mod process;
+#[cfg(feature = "table")]
 pub mod table;
 pub mod wire;
 
@@ -22,6 +26,8 @@ pub use encap::Encap;
 pub use frame::{ByteFrame, Frame};
 pub use hold::{HeldFrames, HoldCounters, Released};
 pub use ids::{PortId, SegmentId, SegmentSlot, SegmentSlots, TooManySegments, VlanId, MAX_SEGMENT_ID};
+#[cfg(feature = "table")]
 pub use process::{Output, Processor};
+#[cfg(feature = "table")]
 pub use table::BATCH;
 pub use wire::mac::{MacAddr, ParseMacError};

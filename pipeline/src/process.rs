@@ -14,61 +14,9 @@ use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use crate::counters::{Counters, DropReason};
 use crate::encap::{Encap, Strip};
 use crate::frame::Frame;
+pub use crate::output::Output;
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
-
-/// Where the frames of a burst go: a queue per output port, and the drops with reasons.
-/// Queues keep their capacity between bursts; the caller drains them after each call.
-pub struct Output<F> {
-    queues: Vec<Vec<F>>,
-    pub drops: Vec<(F, DropReason)>,
-}
-
-impl<F> Default for Output<F> {
-    fn default() -> Self {
-        Output { queues: Vec::new(), drops: Vec::with_capacity(BATCH) }
-    }
-}
-
-impl<F> Output<F> {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The queue of frames for `port`.
-    #[inline]
-    pub fn queue(&mut self, port: PortId) -> &mut Vec<F> {
-        let p = port.index();
-        if p >= self.queues.len() {
-            self.queues.resize_with(p + 1, || Vec::with_capacity(BATCH));
-        }
-        &mut self.queues[p]
-    }
-
-    /// Makes sure there is a queue for every port up to `max`.
-    #[inline]
-    fn ensure(&mut self, max: PortId) {
-        if self.queues.len() <= max.index() {
-            self.queues.resize_with(max.index() + 1, || Vec::with_capacity(BATCH));
-        }
-    }
-
-    /// Every non-empty queue, by port.
-    pub fn queues_mut(&mut self) -> impl Iterator<Item = (PortId, &mut Vec<F>)> {
-        self.queues.iter_mut().enumerate().filter(|(_, q)| !q.is_empty()).map(|(p, q)| (PortId(p as u16), q))
-    }
-
-    /// Frames queued in all queues.
-    pub fn queued(&self) -> usize {
-        self.queues.iter().map(Vec::len).sum()
-    }
-
-    /// Drops everything queued.
-    pub fn clear(&mut self) {
-        self.queues.iter_mut().for_each(Vec::clear);
-        self.drops.clear();
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Verdict {
@@ -167,14 +115,6 @@ fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) 
     out.queues[port.index()].push(f);
 }
 
-/// The MAC address at `b[at..at + 6]` (callers have checked the length).
-#[inline(always)]
-fn mac_at(b: &[u8], at: usize) -> MacAddr {
-    let mut m = [0u8; 6];
-    m.copy_from_slice(&b[at..at + 6]);
-    MacAddr(m)
-}
-
 /// The verdict for a frame from a VM port.
 #[inline]
 fn classify_vnic(
@@ -188,7 +128,7 @@ fn classify_vnic(
     if b.len() < HEADER_LEN {
         return Verdict::Drop(DropReason::Runt);
     }
-    let src = mac_at(b, 6);
+    let src = MacAddr::at(b, 6);
     if src.is_multicast() || src == MacAddr::ZERO {
         return Verdict::Drop(DropReason::BadSourceMac);
     }
@@ -257,7 +197,7 @@ fn responder_answer(
 /// Turns an ARP request into the reply "target IP is at `mac`", back to its sender.
 fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
     let Some(b) = f.bytes_mut() else { return false };
-    let requester = mac_at(b, 6);
+    let requester = MacAddr::at(b, 6);
     let (eth, payload) = b.split_at_mut(HEADER_LEN);
     let mut a = ArpPacket::new_unchecked(payload);
     let (spa, tpa) = (a.sender_ip(), a.target_ip());
@@ -307,7 +247,7 @@ fn classify_and_look_up<F: Frame>(
         let (verdict, slot) = classify(i, b);
         verdicts[i] = verdict;
         if let Verdict::Lookup = verdict {
-            keys[m] = key(mac_at(b, 0), slot);
+            keys[m] = key(MacAddr::at(b, 0), slot);
             frame_of[m] = i as u8;
             m += 1;
         }
@@ -480,7 +420,7 @@ fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, Strip
         Ok(s) => s,
         Err(r) => return (Verdict::Drop(r), SegmentSlot(0), Strip::Nothing),
     };
-    let src = mac_at(b, 6);
+    let src = MacAddr::at(b, 6);
     if src.is_multicast() || src == MacAddr::ZERO {
         return (Verdict::Drop(DropReason::BadSourceMac), slot, strip);
     }

@@ -22,7 +22,7 @@ impl MacAddr {
     }
 
     /// The address at `at` in `bytes` (which must hold six bytes there).
-    #[inline]
+    #[inline(always)]
     pub fn at(bytes: &[u8], at: usize) -> MacAddr {
         let mut m = [0; 6];
         m.copy_from_slice(&bytes[at..at + 6]);
