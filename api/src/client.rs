@@ -31,16 +31,6 @@ pub enum ClientError {
     Refused { code: ErrorCode, message: String },
 }
 
-impl ClientError {
-    /// The refusal's code, if vswitchd refused.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match self {
-            ClientError::Refused { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
 /// One connection to vswitchd.
 pub struct Client {
     writer: UnixStream,

@@ -24,12 +24,6 @@ pub struct ShowView {
     pub mbufs: MbufsView,
 }
 
-impl ShowView {
-    pub fn vm(&self, name: &str) -> Option<&VmView> {
-        self.vms.iter().find(|v| v.name == name)
-    }
-}
-
 /// A port: the uplink or a VM's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortView {

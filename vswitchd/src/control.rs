@@ -125,7 +125,11 @@ fn hello(version: u32) -> Result<Hello> {
 fn refusal(e: &anyhow::Error) -> ApiError {
     let code = if let Some(a) = e.downcast_ref::<ApiError>() {
         a.code
-    } else if e.downcast_ref::<pipeline::ConfigError>().is_some() {
+    } else if e.downcast_ref::<pipeline::ConfigError>().is_some()
+        || e.downcast_ref::<pipeline::TooManySegments>().is_some()
+    {
+        // The configuration refused it: it clashes with what is configured (a VLAN or
+        // MAC in use, no segment slot left).
         ErrorCode::Conflict
     } else {
         ErrorCode::Failed

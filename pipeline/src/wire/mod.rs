@@ -4,7 +4,7 @@
 
 /// Declares a view over a header's bytes, smoltcp-style: the struct; `new_unchecked`;
 /// `check_len` (at least `min_len` bytes); `new_checked`, which runs `check_len` and then
-/// the header's own `rules` (given the view); `into_inner`; and `b`/`bm`, the bytes the
+/// the header's own `rules` (given the view); and `b`/`bm`, the bytes the
 /// accessors each header adds read and write.
 macro_rules! view {
     ($(#[$attr:meta])* $name:ident, min_len: $min:expr, rules: |$p:ident| $rules:block) => {
@@ -33,10 +33,6 @@ macro_rules! view {
                     return Err(WireError::Truncated);
                 }
                 Ok(())
-            }
-
-            pub fn into_inner(self) -> T {
-                self.buffer
             }
 
             #[inline]

@@ -198,10 +198,9 @@ impl Switch {
     pub fn set_anycast(&mut self, s: Segment) -> Result<SegmentSet> {
         let CheckedSegment { mac, subnets, encap } = s.check().map_err(ApiError::from)?;
         let mut slots = self.slots.clone();
-        let slot = slots.intern(s.segment).map_err(|e| refuse(ErrorCode::Conflict, e.to_string()))?;
+        let slot = slots.intern(s.segment)?;
         let mut cfg = self.config.clone();
-        cfg.set_segment(slot, SegmentConfig { encap, anycast: mac, subnets, arp_responder: s.arp_responder })
-            .map_err(|e| refuse(ErrorCode::Conflict, e.to_string()))?;
+        cfg.set_segment(slot, SegmentConfig { encap, anycast: mac, subnets, arp_responder: s.arp_responder })?;
         let previous = self.segments.insert(s.segment, s.clone());
         let (old_cfg, old_slots) =
             (std::mem::replace(&mut self.config, cfg), std::mem::replace(&mut self.slots, slots));

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use dpdk::{Mbuf, MbufBurst, Mempool, Ring, RxQueue, TxQueue};
-use pipeline::MacAddr;
-use pipeline::{HeldFrames, Output, PortId, Processor, SwitchConfig};
+
+use pipeline::{HeldFrames, MacAddr, Output, PortId, Processor, SwitchConfig};
 
 use crate::config::PollMode;
 use crate::frame::MbufFrame;
