@@ -75,7 +75,7 @@ fn main() {
         }
     }
 
-    // PMD libraries whose own API Roam calls (rte_eth_from_rings) are linked from DPDK's
+    // PMD libraries whose own API Roam calls (rte_eth_from_rings, rte_eth_vhost_*) are linked from DPDK's
     // plugin directory, the very files EAL dlopens at start-up, so each loads only once;
     // binaries find them through the rpath set in .cargo/config.toml (as dpdk-testpmd does).
     let libdir = pkg_config(&["--variable=libdir"]);
@@ -87,6 +87,7 @@ fn main() {
         });
     println!("cargo:rustc-link-search=native={}", pmds.display());
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+    println!("cargo:rustc-link-lib=dylib=rte_net_vhost");
     println!("cargo:pmd_dir={}", pmds.display());
 
     let mut shim = cc::Build::new();

@@ -11,6 +11,7 @@
 #include <rte_ring.h>
 #include <rte_eth_ring.h>
 #include <rte_vhost.h>
+#include <rte_eth_vhost.h>
 #include <rte_hash.h>
 #include <rte_jhash.h>
 #include <rte_hash_crc.h>

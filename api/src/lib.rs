@@ -229,9 +229,30 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Attach { name: String, mac: MacAddr, segment: SegmentId, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
-    Detach { name: String, mac: MacAddr, segment: SegmentId, ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
-    Link { name: String, up: bool },
+    Attach {
+        name: String,
+        mac: MacAddr,
+        segment: SegmentId,
+        ipv4: Vec<Ipv4Addr>,
+        ipv6: Vec<Ipv6Addr>,
+    },
+    Detach {
+        name: String,
+        mac: MacAddr,
+        segment: SegmentId,
+        ipv4: Vec<Ipv4Addr>,
+        ipv6: Vec<Ipv6Addr>,
+    },
+    Link {
+        name: String,
+        up: bool,
+    },
+    /// The VM is not here any more (see [`views::VmState::Away`]); a later `link` event
+    /// with `up` says it is back.
+    Away {
+        name: String,
+        reason: views::AwayReason,
+    },
 }
 
 #[cfg(test)]

@@ -46,6 +46,58 @@ pub struct VmView {
     pub ipv6: Vec<Ipv6Addr>,
     pub port_security: bool,
     pub link_up: bool,
+    /// Whether the VM is here: see [`VmState`].
+    pub state: VmState,
+    /// Why it is away (only when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<AwayReason>,
+}
+
+/// Whether a VM is here, as its port shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmState {
+    /// Its link has never been up (the VM is booting, or its QEMU waits for a migration).
+    Booting,
+    /// Its link is up: frames for it go to its port.
+    Up,
+    /// Its link went down (the VM paused, or in the last phase of a live migration) less
+    /// than the hold ago: frames for it are held.
+    Stopped,
+    /// Not here any more: its vhost connection closed, or its link stayed down longer than
+    /// the hold. Its neighbours' frames for it go to the leaf; frames for it from the
+    /// uplink are held for its port.
+    Away,
+}
+
+/// Why a VM is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AwayReason {
+    /// Its vhost-user connection closed (its QEMU quit, e.g. after a migration).
+    Disconnected,
+    /// Its link stayed down longer than the hold (`away_after_ms`).
+    HoldExpired,
+}
+
+impl VmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Booting => "booting",
+            VmState::Up => "up",
+            VmState::Stopped => "stopped",
+            VmState::Away => "away",
+        }
+    }
+}
+
+impl AwayReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwayReason::Disconnected => "disconnected",
+            AwayReason::HoldExpired => "hold-expired",
+        }
+    }
 }
 
 /// An attachment vswitchd could not restore (kept until retried or detached).
@@ -90,7 +142,8 @@ pub struct FdbEntry {
     pub segment: SegmentId,
     pub port: PortId,
     pub port_name: String,
-    /// `local` (a VM's) or `anycast` (a segment's gateway, at the uplink).
+    /// `local` (a VM's), `away` (a VM's that is not here any more: frames for it go to
+    /// the leaf) or `anycast` (a segment's gateway, at the uplink).
     pub kind: String,
 }
 
@@ -197,6 +250,9 @@ port_tx_counters! {
     held_dropped,
     /// Frames held right now.
     holding,
+    /// Of `released`: frames from local VMs that went through the pipeline again because
+    /// the port's VM is away (towards the leaf).
+    rerouted,
     /// Fix-up frames the port took.
     injected,
 }

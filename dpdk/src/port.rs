@@ -283,6 +283,15 @@ impl Port {
         }
         Ok(LinkStatus { up: l.link_status() != 0, speed_mbps: l.link_speed })
     }
+
+    /// The vhost device (`vid`) behind this `net_vhost` port while its VM runs; None for
+    /// a port that is no vhost port or whose rings are stopped (the driver forgets the
+    /// device then, although the connection may still be open: see [`vhost_serves`]).
+    pub fn vhost_device(&self) -> Option<i32> {
+        // SAFETY: the port exists; the call only reads the port's queue data.
+        let vid = unsafe { dpdk_sys::rte_eth_vhost_get_vid_from_port_id(self.id()) };
+        (vid >= 0).then_some(vid)
+    }
 }
 
 /// Removes a hot-plugged virtual device from the vdev bus.
@@ -386,4 +395,23 @@ impl TxQueue {
     pub fn port_id(&self) -> u16 {
         self.port
     }
+}
+
+/// Whether the vhost device `vid` still exists and serves `socket`: its vhost-user
+/// connection is open. The link of a `net_vhost` port goes down both when its VM stops
+/// (QEMU stops the rings: a pause, or a migration's last phase) and when the connection
+/// closes (QEMU quit); only in the first case does the device still exist. A `vid` freed
+/// by a closed connection may be taken by another connection: that one serves another
+/// socket.
+pub fn vhost_serves(vid: i32, socket: &std::path::Path) -> bool {
+    let mut buf = [0 as std::ffi::c_char; 4096];
+    // SAFETY: buf outlives the call and its length is passed; a vid that names no device
+    // returns an error.
+    let ret = unsafe { dpdk_sys::rte_vhost_get_ifname(vid, buf.as_mut_ptr(), buf.len()) };
+    if ret < 0 {
+        return false;
+    }
+    // SAFETY: on success DPDK wrote a NUL-terminated name into buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    name.to_bytes() == std::os::unix::ffi::OsStrExt::as_bytes(socket.as_os_str())
 }

@@ -48,7 +48,9 @@ fn watch_once(d: Downlink, socket: &Path, tx: &Sender<Event>) -> Result<()> {
             ApiEvent::Attach { name, mac, ipv4, .. } => Some(Input::Attached(d, Vm { name, mac, ipv4 })),
             ApiEvent::Detach { name, .. } => Some(Input::Detached(d, name)),
             ApiEvent::Link { name, up: true } => Some(Input::LinkUp(d, name)),
-            ApiEvent::Link { up: false, .. } => None,
+            // The move is decided where the VM arrives (its port up there, or its
+            // announcement) and by BGP; a VM that stopped or left here changes nothing yet.
+            ApiEvent::Link { up: false, .. } | ApiEvent::Away { .. } => None,
         };
         if let Some(input) = input {
             tx.send(Event { input, at: SystemTime::now() })?;

@@ -59,12 +59,18 @@ pub struct VnicConfig {
     pub ipv6: Vec<Ipv6Addr>,
     /// Drop frames whose source MAC, ARP sender or NA target is not this vNIC's.
     pub port_security: bool,
+    /// The VM is not here any more (its vhost connection closed, or its link stayed down
+    /// longer than the switch's hold): unicast for it from local VMs goes to the leaf, as
+    /// for an unknown MAC; floods leave it out; the ARP responder answers for its
+    /// addresses with the anycast MAC. Frames for it from the uplink still go to its port,
+    /// which holds them (never back up: nothing can loop).
+    pub away: bool,
 }
 
 impl VnicConfig {
     /// A vNIC with port security on (the default).
     pub fn new(mac: MacAddr, segment: SegmentSlot) -> VnicConfig {
-        VnicConfig { mac, segment, ipv4: Vec::new(), ipv6: Vec::new(), port_security: true }
+        VnicConfig { mac, segment, ipv4: Vec::new(), ipv6: Vec::new(), port_security: true, away: false }
     }
 }
 
@@ -115,6 +121,8 @@ pub enum ConfigError {
     PortInUse(PortId),
     #[error("port {0} is not configured")]
     NoPort(PortId),
+    #[error("port {0} is no VM port")]
+    NotVnic(PortId),
     #[error("an uplink is already configured (port {0})")]
     UplinkInUse(PortId),
     #[error("prefix length {0} is over 32")]
@@ -199,6 +207,19 @@ impl SwitchConfig {
     }
 
     /// Unconfigures port `id`.
+    /// Marks a vNIC away (or here again); returns whether that changed anything.
+    pub fn set_away(&mut self, id: PortId, away: bool) -> Result<bool, ConfigError> {
+        let Some(Some(PortRole::Vnic(v))) = self.ports.get_mut(id.index()) else {
+            return Err(ConfigError::NotVnic(id));
+        };
+        if v.away == away {
+            return Ok(false);
+        }
+        v.away = away;
+        self.rebuild();
+        Ok(true)
+    }
+
     pub fn remove_port(&mut self, id: PortId) -> Result<PortRole, ConfigError> {
         let role = self.ports.get_mut(id.index()).and_then(Option::take).ok_or(ConfigError::NoPort(id))?;
         self.rebuild();
@@ -213,9 +234,11 @@ impl SwitchConfig {
         self.nd_targets = vec![Vec::new(); self.ports.len()];
         for (id, port) in self.ports.iter().enumerate() {
             let Some(PortRole::Vnic(v)) = port else { continue };
-            self.members[v.segment.index()].push(PortId(id as u16));
-            for ip in &v.ipv4 {
-                self.local_ipv4.insert((v.segment, *ip), v.mac);
+            if !v.away {
+                self.members[v.segment.index()].push(PortId(id as u16));
+                for ip in &v.ipv4 {
+                    self.local_ipv4.insert((v.segment, *ip), v.mac);
+                }
             }
             let mut targets = v.ipv6.clone();
             targets.push(eui64_link_local(v.mac));
@@ -339,6 +362,18 @@ mod tests {
         let e = c.table_entries();
         assert_eq!(e.len(), 3);
         assert!(e.contains(&(key(gw, SegmentSlot(0)), value(PortId(0), EntryKind::Anycast))));
+        // An away VM is no flood target and no local address; back, it is both again.
+        assert_eq!(c.set_away(PortId(1), true), Ok(true));
+        assert_eq!(c.set_away(PortId(1), true), Ok(false));
+        assert!(c.vnic(PortId(1)).is_some_and(|v| v.away));
+        assert_eq!(c.members(SegmentSlot(0)), &[PortId(2)]);
+        assert_eq!(c.local_ipv4_mac(SegmentSlot(0), Ipv4Addr::new(10, 1, 1, 1)), None);
+        assert_eq!(c.set_away(PortId(1), false), Ok(true));
+        assert_eq!(c.local_ipv4_mac(SegmentSlot(0), Ipv4Addr::new(10, 1, 1, 1)), Some(mac(1)));
+        assert_eq!(
+            (c.set_away(PortId(0), true), c.set_away(PortId(9), true)),
+            (Err(ConfigError::NotVnic(PortId(0))), Err(ConfigError::NotVnic(PortId(9))))
+        );
         c.remove_port(PortId(2)).unwrap();
         assert_eq!(c.members(SegmentSlot(0)), &[PortId(1)]);
     }

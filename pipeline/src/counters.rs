@@ -84,6 +84,9 @@ pub struct PortCounters {
     pub tx: u64,
     /// Unicast frames whose destination MAC was rewritten to an anycast MAC.
     pub rewritten: u64,
+    /// Of `rewritten`: frames for a VM that is away (gone from this host, or stopped for
+    /// longer than the hold), sent to the leaf, which routes them by IP.
+    pub to_away: u64,
     /// Flood copies made for frames from this port.
     pub flood_copies: u64,
     /// Flood copies that could not be made (no buffer).
@@ -114,6 +117,7 @@ impl PortCounters {
         }
         self.tx += o.tx;
         self.rewritten += o.rewritten;
+        self.to_away += o.to_away;
         self.flood_copies += o.flood_copies;
         self.flood_copy_failures += o.flood_copy_failures;
         self.arp_replies += o.arp_replies;

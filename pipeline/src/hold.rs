@@ -132,6 +132,16 @@ impl<F: Frame> HeldFrames<F> {
         taken.into_iter().map(|h| h.frame).collect()
     }
 
+    /// The port's VM is away: the frames held for it that came from local VMs, in order,
+    /// to run through the rules again (which now send them to the leaf). Those from the
+    /// uplink stay: they wait for the port, a fix-up or their age.
+    pub fn take_to_reroute(&mut self, cfg: &SwitchConfig, port: PortId) -> Vec<(PortId, F)> {
+        let uplink = cfg.uplink();
+        let taken = self.take(|h| h.attached && h.port == port && Some(h.in_port) != uplink);
+        self.count(port).released += taken.len() as u64;
+        taken.into_iter().map(|h| (h.in_port, h.frame)).collect()
+    }
+
     /// The leaf says `ip` is now at `mac` (the ARP fix-up): the frames held for `ip` get
     /// `mac` as their destination. Those from local VMs go back through the rules; those
     /// from the uplink go back to it, encapsulated for their segment as the rules would
@@ -242,6 +252,22 @@ mod tests {
     }
 
     #[test]
+    fn an_away_port_gives_back_what_local_vms_sent_and_keeps_what_came_from_the_uplink() {
+        let c = cfg(true);
+        let mut h = HeldFrames::new(16, HeldFrames::<ByteFrame>::MAX_AGE);
+        let now = Instant::now();
+        h.hold(&c, A, [(B, to([10, 1, 1, 1], 1)), (UP, to([10, 1, 1, 1], 2)), (B, to([10, 1, 1, 1], 3))], now);
+        h.hold(&c, B, [(A, to([10, 1, 1, 2], 4))], now);
+        let again = h.take_to_reroute(&c, A);
+        assert_eq!(again.iter().map(|(p, f)| (*p, f.bytes()[59])).collect::<Vec<_>>(), vec![(B, 1), (B, 3)]);
+        assert_eq!(h.counters(A), HoldCounters { held: 3, released: 2, dropped: 0 });
+        // Back (a pause, not a move): what came from the uplink goes to it.
+        assert_eq!(h.take_for_port(A).iter().map(|f| f.bytes()[59]).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(h.take_for_port(B).len(), 1);
+        check_balance(&h);
+    }
+
+    #[test]
     fn the_oldest_go_beyond_the_limit_and_old_ones_expire() {
         let c = cfg(true);
         let mut h = HeldFrames::new(4, Duration::from_millis(100));
@@ -300,6 +326,7 @@ mod tests {
         LinkUp(PortId),
         Release(u8),
         Remove(PortId),
+        Away(PortId),
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -315,6 +342,7 @@ mod tests {
             (0u16..3).prop_map(|p| Op::LinkUp(PortId(p))),
             (1u8..4).prop_map(Op::Release),
             (0u16..3).prop_map(|p| Op::Remove(PortId(p))),
+            (0u16..3).prop_map(|p| Op::Away(PortId(p))),
         ]
     }
 
@@ -347,6 +375,11 @@ mod tests {
                         out += (r.rerun.len() + r.to_uplink.len()) as u64;
                     }
                     Op::Remove(port) => h.port_removed(port),
+                    Op::Away(port) => {
+                        let again = h.take_to_reroute(&c, port);
+                        proptest::prop_assert!(again.iter().all(|(from, _)| *from != UP));
+                        out += again.len() as u64;
+                    }
                 }
                 proptest::prop_assert!(h.frames.len() <= 64);
                 let (mut dropped, mut holding) = (0, 0);

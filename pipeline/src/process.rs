@@ -291,37 +291,49 @@ fn from_vnic<F: Frame>(
         match verdicts[i] {
             Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
             Verdict::Lookup => {
-                match found[i] {
-                    Some(val) if port_of(val) == in_port => drop_frame(counters, in_port, f, DropReason::Hairpin, out),
+                let (up, rewrite) = match found[i] {
+                    Some(val) if port_of(val) == in_port => {
+                        drop_frame(counters, in_port, f, DropReason::Hairpin, out);
+                        continue;
+                    }
                     Some(val) if val.kind() != EntryKind::Anycast && Some(port_of(val)) != uplink => {
                         // The table may name a port this snapshot does not have yet (being
                         // attached) or any more (detached): never index past what we know.
-                        if cfg.vnic(port_of(val)).is_none() {
-                            drop_frame(counters, in_port, f, DropReason::PortNotReady, out);
-                            continue;
-                        }
-                        counters.at(in_port).forwarded += 1;
-                        enqueue(counters, port_of(val), f, out);
-                    }
-                    hit => {
-                        // Unknown unicast, or a gateway MAC: up to the leaf, which routes
-                        // by IP. Unknown destinations get the anycast MAC.
-                        let Some(up) = uplink else {
-                            drop_frame(counters, in_port, f, DropReason::NoUplink, out);
-                            continue;
-                        };
-                        if hit.is_none() {
-                            let Some(b) = f.bytes_mut() else {
-                                drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+                        match cfg.vnic(port_of(val)) {
+                            None => {
+                                drop_frame(counters, in_port, f, DropReason::PortNotReady, out);
                                 continue;
-                            };
-                            b[0..6].copy_from_slice(&anycast.0);
-                            counters.at(in_port).rewritten += 1;
-                        }
-                        if to_uplink(counters, in_port, up, uplink_encap, f, out) {
-                            counters.at(in_port).forwarded += 1;
+                            }
+                            Some(d) if !d.away => {
+                                counters.at(in_port).forwarded += 1;
+                                enqueue(counters, port_of(val), f, out);
+                                continue;
+                            }
+                            // Away: the leaf knows where its addresses live now.
+                            Some(_) => {
+                                counters.at(in_port).to_away += 1;
+                                (uplink, true)
+                            }
                         }
                     }
+                    // A gateway MAC goes up as it is; unknown unicast gets the anycast MAC.
+                    hit => (uplink, hit.is_none()),
+                };
+                // Up to the leaf, which routes by IP.
+                let Some(up) = up else {
+                    drop_frame(counters, in_port, f, DropReason::NoUplink, out);
+                    continue;
+                };
+                if rewrite {
+                    let Some(b) = f.bytes_mut() else {
+                        drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+                        continue;
+                    };
+                    b[0..6].copy_from_slice(&anycast.0);
+                    counters.at(in_port).rewritten += 1;
+                }
+                if to_uplink(counters, in_port, up, uplink_encap, f, out) {
+                    counters.at(in_port).forwarded += 1;
                 }
             }
             Verdict::Reply(mac) => {

@@ -434,3 +434,42 @@ fn announcements_are_recognized_by_what_the_leaf_parses() {
     assert_eq!(parse(&[0xff; 13]), None);
     assert_eq!(parse(&eth(MacAddr::BROADCAST, mac(A), 0x0806, &[1, 2, 3])), None);
 }
+
+#[test]
+fn a_vm_that_is_away_is_reached_through_the_leaf_and_never_flooded_to() {
+    let mut cfg = config(true);
+    let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
+    seg.arp_responder = true;
+    cfg.set_segment(SegmentSlot(0), seg).unwrap();
+    cfg.set_away(A, true).unwrap();
+    let mut p = processor(cfg);
+    // From B: unicast to A's real MAC goes up with the anycast MAC, as unknown unicast
+    // does; a broadcast skips A; the responder answers for A's address with the anycast MAC.
+    let to_a = ipv4(mac(A), mac(B));
+    let outside = arp_request(B, Ipv4Addr::new(192, 168, 1, 1));
+    let mut out = run(&mut p, B, &[to_a.clone(), outside, arp_request(B, ip(A))]);
+    let mut expected = to_a.clone();
+    expected[0..6].copy_from_slice(&GW.0);
+    let up = sent(&mut out, UPLINK);
+    assert_eq!(up[0], tagged(100, &expected));
+    assert_eq!(up.len(), 2, "the rerouted frame and the flooded request");
+    assert!(sent(&mut out, A).is_empty(), "nothing to the away VM's port from its neighbours");
+    assert_eq!(sent(&mut out, D).len(), 1, "the broadcast still reaches D");
+    let replies = sent(&mut out, B);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(ArpPacket::new_checked(&replies[0][14..]).unwrap().sender_mac(), GW, "A's address is at the gateway");
+    // From the uplink: frames for A still go to its port (which holds them), never back up.
+    let mut out = run(&mut p, UPLINK, &[tagged(100, &ipv4(mac(A), GW))]);
+    assert_eq!(sent(&mut out, A).len(), 1);
+    assert!(sent(&mut out, UPLINK).is_empty());
+    let c = balanced(&p);
+    let b = &c.ports[B.index()];
+    assert_eq!((b.to_away, b.rewritten, b.forwarded, b.flooded, b.arp_replies), (1, 1, 2, 1, 1));
+    // Here again: B reaches A directly.
+    let mut cfg = p.config().as_ref().clone();
+    cfg.set_away(A, false).unwrap();
+    p.set_config(Arc::new(cfg));
+    let mut out = run(&mut p, B, std::slice::from_ref(&to_a));
+    assert_eq!(sent(&mut out, A), vec![to_a]);
+    assert_eq!(balanced(&p).ports[B.index()].to_away, 1);
+}

@@ -172,6 +172,31 @@ impl Guest {
         self.ctl = Some((s, r));
     }
 
+    /// The latest "progress N max_gap_ms G" of the stream client running in this guest
+    /// (`roam-probe client`, its output in `/tmp/stream.log`): (echoes, longest gap in
+    /// ms). Panics if the session died.
+    pub fn stream_progress(&mut self) -> (f64, f64) {
+        let out = self.run("tail -n 3 /tmp/stream.log");
+        assert!(!out.contains("closed") && !out.contains("connect:"), "guest {}'s TCP session died: {out}", self.name);
+        let last = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("progress"))
+            .unwrap_or_else(|| panic!("no progress from {}'s stream: {out}", self.name));
+        let n = crate::fabric::numbers_after(last, "progress").expect("numbers");
+        (n[0], n[1])
+    }
+
+    /// Stops the guest's CPUs and devices (QMP `stop`), as a pause does.
+    pub fn pause(&mut self) {
+        Qmp::connect(&self.qmp_path).execute(json!({ "execute": "stop" }));
+    }
+
+    /// Lets a paused guest run again (QMP `cont`).
+    pub fn resume(&mut self) {
+        Qmp::connect(&self.qmp_path).execute(json!({ "execute": "cont" }));
+    }
+
     /// Live-migrates this guest to the QEMU waiting on 127.0.0.1:`port`, over QMP; returns
     /// as soon as QEMU reports the migration completed (with its downtime). A non-zero
     /// `pause` stretches the downtime by that much: QEMU's `pause-before-switchover`

@@ -238,6 +238,20 @@ impl Vswitchd {
         self.client().stats().expect("stats")
     }
 
+    /// Collects this vswitchd's events from now on, each with when it came.
+    pub fn watch_events(&self) -> EventLog {
+        let events = self.client().events().expect("subscribing to events");
+        let log = EventLog::default();
+        let seen = log.0.clone();
+        std::thread::spawn(move || {
+            for e in events {
+                let Ok(e) = e else { return };
+                seen.lock().unwrap().push((Instant::now(), e));
+            }
+        });
+        log
+    }
+
     /// Waits (up to `timeout`) until exactly `n` VMs have their link up.
     pub fn wait_links_up(&self, n: usize, timeout: Duration) {
         wait_for("VM links up", timeout, || {
@@ -309,6 +323,28 @@ impl Vswitchd {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+}
+
+/// Events of a vswitchd, collected by a thread as they come (`Vswitchd::watch_events`).
+#[derive(Clone, Default)]
+pub struct EventLog(std::sync::Arc<std::sync::Mutex<Vec<(Instant, roam_api::Event)>>>);
+
+impl EventLog {
+    /// Waits (up to `timeout`) for the first event since `since` that `pick` accepts.
+    pub fn wait(
+        &self,
+        what: &str,
+        since: Instant,
+        timeout: Duration,
+        pick: impl Fn(&roam_api::Event) -> bool,
+    ) -> (Instant, roam_api::Event) {
+        wait_for(what, timeout, || self.0.lock().unwrap().iter().find(|(t, e)| *t >= since && pick(e)).cloned())
+    }
+
+    /// Every event so far.
+    pub fn all(&self) -> Vec<roam_api::Event> {
+        self.0.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
     }
 }
 

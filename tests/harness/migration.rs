@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::fabric::{numbers_after, Fabric, ANYCAST};
+use crate::fabric::{Fabric, ANYCAST};
 use crate::{wait_for, Guest, Migration, TestDir, Vswitchd};
 
 const A_IP: &str = "10.1.1.1";
@@ -71,19 +71,6 @@ fn links_up(vs: &Vswitchd, n: usize) {
     vs.wait_links_up(n, Duration::from_secs(90));
 }
 
-/// The latest "progress N max_gap_ms G" of a stream client running in `g`: (echoes, gap).
-fn progress(g: &mut Guest) -> (f64, f64) {
-    let out = g.run("tail -n 3 /tmp/stream.log");
-    assert!(!out.contains("closed") && !out.contains("connect:"), "guest {}'s TCP session died: {out}", g.name);
-    let last = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("progress"))
-        .unwrap_or_else(|| panic!("no progress from {}'s stream: {out}", g.name));
-    let n = numbers_after(last, "progress").expect("numbers");
-    (n[0], n[1])
-}
-
 /// Waits until none of `guests` has received an ARP frame for 6 s (Linux's own neighbour
 /// upkeep after the set-up traffic); returns their counts.
 fn quiet_arp(guests: &mut [&mut Guest]) -> Vec<u64> {
@@ -144,8 +131,8 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
         g.run(&format!("roam-probe client {A_IP} 5001 600 10 >/tmp/stream.log 2>&1 &"));
     }
     let before = quiet_arp(&mut [&mut c, &mut d]);
-    let (echoes_b, _) = progress(&mut b);
-    let (echoes_c, _) = progress(&mut c);
+    let (echoes_b, _) = b.stream_progress();
+    let (echoes_c, _) = c.stream_progress();
     assert!(echoes_b > 50.0 && echoes_c > 50.0, "streams running: {echoes_b} {echoes_c}");
 
     // The move: the destination QEMU on host 2 (attached there first: QEMU needs its
@@ -168,10 +155,10 @@ pub fn scenario(fixups: bool, tag: &str) -> Outcome {
     );
 
     // 1. Both sessions survive: echoes keep coming after the move.
-    let (after_b, after_c) = (progress(&mut b).0, progress(&mut c).0);
+    let (after_b, after_c) = (b.stream_progress().0, c.stream_progress().0);
     std::thread::sleep(Duration::from_secs(8));
-    let (end_b, stall_b) = progress(&mut b);
-    let (end_c, stall_c) = progress(&mut c);
+    let (end_b, stall_b) = b.stream_progress();
+    let (end_c, stall_c) = c.stream_progress();
     assert!(end_b > after_b + 100.0, "B→A stopped after the move: {after_b} → {end_b} echoes");
     assert!(end_c > after_c + 100.0, "C→A stopped after the move: {after_c} → {end_c} echoes");
 

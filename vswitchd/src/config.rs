@@ -38,6 +38,15 @@ pub struct Config {
     /// Worker threads; each port is polled (and sent on) by one of them.
     #[serde(default = "one")]
     pub workers: usize,
+    /// How long (ms) a VM's link may stay down, its vhost connection open, before the VM
+    /// counts as away: its neighbours' frames for it then go to the leaf. A closed
+    /// connection makes it away at once.
+    #[serde(default = "away_after_ms")]
+    pub away_after_ms: u64,
+}
+
+fn away_after_ms() -> u64 {
+    crate::switch::AWAY_AFTER.as_millis() as u64
 }
 
 fn one() -> usize {
@@ -74,7 +83,7 @@ mod tests {
     #[test]
     fn parses_with_defaults_and_refuses_typos() {
         let c: Config = toml::from_str("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\n").unwrap();
-        assert_eq!((c.poll_mode, c.mbufs, c.uplink), (PollMode::Adaptive, 16383, None));
+        assert_eq!((c.poll_mode, c.mbufs, c.uplink, c.away_after_ms), (PollMode::Adaptive, 16383, None, 200));
         assert!(toml::from_str::<Config>("socket = \"/tmp/s\"\nstate = \"/tmp/st\"\npoll = \"busy\"\n").is_err());
         let c: Config =
             toml::from_str("socket = \"/s\"\nstate = \"/t\"\npoll_mode = \"busy\"\nuplink = \"net_tap0\"\n").unwrap();

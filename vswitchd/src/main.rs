@@ -38,6 +38,10 @@ struct Args {
     /// Worker threads (each port is polled by one of them).
     #[arg(long)]
     workers: Option<usize>,
+    /// How long (ms) a VM's link may stay down, its vhost connection open, before the VM
+    /// is away and its neighbours' frames for it go to the leaf [default: 200].
+    #[arg(long)]
+    away_after_ms: Option<u64>,
     /// Serve debug requests (`debug-crash-worker`); for tests.
     #[arg(long, hide = true)]
     debug_api: bool,
@@ -102,8 +106,12 @@ fn run(args: Args) -> Result<()> {
             mbufs: 16383,
             fdb_capacity: 1 << 16,
             workers: 1,
+            away_after_ms: vswitchd::switch::AWAY_AFTER.as_millis() as u64,
         },
     };
+    if let Some(ms) = args.away_after_ms {
+        cfg.away_after_ms = ms;
+    }
     if let Some(w) = args.workers {
         cfg.workers = w;
     }
@@ -161,6 +169,7 @@ fn run(args: Args) -> Result<()> {
     if args.debug_api {
         switch.lock().enable_debug_api();
     }
+    switch.lock().set_away_after(Duration::from_millis(cfg.away_after_ms));
     if let Some(up) = &cfg.uplink {
         switch.lock().set_uplink(up)?;
     }
@@ -171,7 +180,13 @@ fn run(args: Args) -> Result<()> {
             .name("roam-control".into())
             .spawn(move || vswitchd::control::serve(listener, switch))?;
     }
-    tracing::info!(socket = %cfg.socket.display(), poll_mode = ?cfg.poll_mode, workers = cfg.workers, "vswitchd ready");
+    tracing::info!(
+        socket = %cfg.socket.display(),
+        poll_mode = ?cfg.poll_mode,
+        workers = cfg.workers,
+        away_after_ms = cfg.away_after_ms,
+        "vswitchd ready"
+    );
     // Link changes are events: a migrated VM's port comes up on its new host the moment
     // the VM resumes there, and leafd reacts to that, so look often (a link read is a
     // memory read).

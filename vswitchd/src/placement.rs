@@ -14,7 +14,7 @@ use dpdk::{Eal, Port, Ring};
 use pipeline::MacAddr;
 use pipeline::{PortId, SwitchConfig};
 
-use crate::worker::{Command, Snapshot};
+use crate::worker::{Command, Link, Snapshot};
 
 /// How long a command's answer is waited for.
 const ANSWER: Duration = Duration::from_secs(5);
@@ -102,10 +102,10 @@ impl Workers {
         }
     }
 
-    /// Tells the owner of `port` that its link came up or went down.
-    pub fn link(&self, port: PortId, up: bool) {
+    /// Tells the owner of `port` that its link came up, went down, or that its VM is away.
+    pub fn link(&self, port: PortId, link: Link) {
         if let Some(w) = self.owner(port) {
-            let _ = w.send(Command::Link { port, up });
+            let _ = w.send(Command::Link { port, link });
         }
     }
 

@@ -25,7 +25,7 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Ports, link states, VMs and segments.
+    /// Ports, link states, VMs (and whether each is here) and segments.
     Show,
     /// Attach a VM: create its port (vhost-user, or any DPDK vdev) and install its MAC.
     Attach {
@@ -95,7 +95,7 @@ enum Cmd {
         #[arg(long)]
         mac: MacAddr,
     },
-    /// Stream attach, detach and link events (one JSON object per line).
+    /// Stream attach, detach, link and away events (one JSON object per line).
     Events,
     /// Try failed attachments again (those a restart could not restore): all, or one.
     Retry { name: Option<String> },
@@ -222,10 +222,14 @@ fn print_show(r: &ShowView) {
         vec![p.port.to_string(), p.name.clone(), p.device.clone(), p.link_up.to_string()]
     });
     println!("\nVMs:");
-    table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "SOCKET"], &r.vms, |v| {
+    table(&["NAME", "PORT", "MAC", "SEGMENT", "IPS", "SECURE", "STATE", "SOCKET"], &r.vms, |v| {
         let socket = v.socket.as_ref().map(|s| s.display().to_string());
+        let state = match v.away {
+            Some(why) => format!("{} ({})", v.state.as_str(), why.as_str()),
+            None => v.state.as_str().to_string(),
+        };
         let row = [&v.name, &v.port.to_string(), &v.mac.to_string(), &v.segment.to_string(), &list(&v.ipv4)];
-        row.into_iter().cloned().chain([v.port_security.to_string(), opt(&socket)]).collect()
+        row.into_iter().cloned().chain([v.port_security.to_string(), state, opt(&socket)]).collect()
     });
     if !r.failed.is_empty() {
         println!("\nFailed attachments (vsctl retry [NAME]; detach NAME drops one):");

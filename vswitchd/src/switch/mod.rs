@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::Sender;
@@ -16,11 +17,11 @@ use pipeline::{
     MacAddr, PortId, PortRole, SegmentConfig, SegmentId, SegmentSlot, SegmentSlots, SwitchConfig, VnicConfig,
 };
 
-use crate::api::views::{Announced, Attached, CrashRequested, Detached, Retried, SegmentSet};
+use crate::api::views::{Announced, Attached, AwayReason, CrashRequested, Detached, Retried, SegmentSet, VmState};
 use crate::api::{ApiError, ArpAnnounce, Attach, CheckedAttach, CheckedSegment, ErrorCode, Event, PortSpec, Segment};
 use crate::placement::Workers;
 use crate::state::{FailedAttachment, State};
-use crate::worker::Command;
+use crate::worker::{Command, Link};
 
 mod views;
 
@@ -40,8 +41,45 @@ struct Vm {
     attach: Attach,
     mac: MacAddr,
     port: Port,
-    link_up: bool,
+    presence: Presence,
+    /// The vhost device behind the port, as last seen while its link was up.
+    vid: Option<i32>,
 }
+
+/// Whether a VM is here, as the control thread follows its port (`VmState` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Booting,
+    Up,
+    /// Down since then; away once that is longer than the hold.
+    Stopped(Instant),
+    Away(AwayReason),
+}
+
+impl Presence {
+    fn state(self) -> (VmState, Option<AwayReason>) {
+        match self {
+            Presence::Booting => (VmState::Booting, None),
+            Presence::Up => (VmState::Up, None),
+            Presence::Stopped(_) => (VmState::Stopped, None),
+            Presence::Away(r) => (VmState::Away, Some(r)),
+        }
+    }
+}
+
+impl Vm {
+    /// Whether the VM's vhost-user connection closed (false for other ports, and for a
+    /// vhost port whose device was never seen).
+    fn disconnected(&self) -> bool {
+        match (&self.attach.socket, self.vid) {
+            (Some(socket), Some(vid)) => !dpdk::vhost_serves(vid, socket),
+            _ => false,
+        }
+    }
+}
+
+/// How long a VM's link may stay down before it is away, unless set (`away_after_ms`).
+pub const AWAY_AFTER: Duration = Duration::from_millis(200);
 
 pub struct Switch {
     eal: Eal,
@@ -59,6 +97,8 @@ pub struct Switch {
     workers: Workers,
     state_path: PathBuf,
     subscribers: Vec<Sender<Event>>,
+    /// How long a VM's link may stay down (its connection open) before it is away.
+    away_after: Duration,
 }
 
 impl Switch {
@@ -83,7 +123,13 @@ impl Switch {
             workers: Workers::new(workers),
             state_path,
             subscribers: Vec::new(),
+            away_after: AWAY_AFTER,
         }
+    }
+
+    /// How long a VM's link may stay down before it is away (`away_after_ms`).
+    pub fn set_away_after(&mut self, hold: Duration) {
+        self.away_after = hold;
     }
 
     /// Opens the uplink device (`name,args`).
@@ -266,7 +312,8 @@ impl Switch {
                 self.table.insert(*k, value(id, EntryKind::Local))?;
                 done.keys.push(*k);
             }
-            self.vms.insert(a.name.clone(), Vm { attach: a.clone(), mac, port, link_up: false });
+            self.vms
+                .insert(a.name.clone(), Vm { attach: a.clone(), mac, port, presence: Presence::Booting, vid: None });
             // A restart must not lose an attachment we report as made.
             if let Err(e) = self.save() {
                 self.vms.remove(&a.name);
@@ -402,26 +449,74 @@ impl Switch {
         Ok(Announced { ip: req.ip, mac, sent, released })
     }
 
-    /// Link changes since the last call, as events, and to the ports' owner workers: a
-    /// port whose link went down (its VM stopped: paused, or in the last phase of a live
-    /// migration) has the frames it refuses held, not dropped.
+    /// Link changes since the last call, to the ports' owner workers and as events. A VM
+    /// whose link went down (paused, or in the last phase of a live migration) has the
+    /// frames its port refuses held; once its vhost connection has closed, or its link
+    /// has stayed down longer than the hold, it is away: its neighbours' frames for it go
+    /// to the leaf (which routes by IP and knows where it is now), its held frames from
+    /// them too. When its link comes back it is here again.
     pub fn poll_links(&mut self) {
-        let mut events = Vec::new();
+        let now = Instant::now();
         let mut changes = Vec::new();
         for v in self.vms.values_mut() {
             let up = v.port.link().map(|l| l.up).unwrap_or(false);
-            if up != v.link_up {
-                v.link_up = up;
-                tracing::info!(vm = %v.attach.name, up, "link");
-                events.push(Event::Link { name: v.attach.name.clone(), up });
-                changes.push((PortId(v.port.id()), up));
+            if up && v.presence != Presence::Up {
+                v.vid = v.port.vhost_device();
+            }
+            let next = match (v.presence, up) {
+                (Presence::Up, true) => continue,
+                (_, true) => Presence::Up,
+                (Presence::Up, false) if v.disconnected() => Presence::Away(AwayReason::Disconnected),
+                (Presence::Up, false) => Presence::Stopped(now),
+                (Presence::Stopped(since), false) => {
+                    if v.disconnected() {
+                        Presence::Away(AwayReason::Disconnected)
+                    } else if now.duration_since(since) >= self.away_after {
+                        Presence::Away(AwayReason::HoldExpired)
+                    } else {
+                        continue;
+                    }
+                }
+                (Presence::Booting | Presence::Away(_), false) => continue,
+            };
+            changes.push((v.attach.name.clone(), PortId(v.port.id()), v.presence, next));
+            v.presence = next;
+        }
+        for (name, port, was, now) in changes {
+            if was == Presence::Up && now != Presence::Up {
+                tracing::info!(vm = %name, up = false, "link");
+                self.workers.link(port, Link::Down);
+                self.emit(Event::Link { name: name.clone(), up: false });
+            }
+            match now {
+                Presence::Up => {
+                    if matches!(was, Presence::Away(_)) {
+                        // Here again (a pause, a migration that failed): local first, so that
+                        // its neighbours' frames come straight here, then its held frames.
+                        self.set_away(port, false);
+                    }
+                    tracing::info!(vm = %name, up = true, "link");
+                    self.workers.link(port, Link::Up);
+                    self.emit(Event::Link { name, up: true });
+                }
+                Presence::Stopped(_) => {}
+                Presence::Away(reason) => {
+                    tracing::info!(vm = %name, reason = reason.as_str(), "away");
+                    self.set_away(port, true);
+                    self.workers.link(port, Link::Away);
+                    self.emit(Event::Away { name, reason });
+                }
+                Presence::Booting => unreachable!("never a change"),
             }
         }
-        for (port, up) in changes {
-            self.workers.link(port, up);
-        }
-        for e in events {
-            self.emit(e);
+    }
+
+    /// Marks a VM's port away (or here again) in the configuration every worker uses.
+    fn set_away(&mut self, port: PortId, away: bool) {
+        match self.config.set_away(port, away) {
+            Ok(true) => self.workers.push_config(&self.config),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(%port, "cannot mark the port {}: {e}", if away { "away" } else { "here" }),
         }
     }
 

@@ -26,17 +26,22 @@ impl Switch {
         let vms: Vec<VmView> = self
             .vms
             .values()
-            .map(|v| VmView {
-                name: v.attach.name.clone(),
-                port: PortId(v.port.id()),
-                device: v.port.name().to_string(),
-                socket: v.attach.socket.clone(),
-                mac: v.mac,
-                segment: v.attach.segment,
-                ipv4: v.attach.ipv4.clone(),
-                ipv6: v.attach.ipv6.clone(),
-                port_security: v.attach.port_security,
-                link_up: v.port.link().map(|l| l.up).unwrap_or(false),
+            .map(|v| {
+                let (state, away) = v.presence.state();
+                VmView {
+                    name: v.attach.name.clone(),
+                    port: PortId(v.port.id()),
+                    device: v.port.name().to_string(),
+                    socket: v.attach.socket.clone(),
+                    mac: v.mac,
+                    segment: v.attach.segment,
+                    ipv4: v.attach.ipv4.clone(),
+                    ipv6: v.attach.ipv6.clone(),
+                    port_security: v.attach.port_security,
+                    link_up: v.port.link().map(|l| l.up).unwrap_or(false),
+                    state,
+                    away,
+                }
             })
             .collect();
         let uplink = self.uplink.iter().map(|u| PortView {
@@ -86,7 +91,9 @@ impl Switch {
                 let (mac, slot) = key_parts(k);
                 let segment: SegmentId = self.slots.id(slot)?;
                 let port = port_of(v);
-                Some(FdbEntry { mac, segment, port, port_name: self.port_name(port), kind: v.kind().name().into() })
+                let away = self.config.vnic(port).is_some_and(|c| c.away);
+                let kind = if away { "away".into() } else { v.kind().name().into() };
+                Some(FdbEntry { mac, segment, port, port_name: self.port_name(port), kind })
             })
             .collect();
         FdbView {

@@ -49,12 +49,14 @@ pub enum Command {
         done: Sender<usize>,
     },
     Snapshot(Sender<Snapshot>),
-    /// The port's link came up, or went down (its VM stopped, e.g. for the last phase of a
-    /// live migration). While down, frames the port refuses are held instead of dropped;
-    /// when it comes back up, they are sent to it.
+    /// The port's link came up, went down (its VM stopped, e.g. for the last phase of a
+    /// live migration), or its VM is away (gone, or stopped longer than the hold). While
+    /// down or away, frames the port refuses are held instead of dropped; away, those from
+    /// local VMs run through the pipeline again (whose configuration now sends them to the
+    /// leaf). When it comes back up, the held frames are sent to it.
     Link {
         port: PortId,
-        up: bool,
+        link: Link,
     },
     /// The leaf says `ip` is now at `mac` (the ARP fix-up): held frames for `ip` get `mac`
     /// as their destination and go through the pipeline again from the port they came in
@@ -90,6 +92,9 @@ pub enum Link {
     /// Went down after being up (its VM stopped, e.g. for the last phase of a live
     /// migration): refused frames are held.
     Down,
+    /// Its VM is away: refused frames from the uplink are held, those from local VMs go
+    /// through the pipeline again (to the leaf).
+    Away,
 }
 
 impl Link {
@@ -97,7 +102,7 @@ impl Link {
     #[inline]
     fn refused(self, txb: &MbufBurst, c: &mut PortTx) -> bool {
         match self {
-            Link::Down => return !txb.is_empty(),
+            Link::Down | Link::Away => return !txb.is_empty(),
             Link::NeverUp => c.link_down += txb.len() as u64,
             Link::Up => c.tx_full += txb.len() as u64,
         }
@@ -289,6 +294,34 @@ impl Worker {
     fn hold(&mut self, in_port: Option<PortId>, port: PortId, txb: &mut MbufBurst) {
         let frames = txb.drain().map(|m| (in_port.unwrap_or(PortId(m.port())), MbufFrame(m)));
         self.held.hold(self.processor.config(), port, frames, Instant::now());
+        if self.link(port) == Some(Link::Away) {
+            // Sent before this worker (or the one that handed them over) knew the VM was
+            // away: they go the way the configuration now says, to the leaf.
+            self.reroute(port);
+        }
+    }
+
+    fn link(&self, port: PortId) -> Option<Link> {
+        self.ports.get(port.index()).and_then(Option::as_ref).map(|p| p.link)
+    }
+
+    /// The VM of `port` is away: what local VMs sent it runs through the pipeline again.
+    fn reroute(&mut self, port: PortId) {
+        let cfg = self.processor.config().clone();
+        let frames = self.held.take_to_reroute(&cfg, port);
+        self.counters.port(port).rerouted += frames.len() as u64;
+        self.rerun(frames);
+    }
+
+    /// Runs frames through the pipeline again, each from the port it came in on (runs of
+    /// frames from one input port together).
+    fn rerun(&mut self, mut frames: Vec<(PortId, MbufFrame)>) {
+        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
+        while let Some(&(in_port, _)) = frames.first() {
+            let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
+            self.processor.process(in_port, frames.drain(..run).map(|(_, f)| f), &mut out);
+            self.flush(in_port, &mut out, &mut txb);
+        }
     }
 
     /// The link of `port` is back: its held frames go to it, in order.
@@ -330,14 +363,7 @@ impl Worker {
             }
             self.send_back(up, &mut back);
         }
-        // Runs of frames from one input port go through the pipeline together.
-        let mut frames = released.rerun;
-        let (mut out, mut txb) = (Output::new(), MbufBurst::new());
-        while let Some(&(in_port, _)) = frames.first() {
-            let run = frames.iter().take_while(|(p, _)| *p == in_port).count();
-            self.processor.process(in_port, frames.drain(..run).map(|(_, f)| f), &mut out);
-            self.flush(in_port, &mut out, &mut txb);
-        }
+        self.rerun(released.rerun);
         n
     }
 
@@ -413,12 +439,14 @@ impl Worker {
                 }
                 let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
             }
-            Command::Link { port, up } => {
+            Command::Link { port, link } => {
                 if let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
-                    p.link = if up { Link::Up } else { Link::Down };
+                    p.link = link;
                 }
-                if up {
-                    self.send_held(port);
+                match link {
+                    Link::Up => self.send_held(port),
+                    Link::Away => self.reroute(port),
+                    Link::Down | Link::NeverUp => {}
                 }
             }
             Command::Release { ip, mac, done } => {
