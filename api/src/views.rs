@@ -251,7 +251,7 @@ port_tx_counters! {
     /// Frames held right now.
     holding,
     /// Of `released`: frames from local VMs that went through the pipeline again because
-    /// the port's VM is away (towards the leaf).
+    /// the port's VM is away or its port was removed (towards the leaf).
     rerouted,
     /// Fix-up frames the port took.
     injected,

@@ -1,6 +1,8 @@
-//! Host routes in BGP, through GoBGP (Debian's `gobgpd`, driven with its `gobgp` CLI over
-//! the daemon's API socket). GoBGP installs no kernel routes: leafd does, from what
-//! `gobgp monitor global rib` reports.
+//! Host routes in BGP, through GoBGP (Debian's `gobgpd`), over its gRPC API on the daemon's
+//! unix socket: one connection for the whole run, each advertisement or withdrawal one
+//! call (a fraction of a millisecond; the `gobgp` CLI took a process start per call), and
+//! the best paths streamed by `WatchEvent`. GoBGP installs no kernel routes: leafd does,
+//! from what that stream reports.
 //!
 //! What a /32 carries (all inside BGP):
 //! - community `65010:<host>`: the host (vswitchd) the address sits behind;
@@ -8,15 +10,15 @@
 //! - local preference `100 + seq`: so that BGP's own best path is the newest location on
 //!   every leaf (the leaves are one iBGP AS).
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use crossbeam::channel::Sender;
-use serde_json::Value;
+use prost::Message;
+use prost_types::Any;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::logic::{Input, Path};
 use crate::Event;
@@ -25,148 +27,350 @@ pub const HOST_COMMUNITY: u16 = 65010;
 pub const SEQ_COMMUNITY: u16 = 65011;
 pub const BASE_LOCAL_PREF: u32 = 100;
 
-/// The GoBGP CLI pointed at one daemon.
-#[derive(Debug, Clone)]
+/// The few messages of GoBGP's API (`apipb`, GoBGP 3.x) that leafd uses, with the field
+/// numbers of its `gobgp.proto` and `attribute.proto`; fields leafd does not use are left
+/// out (protobuf skips them when decoding).
+pub mod api {
+    use prost_types::Any;
+
+    pub const AFI_IP: i32 = 1;
+    pub const SAFI_UNICAST: i32 = 1;
+    /// `TableType.GLOBAL`.
+    pub const TABLE_GLOBAL: i32 = 0;
+    /// `WatchEventRequest.Table.Filter.Type.BEST`.
+    pub const FILTER_BEST: i32 = 0;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Family {
+        #[prost(int32, tag = "1")]
+        pub afi: i32,
+        #[prost(int32, tag = "2")]
+        pub safi: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Path {
+        #[prost(message, optional, tag = "1")]
+        pub nlri: Option<Any>,
+        #[prost(message, repeated, tag = "2")]
+        pub pattrs: Vec<Any>,
+        #[prost(bool, tag = "5")]
+        pub is_withdraw: bool,
+        #[prost(message, optional, tag = "9")]
+        pub family: Option<Family>,
+        /// Empty for the daemon's own paths.
+        #[prost(string, tag = "15")]
+        pub neighbor_ip: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AddPathRequest {
+        #[prost(int32, tag = "1")]
+        pub table_type: i32,
+        #[prost(message, optional, tag = "3")]
+        pub path: Option<Path>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AddPathResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub uuid: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct DeletePathRequest {
+        #[prost(int32, tag = "1")]
+        pub table_type: i32,
+        #[prost(message, optional, tag = "3")]
+        pub family: Option<Family>,
+        #[prost(message, optional, tag = "4")]
+        pub path: Option<Path>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WatchEventRequest {
+        #[prost(message, optional, tag = "2")]
+        pub table: Option<WatchTable>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WatchTable {
+        #[prost(message, repeated, tag = "1")]
+        pub filters: Vec<WatchFilter>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WatchFilter {
+        #[prost(int32, tag = "1")]
+        pub r#type: i32,
+        /// Send the current table first.
+        #[prost(bool, tag = "2")]
+        pub init: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WatchEventResponse {
+        /// The `table` member of the `event` oneof (peer events, tag 2, are skipped).
+        #[prost(message, optional, tag = "3")]
+        pub table: Option<TableEvent>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TableEvent {
+        #[prost(message, repeated, tag = "2")]
+        pub paths: Vec<Path>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct IpAddressPrefix {
+        #[prost(uint32, tag = "1")]
+        pub prefix_len: u32,
+        #[prost(string, tag = "2")]
+        pub prefix: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OriginAttribute {
+        #[prost(uint32, tag = "1")]
+        pub origin: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NextHopAttribute {
+        #[prost(string, tag = "1")]
+        pub next_hop: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LocalPrefAttribute {
+        #[prost(uint32, tag = "1")]
+        pub local_pref: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CommunitiesAttribute {
+        #[prost(uint32, repeated, tag = "1")]
+        pub communities: Vec<u32>,
+    }
+
+    /// The `Any` type URL of an `apipb` message.
+    pub fn type_url(name: &str) -> String {
+        format!("type.googleapis.com/apipb.{name}")
+    }
+}
+
+fn any(name: &str, m: &impl Message) -> Any {
+    Any { type_url: api::type_url(name), value: m.encode_to_vec() }
+}
+
+fn ipv4_unicast() -> Option<api::Family> {
+    Some(api::Family { afi: api::AFI_IP, safi: api::SAFI_UNICAST })
+}
+
+/// The path leafd originates for `ip/32`.
+pub fn host_path(ip: Ipv4Addr, nexthop: Ipv4Addr, host: u16, seq: u32) -> api::Path {
+    let communities = vec![(HOST_COMMUNITY as u32) << 16 | host as u32, (SEQ_COMMUNITY as u32) << 16 | seq.min(65535)];
+    api::Path {
+        nlri: Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 32, prefix: ip.to_string() })),
+        pattrs: vec![
+            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
+            any("NextHopAttribute", &api::NextHopAttribute { next_hop: nexthop.to_string() }),
+            any("CommunitiesAttribute", &api::CommunitiesAttribute { communities }),
+            any("LocalPrefAttribute", &api::LocalPrefAttribute { local_pref: BASE_LOCAL_PREF + seq }),
+        ],
+        family: ipv4_unicast(),
+        ..Default::default()
+    }
+}
+
+/// Another leaf's /32 path, as leafd's state machine sees it: (address, path, withdrawn).
+/// None for the daemon's own paths (no neighbour), other prefixes, and paths without a
+/// host community.
+pub fn peer_path(p: &api::Path) -> Option<(Ipv4Addr, Path, bool)> {
+    if p.neighbor_ip.is_empty() {
+        return None;
+    }
+    let nlri = p.nlri.as_ref().filter(|a| a.type_url == api::type_url("IPAddressPrefix"))?;
+    let prefix = api::IpAddressPrefix::decode(nlri.value.as_slice()).ok()?;
+    if prefix.prefix_len != 32 {
+        return None;
+    }
+    let ip: Ipv4Addr = prefix.prefix.parse().ok()?;
+    let (mut nexthop, mut host, mut seq) = (None, None, 0);
+    for a in &p.pattrs {
+        if a.type_url == api::type_url("NextHopAttribute") {
+            nexthop = api::NextHopAttribute::decode(a.value.as_slice()).ok().and_then(|n| n.next_hop.parse().ok());
+        } else if a.type_url == api::type_url("CommunitiesAttribute") {
+            for c in api::CommunitiesAttribute::decode(a.value.as_slice()).ok()?.communities {
+                match (c >> 16) as u16 {
+                    HOST_COMMUNITY => host = Some((c & 0xffff) as u16),
+                    SEQ_COMMUNITY => seq = c & 0xffff,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some((ip, Path { nexthop: nexthop?, host: host?, seq }, p.is_withdraw))
+}
+
+/// A GoBGP daemon's API (`unix:///PATH.sock`), with the runtime its calls run on. The
+/// connection is made at the first call and again after the daemon restarts.
 pub struct Gobgp {
-    pub bin: PathBuf,
-    pub target: String,
+    target: String,
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+}
+
+/// How long one call may take.
+const CALL: Duration = Duration::from_secs(5);
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the gRPC runtime")
+}
+
+fn channel(target: &str) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(target.to_string())
+        .map_err(|e| anyhow!("GoBGP API address {target}: {e}"))?
+        .connect_timeout(CALL);
+    Ok(endpoint.connect_lazy())
 }
 
 impl Gobgp {
-    fn run(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.bin)
-            .arg("--target")
-            .arg(&self.target)
-            .args(args)
-            .output()
-            .with_context(|| format!("running {}", self.bin.display()))?;
-        if !out.status.success() {
-            bail!("gobgp {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    pub fn new(target: &str) -> Result<Gobgp> {
+        let runtime = runtime()?;
+        // The lazy channel's connector needs the runtime it will run on.
+        let channel = {
+            let _guard = runtime.enter();
+            channel(target)?
+        };
+        Ok(Gobgp { target: target.to_string(), runtime, channel })
+    }
+
+    fn unary<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp>
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = PathAndQuery::from_static(method);
+        let call = async move {
+            grpc.ready().await.map_err(|e| anyhow!("connecting: {e}"))?;
+            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+            grpc.unary(tonic::Request::new(req), path, codec).await.map_err(|s| anyhow!("{}", s.message()))
+        };
+        self.runtime
+            .block_on(async {
+                tokio::time::timeout(CALL, call).await.unwrap_or_else(|_| Err(anyhow!("no answer in {CALL:?}")))
+            })
+            .map(tonic::Response::into_inner)
+            .with_context(|| format!("GoBGP {method} at {}", self.target))
     }
 
     /// Originates `ip/32`.
     pub fn advertise(&self, ip: Ipv4Addr, nexthop: Ipv4Addr, host: u16, seq: u32) -> Result<()> {
-        let communities = format!("{HOST_COMMUNITY}:{host},{SEQ_COMMUNITY}:{}", seq.min(65535));
-        let lp = (BASE_LOCAL_PREF + seq).to_string();
-        self.run(&[
-            "global",
-            "rib",
-            "add",
-            "-a",
-            "ipv4",
-            &format!("{ip}/32"),
-            "nexthop",
-            &nexthop.to_string(),
-            "community",
-            &communities,
-            "local-pref",
-            &lp,
-        ])?;
-        Ok(())
+        let req = api::AddPathRequest { table_type: api::TABLE_GLOBAL, path: Some(host_path(ip, nexthop, host, seq)) };
+        self.unary::<_, api::AddPathResponse>("/apipb.GobgpApi/AddPath", req).map(|_| ())
     }
 
+    /// Stops originating `ip/32`.
     pub fn withdraw(&self, ip: Ipv4Addr) -> Result<()> {
-        self.run(&["global", "rib", "del", "-a", "ipv4", &format!("{ip}/32")])?;
-        Ok(())
+        let mut path = host_path(ip, Ipv4Addr::UNSPECIFIED, 0, 0);
+        path.is_withdraw = true;
+        let req = api::DeletePathRequest { table_type: api::TABLE_GLOBAL, family: ipv4_unicast(), path: Some(path) };
+        self.unary::<_, ()>("/apipb.GobgpApi/DeletePath", req)
     }
 
-    /// Streams other leaves' best /32 paths into `tx` (the current ones first), forever;
-    /// restarts the monitor if it exits (gobgpd not up yet, or restarted).
-    pub fn monitor(&self, tx: Sender<Event>) {
+    /// Streams other leaves' best /32 paths into `tx` (the current ones first), forever,
+    /// on its own connection; watches again if the stream ends (gobgpd not up yet, or
+    /// restarted).
+    pub fn monitor(target: &str, tx: Sender<Event>) {
         loop {
-            match self.monitor_once(&tx) {
-                Ok(()) => tracing::warn!("gobgp monitor ended; restarting it"),
-                Err(e) => tracing::warn!("gobgp monitor: {e:#}; retrying"),
+            match Gobgp::new(target).and_then(|g| g.watch(&tx)) {
+                Ok(()) => return, // leafd is stopping: nobody reads the events
+                Err(e) => tracing::warn!("GoBGP watch: {e:#}; watching again"),
             }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
 
-    fn monitor_once(&self, tx: &Sender<Event>) -> Result<()> {
-        let mut child = Command::new(&self.bin)
-            .arg("--target")
-            .arg(&self.target)
-            .args(["monitor", "global", "rib", "--current", "-j", "-a", "ipv4"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("running {}", self.bin.display()))?;
-        let out = child.stdout.take().context("no stdout")?;
-        for line in BufReader::new(out).lines() {
-            let line = line?;
-            let at = SystemTime::now();
-            for (ip, path, withdrawn) in parse_monitor_line(&line) {
-                let input = if withdrawn { Input::Withdrawn(ip, path) } else { Input::Best(ip, path) };
-                if tx.send(Event { input, at }).is_err() {
-                    let _ = child.kill();
-                    return Ok(());
-                }
-            }
-        }
-        let _ = child.wait();
-        Ok(())
-    }
-}
-
-/// The other leaves' /32 paths in one line of `gobgp monitor global rib -j`: (address,
-/// path, withdrawn). Paths this daemon originated (no `neighbor-ip`) are left out.
-pub fn parse_monitor_line(line: &str) -> Vec<(Ipv4Addr, Path, bool)> {
-    let Ok(Value::Array(paths)) = serde_json::from_str::<Value>(line) else { return Vec::new() };
-    paths.iter().filter_map(parse_path).collect()
-}
-
-fn parse_path(p: &Value) -> Option<(Ipv4Addr, Path, bool)> {
-    p.get("neighbor-ip")?;
-    let prefix = p["nlri"]["prefix"].as_str()?;
-    let ip: Ipv4Addr = prefix.strip_suffix("/32")?.parse().ok()?;
-    let mut nexthop = None;
-    let (mut host, mut seq) = (None, 0);
-    for a in p["attrs"].as_array()? {
-        match a["type"].as_u64() {
-            Some(3) => nexthop = a["nexthop"].as_str().and_then(|s| s.parse().ok()),
-            Some(8) => {
-                for c in a["communities"].as_array()?.iter().filter_map(Value::as_u64) {
-                    let (hi, lo) = ((c >> 16) as u16, (c & 0xffff) as u32);
-                    match hi {
-                        HOST_COMMUNITY => host = Some(lo as u16),
-                        SEQ_COMMUNITY => seq = lo,
-                        _ => {}
+    /// Returns Ok when `tx` is closed, an error when the stream fails or ends.
+    fn watch(&self, tx: &Sender<Event>) -> Result<()> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let req = api::WatchEventRequest {
+            table: Some(api::WatchTable { filters: vec![api::WatchFilter { r#type: api::FILTER_BEST, init: true }] }),
+        };
+        self.runtime.block_on(async move {
+            grpc.ready().await.map_err(|e| anyhow!("connecting to {}: {e}", self.target))?;
+            let codec = tonic_prost::ProstCodec::<api::WatchEventRequest, api::WatchEventResponse>::default();
+            let path = PathAndQuery::from_static("/apipb.GobgpApi/WatchEvent");
+            // No deadline: the stream lasts as long as leafd.
+            let mut stream = grpc
+                .server_streaming(tonic::Request::new(req), path, codec)
+                .await
+                .map_err(|s| anyhow!("WatchEvent: {}", s.message()))?
+                .into_inner();
+            while let Some(event) = stream.message().await.map_err(|s| anyhow!("WatchEvent: {}", s.message()))? {
+                let at = SystemTime::now();
+                for (ip, path, withdrawn) in event.table.iter().flat_map(|t| t.paths.iter()).filter_map(peer_path) {
+                    let input = if withdrawn { Input::Withdrawn(ip, path) } else { Input::Best(ip, path) };
+                    if tx.send(Event { input, at }).is_err() {
+                        return Ok(());
                     }
                 }
             }
-            _ => {}
-        }
+            Err(anyhow!("the WatchEvent stream ended"))
+        })
     }
-    let withdrawn = p["withdrawal"].as_bool().unwrap_or(false);
-    Some((ip, Path { nexthop: nexthop?, host: host?, seq }, withdrawn))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A path as a peer's would arrive: ours, with a neighbour.
+    fn from_peer(ip: &str, host: u16, seq: u32) -> api::Path {
+        let mut p = host_path(ip.parse().unwrap(), "192.168.0.2".parse().unwrap(), host, seq);
+        p.neighbor_ip = "192.168.0.2".into();
+        p
+    }
+
     #[test]
-    fn monitor_lines_give_peer_paths_with_host_and_sequence() {
-        // As gobgp 3.10 prints them.
-        let line = r#"[{"nlri":{"prefix":"10.1.1.1/32"},"age":1795259132,"best":false,"attrs":[{"type":1,"value":2},{"type":2,"as_paths":[]},{"type":3,"nexthop":"192.168.0.2"},{"type":5,"value":101},{"type":8,"communities":[4260495362,4260560897]}],"stale":false,"source-id":"192.168.0.2","neighbor-ip":"192.168.0.2"}]"#;
-        let got = parse_monitor_line(line);
+    fn host_paths_carry_host_and_sequence_and_come_back_as_peer_paths() {
+        let p = host_path("10.1.1.1".parse().unwrap(), "192.168.0.1".parse().unwrap(), 2, 7);
+        assert_eq!(p.pattrs.len(), 4);
+        let communities = p.pattrs.iter().find(|a| a.type_url.ends_with(".CommunitiesAttribute")).unwrap();
+        let c = api::CommunitiesAttribute::decode(communities.value.as_slice()).unwrap().communities;
+        assert_eq!(c, vec![65010 << 16 | 2, 65011 << 16 | 7]);
+        let lp = p.pattrs.iter().find(|a| a.type_url.ends_with(".LocalPrefAttribute")).unwrap();
+        assert_eq!(api::LocalPrefAttribute::decode(lp.value.as_slice()).unwrap().local_pref, 107);
+        // Through the wire and back.
+        let wire = from_peer("10.1.1.1", 2, 1).encode_to_vec();
+        let back = api::Path::decode(wire.as_slice()).unwrap();
         assert_eq!(
-            got,
-            vec![(
+            peer_path(&back),
+            Some((
                 "10.1.1.1".parse().unwrap(),
                 Path { nexthop: "192.168.0.2".parse().unwrap(), host: 2, seq: 1 },
                 false
-            )]
+            ))
         );
-        let withdrawn = line.replace(r#""stale":false,"#, r#""stale":false,"withdrawal":true,"#);
-        assert!(parse_monitor_line(&withdrawn)[0].2);
-        // Our own path (no neighbor-ip), a /24, no host community, garbage: nothing.
-        let own = r#"[{"nlri":{"prefix":"10.1.1.1/32"},"attrs":[{"type":3,"nexthop":"192.168.0.1"},{"type":8,"communities":[4260495361]}]}]"#;
-        assert!(parse_monitor_line(own).is_empty());
-        assert!(parse_monitor_line(&line.replace("/32", "/24")).is_empty());
-        assert!(parse_monitor_line(&line.replace("4260495362,", "")).is_empty());
-        assert!(parse_monitor_line("[]").is_empty() && parse_monitor_line("nonsense").is_empty());
+        let mut withdrawn = back.clone();
+        withdrawn.is_withdraw = true;
+        assert!(peer_path(&withdrawn).unwrap().2);
+    }
+
+    #[test]
+    fn own_paths_other_prefixes_and_paths_without_a_host_are_not_peer_paths() {
+        let own = host_path("10.1.1.1".parse().unwrap(), "192.168.0.1".parse().unwrap(), 1, 0);
+        assert_eq!(peer_path(&own), None);
+        let mut wide = from_peer("10.1.1.0", 2, 0);
+        wide.nlri = Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 24, prefix: "10.1.1.0".into() }));
+        assert_eq!(peer_path(&wide), None);
+        let mut no_host = from_peer("10.1.1.1", 2, 0);
+        no_host.pattrs.retain(|a| !a.type_url.ends_with(".CommunitiesAttribute"));
+        assert_eq!(peer_path(&no_host), None);
+        let mut v6 = from_peer("10.1.1.1", 2, 0);
+        v6.nlri = Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 32, prefix: "2001:db8::1".into() }));
+        assert_eq!(peer_path(&v6), None);
     }
 }

@@ -10,8 +10,7 @@
 //! report = "/var/log/leafd-moves.jsonl"   # optional: one JSON line per move
 //!
 //! [bgp]
-//! gobgp = "gobgp"                     # the GoBGP CLI
-//! api = "unix:///run/leaf1/gobgp.sock"
+//! api = "unix:///run/leaf1/gobgp.sock"  # gobgpd's gRPC API (its `--api-hosts`)
 //!
 //! [[downlinks]]
 //! iface = "down1"                     # the veth/port towards one vswitchd host
@@ -46,8 +45,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpConfig {
-    #[serde(default = "default_gobgp")]
-    pub gobgp: PathBuf,
+    /// gobgpd's gRPC API, as given to its `--api-hosts` (`unix:///PATH.sock`).
     pub api: String,
 }
 
@@ -65,10 +63,6 @@ fn default_protocol() -> u8 {
 
 fn default_true() -> bool {
     true
-}
-
-fn default_gobgp() -> PathBuf {
-    PathBuf::from("gobgp")
 }
 
 /// The configuration, checked and parsed.

@@ -48,13 +48,13 @@ fn run(args: Args) -> Result<()> {
     if args.report.is_some() {
         cfg.raw.report = args.report;
     }
-    let kernel = Kernel { protocol: cfg.raw.route_protocol };
+    let kernel = Kernel::new(cfg.raw.route_protocol)?;
     kernel.setup()?;
     let gateways: Vec<_> = cfg.gateways.iter().map(|(g, _)| *g).collect();
     for d in &cfg.raw.downlinks {
         kernel.setup_downlink(&d.iface, cfg.anycast, &gateways)?;
     }
-    let gobgp = Gobgp { bin: cfg.raw.bgp.gobgp.clone(), target: cfg.raw.bgp.api.clone() };
+    let gobgp = Gobgp::new(&cfg.raw.bgp.api)?;
     let (tx, rx) = crossbeam::channel::unbounded::<Event>();
     for (i, d) in cfg.raw.downlinks.iter().enumerate() {
         trap::spawn(i, &d.iface, tx.clone())?;
@@ -64,8 +64,8 @@ fn run(args: Args) -> Result<()> {
             .spawn(move || vswitch::watch(i, socket, tx))?;
     }
     {
-        let (g, tx) = (gobgp.clone(), tx.clone());
-        std::thread::Builder::new().name("bgp".into()).spawn(move || g.monitor(tx))?;
+        let (api, tx) = (cfg.raw.bgp.api.clone(), tx.clone());
+        std::thread::Builder::new().name("bgp".into()).spawn(move || Gobgp::monitor(&api, tx))?;
     }
     drop(tx);
     let mut report = match &cfg.raw.report {
@@ -85,10 +85,11 @@ fn run(args: Args) -> Result<()> {
         if cfg.raw.fixups { "on" } else { "off" }
     );
     let mut leaf = Leaf::new(cfg.clone());
+    let mut vswitches = vswitch::Announcer::new(cfg.raw.downlinks.iter().map(|d| d.vswitchd.clone()).collect());
     for event in rx {
         let trigger = describe(&event);
         for change in leaf.handle(event.input) {
-            let line = execute(&cfg, &kernel, &gobgp, &change, &trigger);
+            let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger);
             match &change.cause {
                 Cause::MoveIn { .. } | Cause::MoveOut { .. } => {
                     tracing::info!("move: {line}");
@@ -124,13 +125,24 @@ fn describe(e: &Event) -> Value {
 
 /// Runs a change's actions in order; returns its report line. A failed action is logged
 /// and reported, and the rest still run.
-fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigger: &Value) -> Value {
+fn execute(
+    cfg: &Checked,
+    kernel: &Kernel,
+    gobgp: &Gobgp,
+    vswitches: &mut vswitch::Announcer,
+    change: &Change,
+    trigger: &Value,
+) -> Value {
     let iface = |d: usize| cfg.raw.downlinks[d].iface.as_str();
     let mut routes = Vec::new();
     let mut fixups = Vec::new();
     let mut errors = Vec::new();
     let mut last_fixup = None;
+    // Each action's duration, in order: where a move's time goes.
+    let mut steps = Vec::new();
+    let started = micros(SystemTime::now());
     for a in &change.actions {
+        let t0 = std::time::Instant::now();
         let (what, result) = match a {
             Action::RouteLocal { ip, mac, downlink } => (
                 format!("route {ip}/32 dev {} ({mac})", iface(*downlink)),
@@ -146,10 +158,10 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
             ),
             Action::Withdraw { ip } => (format!("withdraw {ip}/32"), gobgp.withdraw(*ip)),
             Action::Fixup { downlink, to, ip } => {
-                let socket = &cfg.raw.downlinks[*downlink].vswitchd;
-                let r = vswitch::arp_announce(socket, to, *ip, cfg.anycast);
+                let r = vswitches.arp_announce(*downlink, to, *ip, cfg.anycast);
                 let at = micros(SystemTime::now());
                 last_fixup = Some(at);
+                steps.push(json!({ "action": "fix-up", "us": t0.elapsed().as_micros() as u64 }));
                 match r {
                     Ok(Announced { sent, released, .. }) => {
                         fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast, "sent": sent, "released": released, "at_us": at }));
@@ -159,6 +171,14 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
                 }
             }
         };
+        let kind = match a {
+            Action::RouteLocal { .. } | Action::RouteRemote { .. } | Action::Unroute { .. } => "kernel",
+            Action::Advertise { .. } | Action::Withdraw { .. } => "bgp",
+            Action::Fixup { .. } => "fix-up",
+        };
+        if kind != "fix-up" {
+            steps.push(json!({ "action": kind, "us": t0.elapsed().as_micros() as u64 }));
+        }
         match result {
             Ok(()) => routes.push(what),
             Err(e) => {
@@ -168,8 +188,7 @@ fn execute(cfg: &Checked, kernel: &Kernel, gobgp: &Gobgp, change: &Change, trigg
         }
     }
     let done = micros(SystemTime::now());
-    let mut line =
-        json!({ "leaf": cfg.raw.name, "trigger": trigger, "routes": routes, "fixups": fixups, "done_us": done });
+    let mut line = json!({ "leaf": cfg.raw.name, "trigger": trigger, "started_us": started, "steps": steps, "routes": routes, "fixups": fixups, "done_us": done });
     // The two kinds of move carry the same facts (from_host is optional only moving in).
     let moved = match &change.cause {
         Cause::MoveIn { vm, ip, from_host, to_host, seq } => Some(("in", vm, ip, json!(from_host), to_host, seq)),

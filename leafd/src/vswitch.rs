@@ -19,10 +19,36 @@ fn client(socket: &Path) -> Result<Client> {
     Ok(Client::connect(socket, Some(Duration::from_secs(10)))?)
 }
 
-/// Tells the VMs `to` that `ip` is at `mac`: how many frames each got, and how many frames
-/// for `ip` vswitchd had held (at the moved VM's old port) and sent on.
-pub fn arp_announce(socket: &Path, to: &[String], ip: Ipv4Addr, mac: MacAddr) -> Result<Announced> {
-    Ok(client(socket)?.arp_announce(ArpAnnounce { to: to.to_vec(), ip: ip.into(), mac })?)
+/// The connections fix-ups go over, one per downlink's vswitchd, kept open between moves
+/// (a new connection and its `hello` cost more than the fix-up itself).
+pub struct Announcer {
+    sockets: Vec<PathBuf>,
+    clients: Vec<Option<Client>>,
+}
+
+impl Announcer {
+    pub fn new(sockets: Vec<PathBuf>) -> Announcer {
+        Announcer { clients: sockets.iter().map(|_| None).collect(), sockets }
+    }
+
+    /// Tells the VMs `to` on downlink `d`'s vswitchd that `ip` is at `mac`: how many frames
+    /// each got, and how many frames for `ip` vswitchd had held (at the moved VM's old
+    /// port) and sent on. A connection that broke (vswitchd restarted) is made again once.
+    pub fn arp_announce(&mut self, d: Downlink, to: &[String], ip: Ipv4Addr, mac: MacAddr) -> Result<Announced> {
+        let req = ArpAnnounce { to: to.to_vec(), ip: ip.into(), mac };
+        if let Some(c) = self.clients[d].as_mut() {
+            match c.arp_announce(req.clone()) {
+                Ok(a) => return Ok(a),
+                // A refusal is vswitchd's answer; anything else, try a new connection.
+                Err(e @ roam_api::ClientError::Refused { .. }) => return Err(e.into()),
+                Err(_) => self.clients[d] = None,
+            }
+        }
+        let mut c = client(&self.sockets[d])?;
+        let a = c.arp_announce(req)?;
+        self.clients[d] = Some(c);
+        Ok(a)
+    }
 }
 
 /// Follows a vswitchd: subscribes to its events, then reads `show` (so nothing falls

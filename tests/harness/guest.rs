@@ -101,7 +101,12 @@ impl Guest {
     fn spawn(&mut self) {
         let (kernel, initrd) = guest_image();
         let _ = std::fs::remove_file(&self.console);
-        let mut cmd = Command::new("qemu-system-x86_64");
+        // Guests run at a lower priority than the switches and leaves. On a real host they
+        // run under KVM on cores of their own, and the switch's threads on theirs; here
+        // every guest is TCG emulation that would take all of both cores, and a switch or
+        // leaf thread that wakes would wait milliseconds behind them.
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", "10", "qemu-system-x86_64"]);
         if let Some(port) = self.incoming {
             cmd.arg("-incoming").arg(format!("tcp:127.0.0.1:{port}"));
         }

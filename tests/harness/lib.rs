@@ -45,7 +45,8 @@ pub fn guest_image() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// A scratch directory, removed when the test passes (kept for a look when it fails).
+/// A scratch directory, removed when the test passes (kept for a look when it fails, or
+/// when `ROAM_KEEP_TESTDIR` is set).
 pub struct TestDir(pub PathBuf);
 
 impl TestDir {
@@ -63,7 +64,7 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("ROAM_KEEP_TESTDIR").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }

@@ -109,24 +109,36 @@ impl Workers {
         }
     }
 
-    /// Releases, on every worker, the frames held for `ip` towards `mac`; returns how many.
-    pub fn release(&self, ip: Ipv4Addr, mac: MacAddr) -> usize {
-        let mut released = 0;
-        for w in &self.senders {
-            let (done, wait) = bounded(1);
-            if w.send(Command::Release { ip, mac, done }).is_ok() {
-                released += wait.recv_timeout(ANSWER).unwrap_or(0);
+    /// A fix-up: releases, on every worker, the frames held for `ip` towards `mac` (if
+    /// any), and sends each of `frames` out of its port (by the port's owner). Every
+    /// command goes out before any answer is awaited, so the whole costs one round trip
+    /// to the workers. Returns how many frames were released, and how many of each
+    /// frame its port took.
+    pub fn announce(
+        &self,
+        release: Option<(Ipv4Addr, MacAddr)>,
+        frames: Vec<(PortId, Vec<u8>)>,
+    ) -> Result<(usize, Vec<usize>)> {
+        let mut releases = Vec::new();
+        if let Some((ip, mac)) = release {
+            for w in &self.senders {
+                let (done, wait) = bounded(1);
+                if w.send(Command::Release { ip, mac, done }).is_ok() {
+                    releases.push(wait);
+                }
             }
         }
-        released
-    }
-
-    /// Sends `frames` out of `port` (its owner does); returns how many the port took.
-    pub fn inject(&self, port: PortId, frames: Vec<Vec<u8>>) -> Result<usize> {
-        let owner = self.owner(port).ok_or_else(|| anyhow!("no worker owns port {port}"))?;
-        let (done, wait) = bounded(1);
-        owner.send(Command::Inject { port, frames, done }).map_err(|_| anyhow!("the worker has stopped"))?;
-        Ok(wait.recv_timeout(ANSWER).unwrap_or(0))
+        let mut injects = Vec::new();
+        for (port, frame) in frames {
+            let owner = self.owner(port).ok_or_else(|| anyhow!("no worker owns port {port}"))?;
+            let (done, wait) = bounded(1);
+            owner
+                .send(Command::Inject { port, frames: vec![frame], done })
+                .map_err(|_| anyhow!("the worker has stopped"))?;
+            injects.push(wait);
+        }
+        let released = releases.iter().map(|w| w.recv_timeout(ANSWER).unwrap_or(0)).sum();
+        Ok((released, injects.iter().map(|w| w.recv_timeout(ANSWER).unwrap_or(0)).collect()))
     }
 
     /// Every worker's counters, summed.

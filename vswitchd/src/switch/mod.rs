@@ -402,19 +402,23 @@ impl Switch {
             })
             .collect::<Result<_>>()?;
         // Frames held for `ip` at a port that went down (its VM moved away) go on towards
-        // `mac` first: the leaf sends this once it routes `ip` to the VM's new place.
-        let released = match req.ip {
-            IpAddr::V4(ip) => self.workers.release(ip, mac),
-            IpAddr::V6(_) => 0,
+        // `mac`: the leaf sends this once it routes `ip` to the VM's new place.
+        let release = match req.ip {
+            IpAddr::V4(ip) => Some((ip, mac)),
+            IpAddr::V6(_) => None,
         };
-        let mut sent = BTreeMap::new();
-        for (name, port, vm_mac) in targets {
-            let frame = match req.ip {
-                IpAddr::V4(ip) => pipeline::fixup::gratuitous_arp(vm_mac, ip, mac).to_vec(),
-                IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(vm_mac, ip, mac).to_vec(),
-            };
-            sent.insert(name, self.workers.inject(port, vec![frame])?);
-        }
+        let frames = targets
+            .iter()
+            .map(|(_, port, vm_mac)| {
+                let frame = match req.ip {
+                    IpAddr::V4(ip) => pipeline::fixup::gratuitous_arp(*vm_mac, ip, mac).to_vec(),
+                    IpAddr::V6(ip) => pipeline::fixup::unsolicited_na(*vm_mac, ip, mac).to_vec(),
+                };
+                (*port, frame)
+            })
+            .collect();
+        let (released, taken) = self.workers.announce(release, frames)?;
+        let sent = targets.into_iter().zip(taken).map(|((name, _, _), n)| (name, n)).collect();
         Ok(Announced { ip: req.ip, mac, sent, released })
     }
 

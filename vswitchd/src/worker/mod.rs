@@ -414,7 +414,10 @@ impl Worker {
                         b.clear();
                     }
                 }
-                // Frames held for the port wait for a fix-up (its VM moved) or expire.
+                // The VM is gone: what local VMs sent it goes to the leaf (the table no
+                // longer has its MAC), as if it were away; what came from the uplink waits
+                // for a fix-up (its VM moved) or expires.
+                self.reroute(id);
                 self.held.port_removed(id);
                 if let Some(r) = self.remote.get_mut(id.index()) {
                     *r = None;
