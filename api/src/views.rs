@@ -57,7 +57,8 @@ pub struct VmView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VmState {
-    /// Its link has never been up (the VM is booting, or its QEMU waits for a migration).
+    /// Its link has never been up (the VM is booting, or its QEMU waits for a migration):
+    /// as for an away VM, its neighbours' frames for it go to the leaf.
     Booting,
     /// Its link is up: frames for it go to its port.
     Up,
@@ -142,8 +143,9 @@ pub struct FdbEntry {
     pub segment: SegmentId,
     pub port: PortId,
     pub port_name: String,
-    /// `local` (a VM's), `away` (a VM's that is not here any more: frames for it go to
-    /// the leaf) or `anycast` (a segment's gateway, at the uplink).
+    /// `local` (a VM's), `away` (a VM's that is not here: gone, stopped longer than the
+    /// hold, or not up yet; frames for it from local VMs go to the leaf) or `anycast` (a
+    /// segment's gateway, at the uplink).
     pub kind: String,
 }
 

@@ -59,7 +59,7 @@ pub struct VnicConfig {
     pub ipv6: Vec<Ipv6Addr>,
     /// Drop frames whose source MAC, ARP sender or NA target is not this vNIC's.
     pub port_security: bool,
-    /// The VM is not here any more (its vhost connection closed, or its link stayed down
+    /// The VM is not here (not yet up, its vhost connection closed, or its link down
     /// longer than the switch's hold): unicast for it from local VMs goes to the leaf, as
     /// for an unknown MAC; floods leave it out; the ARP responder answers for its
     /// addresses with the anycast MAC. Frames for it from the uplink still go to its port,

@@ -72,8 +72,9 @@ fn main() {
 
     println!("\n== live migration: host 1 (VM-A, VM-B) and host 2 (VM-C, VM-D), leaves leaf1/leaf2 with");
     println!("   GoBGP and leafd; TCP streams B→A and C→A; QEMU migrates VM-A to host 2 ...");
-    let o = roam_tests::migration::scenario(true, "demo");
-    println!("\n{}", roam_tests::migration::Outcome::table(&[("fix-ups + DMAC rewrite", &o)]));
+    let mut s = roam_tests::migration::Scenario::start(true, false, "demo");
+    let m = s.migrate(roam_tests::migration::Removal::AtOnce);
+    println!("\n{}", roam_tests::migration::Move::table(&[("VM-A".to_string(), &m)]));
     println!("Both TCP sessions survived; B and A were told (only they) that the other is at the");
     println!("anycast MAC; C and D received no ARP frame; both leaves' BGP tables have A at host 2.");
     println!("\n== done; tearing down");

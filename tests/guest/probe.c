@@ -52,10 +52,18 @@ static int serve(int port) {
 }
 
 static int client(const char *host, int port, int seconds, int interval) {
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    int s = -1, one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, host, &a.sin_addr);
-    if (connect(s, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+    /* The server may still be starting (a fork and exec take a while under TCG): retry
+     * for up to 10 s. */
+    for (int tries = 0;; tries++) {
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) break;
+        close(s);
+        if (tries == 100) { perror("connect"); return 1; }
+        usleep(100000);
+    }
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     double start = now_ms(), last_echo = start, next_send = start, next_report = start + 1000, max_gap = 0;
     unsigned long sent = 0, echoed = 0;

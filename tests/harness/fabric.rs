@@ -27,6 +27,19 @@ pub struct MoveReport {
     pub to_host: Option<u16>,
     pub fixups: Vec<FixupReport>,
     pub done_us: u64,
+    /// When leafd started on the change's actions, and each action's duration in order.
+    #[serde(default)]
+    pub started_us: u64,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// One action of a change and how long it took.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    /// `kernel`, `bgp` or `fix-up`.
+    pub action: String,
+    pub us: u64,
 }
 
 /// What set a change off.
@@ -164,10 +177,18 @@ impl LeafNode {
 
     /// Waits for leafd's report of `ip` moving `direction` (`in` or `out`).
     pub fn wait_move(&self, direction: &str, ip: &str) -> MoveReport {
+        self.wait_move_since(direction, ip, 0)
+    }
+
+    /// Waits for leafd's first report of `ip` moving `direction` triggered at or after
+    /// `since_us` (µs since the epoch).
+    pub fn wait_move_since(&self, direction: &str, ip: &str, since_us: u64) -> MoveReport {
         wait_for(&format!("{}'s report of {ip} moving {direction}", self.name), Duration::from_secs(10), || {
-            self.moves()
-                .into_iter()
-                .find(|m| m.direction.as_deref() == Some(direction) && m.ip.is_some_and(|a| a.to_string() == ip))
+            self.moves().into_iter().find(|m| {
+                m.direction.as_deref() == Some(direction)
+                    && m.ip.is_some_and(|a| a.to_string() == ip)
+                    && m.trigger.at_us >= since_us
+            })
         })
     }
 }

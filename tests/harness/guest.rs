@@ -28,6 +28,9 @@ pub struct Guest {
     incoming: Option<u16>,
     /// QEMU is the vhost-user client (`reconnect=1`) of a socket vswitchd serves.
     client: bool,
+    /// The guest may announce itself after a migration (virtio's GUEST_ANNOUNCE); without,
+    /// QEMU asks the vhost-user backend to send a RARP for it.
+    pub guest_announce: bool,
     ctl: Option<(UnixStream, BufReader<UnixStream>)>,
     seq: u64,
 }
@@ -39,6 +42,8 @@ pub struct Migration {
     pub downtime_ms: u64,
     /// When the harness saw `completed`.
     pub completed_at: std::time::SystemTime,
+    /// When the source QEMU stopped the guest (its `STOP` event), µs since the epoch.
+    pub stopped_us: u64,
 }
 
 /// Microseconds since the Unix epoch.
@@ -61,6 +66,24 @@ impl Guest {
     /// on `-incoming tcp:127.0.0.1:PORT`; its sockets are named after `tag`.
     pub fn start_incoming(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, port: u16) -> Guest {
         Guest::build(dir, name, tag, mac, ip, 1, Some(port))
+    }
+
+    /// The destination of a live migration of this guest, with the same devices: waiting
+    /// on `-incoming tcp:127.0.0.1:PORT`, its sockets named after `tag`.
+    pub fn incoming(&self, dir: &TestDir, tag: &str, port: u16) -> Guest {
+        let mut g = Guest::new(dir, &self.name, tag, &self.mac, &self.ip, self.queues, Some(port));
+        g.guest_announce = self.guest_announce;
+        g.spawn();
+        g
+    }
+
+    /// A guest that cannot announce itself (`guest_announce=off` on its virtio-net device):
+    /// after a migration QEMU asks the vhost-user backend to send a RARP for it.
+    pub fn start_rarp_only(dir: &TestDir, name: &str, mac: &str, ip: &str) -> Guest {
+        let mut g = Guest::new(dir, name, name, mac, ip, 1, None);
+        g.guest_announce = false;
+        g.spawn();
+        g
     }
 
     /// A guest whose QEMU is the vhost-user client of `socket`, which vswitchd serves
@@ -93,6 +116,7 @@ impl Guest {
             qmp_path: dir.path(&format!("{tag}.qmp")),
             incoming,
             client: false,
+            guest_announce: true,
             ctl: None,
             seq: 0,
         }
@@ -131,9 +155,10 @@ impl Guest {
             // from vhost_net_start) when a vhost-user virtio-net device uses MSI-X.
             .arg("-device")
             .arg(format!(
-                "virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={}",
+                "virtio-net-pci,netdev=n0,romfile=,vectors=0,mq={},mac={},guest_announce={}",
                 if self.queues > 1 { "on" } else { "off" },
-                self.mac
+                self.mac,
+                if self.guest_announce { "on" } else { "off" }
             ))
             .arg("-serial")
             .arg(format!("file:{}", self.console.display()))
@@ -226,10 +251,12 @@ impl Guest {
                 Some("completed")
                     if r["downtime"].as_u64().unwrap_or(0) > 0 && r["total-time"].as_u64().unwrap_or(0) > 0 =>
                 {
+                    let completed_at = std::time::SystemTime::now();
                     return Migration {
                         total_ms: r["total-time"].as_u64().unwrap(),
                         downtime_ms: r["downtime"].as_u64().unwrap(),
-                        completed_at: std::time::SystemTime::now(),
+                        completed_at,
+                        stopped_us: qmp.wait_event("STOP", Duration::from_secs(5)),
                     };
                 }
                 Some("failed") | Some("cancelled") => panic!("migration of {} failed: {r}", self.name),
@@ -322,34 +349,57 @@ impl Guest {
     }
 }
 
-/// A QMP connection.
+/// A QMP connection, and the events QEMU sent on it (name, µs since the epoch).
 pub struct Qmp {
     w: UnixStream,
     r: BufReader<UnixStream>,
+    pub events: Vec<(String, u64)>,
 }
 
 impl Qmp {
     pub fn connect(path: &Path) -> Qmp {
         let w = wait_for("QEMU's QMP socket", Duration::from_secs(20), || UnixStream::connect(path).ok());
         w.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        let mut q = Qmp { r: BufReader::new(w.try_clone().expect("socket")), w };
+        let mut q = Qmp { r: BufReader::new(w.try_clone().expect("socket")), w, events: Vec::new() };
         let mut greeting = String::new();
         q.r.read_line(&mut greeting).expect("QMP greeting");
         q.execute(json!({ "execute": "qmp_capabilities" }));
         q
     }
 
-    /// Runs a command; returns its `return` value (events on the way are skipped).
+    /// Runs a command; returns its `return` value (events on the way are kept).
     pub fn execute(&mut self, cmd: Value) -> Value {
         writeln!(self.w, "{cmd}").expect("writing to QMP");
         loop {
-            let mut line = String::new();
-            self.r.read_line(&mut line).expect("reading from QMP");
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("QMP said {line:?}"));
+            let v = self.read();
             if let Some(r) = v.get("return") {
                 return r.clone();
             }
             assert!(v.get("error").is_none(), "QMP {cmd}: {v}");
+        }
+    }
+
+    fn read(&mut self) -> Value {
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("reading from QMP");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("QMP said {line:?}"));
+        if let Some(name) = v["event"].as_str() {
+            let t = &v["timestamp"];
+            let us = t["seconds"].as_u64().unwrap_or(0) * 1_000_000 + t["microseconds"].as_u64().unwrap_or(0);
+            self.events.push((name.to_string(), us));
+        }
+        v
+    }
+
+    /// When QEMU sent the event `name` (waiting for it up to `timeout`), µs since the epoch.
+    pub fn wait_event(&mut self, name: &str, timeout: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            if let Some((_, at)) = self.events.iter().find(|(n, _)| n == name) {
+                return *at;
+            }
+            assert!(start.elapsed() < timeout, "no QMP event {name} in {timeout:?}: {:?}", self.events);
+            self.read();
         }
     }
 }

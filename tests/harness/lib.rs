@@ -19,6 +19,7 @@ pub use guest::{micros, Guest, Migration, Qmp};
 mod leaf;
 pub use leaf::{Capture, Leaf};
 pub mod migration;
+pub mod timeline;
 pub mod traffic;
 
 /// The workspace root.
@@ -247,7 +248,7 @@ impl Vswitchd {
         std::thread::spawn(move || {
             for e in events {
                 let Ok(e) = e else { return };
-                seen.lock().unwrap().push((Instant::now(), e));
+                seen.lock().unwrap().push((Instant::now(), micros(std::time::SystemTime::now()), e));
             }
         });
         log
@@ -329,7 +330,7 @@ impl Vswitchd {
 
 /// Events of a vswitchd, collected by a thread as they come (`Vswitchd::watch_events`).
 #[derive(Clone, Default)]
-pub struct EventLog(std::sync::Arc<std::sync::Mutex<Vec<(Instant, roam_api::Event)>>>);
+pub struct EventLog(std::sync::Arc<std::sync::Mutex<Vec<(Instant, u64, roam_api::Event)>>>);
 
 impl EventLog {
     /// Waits (up to `timeout`) for the first event since `since` that `pick` accepts.
@@ -340,12 +341,20 @@ impl EventLog {
         timeout: Duration,
         pick: impl Fn(&roam_api::Event) -> bool,
     ) -> (Instant, roam_api::Event) {
-        wait_for(what, timeout, || self.0.lock().unwrap().iter().find(|(t, e)| *t >= since && pick(e)).cloned())
+        wait_for(what, timeout, || {
+            self.0.lock().unwrap().iter().find(|(t, _, e)| *t >= since && pick(e)).map(|(t, _, e)| (*t, e.clone()))
+        })
     }
 
     /// Every event so far.
     pub fn all(&self) -> Vec<roam_api::Event> {
-        self.0.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+        self.0.lock().unwrap().iter().map(|(_, _, e)| e.clone()).collect()
+    }
+
+    /// When the first event at or after `since_us` (µs since the epoch) that `pick`
+    /// accepts came, if one did.
+    pub fn first_since(&self, since_us: u64, pick: impl Fn(&roam_api::Event) -> bool) -> Option<u64> {
+        self.0.lock().unwrap().iter().find(|(_, at, e)| *at >= since_us && pick(e)).map(|(_, at, _)| *at)
     }
 }
 

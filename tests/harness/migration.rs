@@ -1,74 +1,129 @@
-//! The live-migration scenario (used by `tests/live_migration.rs` and the demo): two hosts
-//! (two vswitchd processes), two leaves (network namespaces, GoBGP between them, leafd in
-//! each). VM-A and VM-B on host 1, VM-C and VM-D (a bystander) on host 2. TCP streams B→A
-//! and C→A run while QEMU live-migrates A from host 1 to host 2. Everything the issue
-//! asks is asserted on the way; what was measured is returned.
+//! The live-migration scenario (the live-migration test, `scripts/migration-bench` and the
+//! demo): two hosts (two vswitchd processes), two leaves (network namespaces, GoBGP between
+//! them, leafd in each, fix-ups on or off). VM-A and VM-B on host 1, VM-C and VM-D on host
+//! 2. TCP streams B→A and C→A run while QEMU live-migrates A from host to host, as often
+//! as asked, each move with its own source-port removal: at once, some time after, or
+//! never (the source QEMU quits at once in every case, as libvirt's does). Everything the
+//! issues ask is asserted on the way; what was measured is returned.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-use serde_json::json;
+use roam_api::views::PortStats;
 
-use crate::fabric::{Fabric, ANYCAST};
-use crate::{wait_for, Guest, Migration, TestDir, Vswitchd};
+use crate::fabric::{Fabric, MoveReport, ANYCAST};
+use crate::timeline::Timeline;
+use crate::{micros, wait_for, EventLog, Guest, Migration, Qmp, TestDir, Vswitchd};
 
 const A_IP: &str = "10.1.1.1";
-const B_IP: &str = "10.1.1.2";
+/// The VMs other than A: (name, address, host index).
+const OTHERS: [(&str, &str, usize); 3] = [("b", "10.1.1.2", 0), ("c", "10.1.1.3", 1), ("d", "10.1.1.4", 1)];
 
-/// What one run measured.
-pub struct Outcome {
-    pub migration: Migration,
-    /// Longest gap between echoes of each stream (B→A, C→A), in ms.
-    pub stall_b: f64,
-    pub stall_c: f64,
-    /// Leaf 2 seeing the move → the last fix-up delivered (either leaf), in ms.
-    pub fixup_ms: Option<f64>,
-    /// QEMU's "completed" → leaf 2 saw the move (A's port up, or its announcement), in ms.
-    pub announce_after_ms: f64,
-    /// QEMU's "completed" → both leaves done with the move (routes, BGP, fix-ups), in ms.
-    pub restored_after_ms: f64,
-    /// Host 1: frames held while A's port was down, and those sent on by the fix-up.
-    pub held: u64,
-    /// How much of the downtime was the pause before switchover.
-    pub pause_ms: u128,
-    pub released: u64,
+/// When the orchestrator removes the source port (the source QEMU has quit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    AtOnce,
+    After(Duration),
+    Never,
 }
 
-impl Outcome {
-    /// The results as a Markdown table.
-    pub fn table(runs: &[(&str, &Outcome)]) -> String {
+impl Removal {
+    pub fn label(self) -> String {
+        match self {
+            Removal::AtOnce => "at once".into(),
+            Removal::After(d) => format!("{} s later", d.as_secs_f64()),
+            Removal::Never => "never".into(),
+        }
+    }
+}
+
+/// What one move measured.
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub from: usize,
+    pub to: usize,
+    pub removal: Removal,
+    pub migration: Migration,
+    /// The source QEMU's `STOP` → the destination's `RESUME` (their QMP events), in ms.
+    pub blackout_ms: f64,
+    /// The longest gap between echoes of each stream across the move (B→A, C→A), in ms.
+    pub stall_b: f64,
+    pub stall_c: f64,
+    /// What made the new leaf see the move (`link-up`, `garp`, `rarp`).
+    pub trigger: String,
+    /// The destination's `RESUME` → the new leaf saw the move, in ms.
+    pub resume_to_seen_ms: f64,
+    /// The destination's `RESUME` → the first frame from A at the new leaf (its own
+    /// announcement, or the RARP vswitchd sent for it), in ms.
+    pub resume_to_first_frame_ms: Option<f64>,
+    /// Each leaf's trigger → its last fix-up (new leaf, old leaf), in ms.
+    pub fixup_ms: [Option<f64>; 2],
+    /// The destination's `RESUME` → both leaves done (routes, BGP, fix-ups), in ms.
+    pub resume_to_done_ms: f64,
+    /// The source host: frames held for A, of them sent to the leaf when A was away or
+    /// its port removed, and released by the old leaf's fix-up.
+    pub held: u64,
+    pub rerouted: u64,
+    pub released_by_fixup: u64,
+    /// A's announcements the destination host sent up (and, for a RARP-only guest, that
+    /// they were RARPs: its guest sent no gratuitous ARP).
+    pub announcements: u64,
+    /// What happened when, for the chart.
+    pub timeline: Timeline,
+}
+
+impl Move {
+    /// The worse of the two streams' stalls minus QEMU's downtime, in ms.
+    pub fn excess_ms(&self) -> f64 {
+        self.stall_b.max(self.stall_c) - self.migration.downtime_ms as f64
+    }
+
+    /// Moves as a Markdown table.
+    pub fn table(moves: &[(String, &Move)]) -> String {
         let columns = [
-            "run",
-            "QEMU downtime (of it paused)",
-            "QEMU total",
-            "B→A longest stall",
-            "C→A longest stall",
-            "completed → move seen",
-            "completed → both leaves done",
-            "move seen → last fix-up",
-            "host 1 held / released",
+            "move",
+            "port removed",
+            "QEMU downtime",
+            "STOP → RESUME",
+            "B→A stall",
+            "C→A stall",
+            "worst − downtime",
+            "RESUME → move seen",
+            "RESUME → A's first frame",
+            "trigger → last fix-up (new, old leaf)",
+            "source held / rerouted / by fix-up",
         ];
         let mut t = format!("| {} |\n|{}\n", columns.join(" | "), " --- |".repeat(columns.len()));
-        for (name, o) in runs {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        for (name, m) in moves {
             t += &format!(
-                "| {name} | {} ms ({} ms) | {} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} / {} |\n",
-                o.migration.downtime_ms,
-                o.pause_ms,
-                o.migration.total_ms,
-                o.stall_b,
-                o.stall_c,
-                o.announce_after_ms,
-                o.restored_after_ms,
-                o.fixup_ms.map_or("-".to_string(), |f| format!("{f:.1} ms")),
-                o.held,
-                o.released
+                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
+                m.from + 1,
+                m.to + 1,
+                m.removal.label(),
+                m.migration.downtime_ms,
+                m.blackout_ms,
+                m.stall_b,
+                m.stall_c,
+                m.excess_ms(),
+                m.resume_to_seen_ms,
+                m.trigger,
+                ms(m.resume_to_first_frame_ms),
+                ms(m.fixup_ms[0]),
+                ms(m.fixup_ms[1]),
+                m.held,
+                m.rerouted,
+                m.released_by_fixup
             );
         }
         t
     }
 }
 
-fn links_up(vs: &Vswitchd, n: usize) {
-    vs.wait_links_up(n, Duration::from_secs(90));
+/// How much the scenario stretches QEMU's downtime (`pause-before-switchover`):
+/// `ROAM_MIGRATION_PAUSE_MS`, none unless set. A stretch shows what happens when the
+/// downtime outlasts TCP's retransmission timer (200 ms).
+pub fn pause() -> Duration {
+    Duration::from_millis(std::env::var("ROAM_MIGRATION_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Waits until none of `guests` has received an ARP frame for 6 s (Linux's own neighbour
@@ -87,178 +142,390 @@ fn quiet_arp(guests: &mut [&mut Guest]) -> Vec<u64> {
     unreachable!()
 }
 
-/// How much the scenario stretches QEMU's downtime (`pause-before-switchover`):
-/// `ROAM_MIGRATION_PAUSE_MS`, 100 ms unless set. The stretch makes sure B and C send to A
-/// while it is stopped (they send every 10 ms), so that host 1 always has frames to hold;
-/// a larger one shows what happens when the downtime outlasts TCP's retransmission timer.
-pub fn pause() -> Duration {
-    Duration::from_millis(std::env::var("ROAM_MIGRATION_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(100))
+/// The longest "gap AT_MS LEN_MS" line the stream client in `g` printed after its first
+/// `seen` ones; and how many there are now.
+fn new_gaps(g: &mut Guest, seen: usize) -> (f64, usize) {
+    let out = g.run("grep '^gap ' /tmp/stream.log");
+    let gaps: Vec<f64> = out.lines().filter_map(|l| l.split_whitespace().nth(2).and_then(|w| w.parse().ok())).collect();
+    (gaps.iter().skip(seen).copied().fold(0.0, f64::max), gaps.len())
 }
 
-/// Runs the scenario once, with leafd's fix-ups on or off; `tag` keeps names apart.
-pub fn scenario(fixups: bool, tag: &str) -> Outcome {
-    let dir = TestDir::new(&format!("migrate-{tag}"));
-    let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, tag, fixups);
+/// Two hosts, two leaves, four VMs, two streams to A.
+pub struct Scenario {
+    pub dir: TestDir,
+    pub fabric: Fabric,
+    pub hosts: [Vswitchd; 2],
+    /// A, where it runs now, and on which host it is.
+    pub a: Guest,
+    a_host: usize,
+    /// B, C, D.
+    pub others: Vec<Guest>,
+    fixups: bool,
+    tag: String,
+    moves: usize,
+    /// A host whose port for A was never removed (`Removal::Never`).
+    stale: Option<usize>,
+    /// "gap" lines of B's and C's streams already counted.
+    gaps_seen: [usize; 2],
+    /// Each host's events.
+    events: [EventLog; 2],
+}
 
-    let mut a = Guest::start(&dir, "a", "52:54:00:00:00:01", A_IP);
-    let mut b = Guest::start(&dir, "b", "52:54:00:00:00:02", B_IP);
-    let mut c = Guest::start(&dir, "c", "52:54:00:00:00:03", "10.1.1.3");
-    let mut d = Guest::start(&dir, "d", "52:54:00:00:00:04", "10.1.1.4");
-    vs1.attach(&a, 100);
-    vs1.attach(&b, 100);
-    vs2.attach(&c, 100);
-    vs2.attach(&d, 100);
-    for g in [&mut a, &mut b, &mut c, &mut d] {
-        g.wait_ready();
-    }
-    links_up(&vs1, 2);
-    links_up(&vs2, 2);
-    let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
-    wait_for("host routes in BGP", Duration::from_secs(30), || {
-        let a_at_1 = leaf2.best_path("10.1.1.1/32").is_some_and(|(nh, _)| nh == leaf1.fabric_ip);
-        let c_at_2 = leaf1.best_path("10.1.1.3/32").is_some_and(|(nh, _)| nh == leaf2.fabric_ip);
-        (a_at_1 && c_at_2).then_some(())
-    });
-
-    // Before the move: B reaches A directly (same host, real MAC); C through leaf 2, which
-    // answers C's ARP for A by proxy with the anycast MAC.
-    a.run("roam-probe server 5001 >/dev/null 2>&1 &");
-    b.ping_until_reply(A_IP);
-    c.ping_until_reply(A_IP);
-    assert_eq!(b.neighbour(A_IP).as_deref(), Some("52:54:00:00:00:01"), "B knows A by its real MAC");
-    assert_eq!(c.neighbour(A_IP).as_deref(), Some(ANYCAST), "leaf 2 answered C's ARP for A by proxy");
-    for g in [&mut b, &mut c] {
-        g.run(&format!("roam-probe client {A_IP} 5001 600 10 >/tmp/stream.log 2>&1 &"));
-    }
-    let before = quiet_arp(&mut [&mut c, &mut d]);
-    let (echoes_b, _) = b.stream_progress();
-    let (echoes_c, _) = c.stream_progress();
-    assert!(echoes_b > 50.0 && echoes_c > 50.0, "streams running: {echoes_b} {echoes_c}");
-
-    // The move: the destination QEMU on host 2 (attached there first: QEMU needs its
-    // vhost-user backend), QMP `migrate`, then the orchestrator unplugs the source port.
-    let port = 46000 + (std::process::id() % 1000) as u16 + if fixups { 0 } else { 1000 };
-    let mut a2 = Guest::start_incoming(&dir, "a", "a-dst", &a.mac, A_IP, port);
-    vs2.attach(&a2, 100);
-    std::thread::sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    let migration = a.migrate_to(port, pause());
-    vs1.ok(json!({ "op": "detach", "name": "a" }));
-    a.kill();
-    a2.connect();
-    eprintln!(
-        "[{tag}] migration: total {} ms, downtime {} ms, {:?} of it a pause before switchover (completed after {:?})",
-        migration.total_ms,
-        migration.downtime_ms,
-        pause(),
-        started.elapsed()
-    );
-
-    // 1. Both sessions survive: echoes keep coming after the move.
-    let (after_b, after_c) = (b.stream_progress().0, c.stream_progress().0);
-    std::thread::sleep(Duration::from_secs(8));
-    let (end_b, stall_b) = b.stream_progress();
-    let (end_c, stall_c) = c.stream_progress();
-    assert!(end_b > after_b + 100.0, "B→A stopped after the move: {after_b} → {end_b} echoes");
-    assert!(end_c > after_c + 100.0, "C→A stopped after the move: {after_c} → {end_c} echoes");
-
-    // 4. A's /32 is at leaf 2, from host 2, in both BGP tables and in leaf 1's kernel.
-    for l in &fabric.leaves {
-        let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || {
-            l.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == leaf2.fabric_ip)
+impl Scenario {
+    /// Sets everything up and starts the streams; `rarp_only`: A cannot announce itself
+    /// (its QEMU asks vswitchd to send a RARP for it after each move).
+    pub fn start(fixups: bool, rarp_only: bool, tag: &str) -> Scenario {
+        let dir = TestDir::new(&format!("migrate-{tag}"));
+        let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, tag, fixups);
+        let hosts = [vs1, vs2];
+        let mut a = if rarp_only {
+            Guest::start_rarp_only(&dir, "a", "52:54:00:00:00:01", A_IP)
+        } else {
+            Guest::start(&dir, "a", "52:54:00:00:00:01", A_IP)
+        };
+        let mut others: Vec<Guest> = OTHERS
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ip, _))| Guest::start(&dir, name, &format!("52:54:00:00:00:0{}", i + 2), ip))
+            .collect();
+        hosts[0].attach(&a, 100);
+        for (g, (_, _, h)) in others.iter().zip(OTHERS) {
+            hosts[h].attach(g, 100);
+        }
+        a.wait_ready();
+        for g in others.iter_mut() {
+            g.wait_ready();
+        }
+        for vs in &hosts {
+            vs.wait_links_up(2, Duration::from_secs(90));
+        }
+        let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
+        wait_for("host routes in BGP", Duration::from_secs(30), || {
+            let a_at_1 = leaf2.best_path("10.1.1.1/32").is_some_and(|(nh, _)| nh == leaf1.fabric_ip);
+            let c_at_2 = leaf1.best_path("10.1.1.3/32").is_some_and(|(nh, _)| nh == leaf2.fabric_ip);
+            (a_at_1 && c_at_2).then_some(())
         });
-        assert!(
-            best.1.contains(&"65010:2".to_string()),
-            "{}: A's path should carry host 2's community: {best:?}",
-            l.name
+        // Before any move: B reaches A directly (same host, real MAC); C through leaf 2,
+        // which answers C's ARP for A by proxy with the anycast MAC.
+        a.run("roam-probe server 5001 >/dev/null 2>&1 &");
+        for g in &mut others[..2] {
+            g.ping_until_reply(A_IP);
+            g.run(&format!("roam-probe client {A_IP} 5001 3600 10 >/tmp/stream.log 2>&1 &"));
+        }
+        assert_eq!(others[0].neighbour(A_IP).as_deref(), Some("52:54:00:00:00:01"), "B knows A by its real MAC");
+        assert_eq!(others[1].neighbour(A_IP).as_deref(), Some(ANYCAST), "leaf 2 answered C's ARP for A by proxy");
+        std::thread::sleep(Duration::from_secs(2));
+        for g in &mut others[..2] {
+            assert!(g.stream_progress().0 > 50.0, "{}'s stream runs", g.name);
+        }
+        let events = [hosts[0].watch_events(), hosts[1].watch_events()];
+        Scenario {
+            events,
+            dir,
+            fabric,
+            hosts,
+            a,
+            a_host: 0,
+            others,
+            fixups,
+            tag: tag.to_string(),
+            moves: 0,
+            stale: None,
+            gaps_seen: [0, 0],
+        }
+    }
+
+    /// Live-migrates A to the other host and checks the move; `removal` says when the
+    /// source port goes.
+    pub fn migrate(&mut self, removal: Removal) -> Move {
+        let (from, to) = (self.a_host, 1 - self.a_host);
+        self.moves += 1;
+        if self.stale.take() == Some(to) {
+            // The orchestrator that never removed A's old port must before A comes back.
+            self.hosts[to].client().detach("a").expect("detaching A's stale port");
+        }
+        // Who must hear nothing: with fix-ups, the VMs on A's new host; without, anybody.
+        let quiet: Vec<usize> = (0..OTHERS.len()).filter(|i| !self.fixups || OTHERS[*i].2 == to).collect();
+        let before = {
+            let mut gs: Vec<&mut Guest> =
+                self.others.iter_mut().enumerate().filter(|(i, _)| quiet.contains(i)).map(|(_, g)| g).collect();
+            quiet_arp(&mut gs)
+        };
+        let src_stats = self.hosts[from].stats();
+
+        // The destination QEMU (attached first: QEMU needs its vhost-user backend), QMP
+        // `migrate`, then the source QEMU quits and its port goes as `removal` says.
+        let port =
+            46000 + (std::process::id() % 500) as u16 * 8 + self.moves as u16 + if self.fixups { 0 } else { 4000 };
+        let mut next = self.a.incoming(&self.dir, &format!("a-{}", self.moves), port);
+        self.hosts[to].attach(&next, 100);
+        let dst_announcements = self.hosts[to].port_stats("a").input.announcements;
+        let mut dst_qmp = Qmp::connect(&next.qmp_path);
+        std::thread::sleep(Duration::from_secs(1));
+        // What reaches the leaves: A's announcements, the streams' echoes that pass them.
+        let captures = [self.fabric.leaves[0].leaf.capture(8.0), self.fabric.leaves[1].leaf.capture(8.0)];
+        let since = micros(SystemTime::now());
+        let migration = self.a.migrate_to(port, pause());
+        let resumed_us = dst_qmp.wait_event("RESUME", Duration::from_secs(10));
+        self.a.kill();
+        match removal {
+            Removal::AtOnce => {
+                self.hosts[from].client().detach("a").expect("detaching A's old port");
+            }
+            Removal::After(d) => {
+                let socket = self.hosts[from].socket.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(d);
+                    let mut c = roam_api::Client::connect(&socket, Some(Duration::from_secs(10))).expect("vswitchd");
+                    c.detach("a").expect("detaching A's old port");
+                });
+            }
+            Removal::Never => self.stale = Some(from),
+        }
+        next.connect();
+        self.a = next;
+        self.a_host = to;
+        let tag = format!("{}#{}", self.tag, self.moves);
+        eprintln!(
+            "[{tag}] host {} → {}: total {} ms, downtime {} ms ({:?} of it paused), STOP → RESUME {:.1} ms",
+            from + 1,
+            to + 1,
+            migration.total_ms,
+            migration.downtime_ms,
+            pause(),
+            (resumed_us as f64 - migration.stopped_us as f64) / 1000.0
         );
-    }
-    assert!(
-        leaf1.route(A_IP).contains(&format!("via {}", leaf2.fabric_ip)),
-        "leaf 1's kernel route for A: {}",
-        leaf1.route(A_IP)
-    );
-    assert!(
-        leaf2.route(A_IP).contains(&format!("dev {}", leaf2.leaf.leaf_if)),
-        "leaf 2's kernel route for A: {}",
-        leaf2.route(A_IP)
-    );
 
-    // The leaves' reports of the move.
-    let move_in = leaf2.wait_move("in", A_IP);
-    let move_out = leaf1.wait_move("out", A_IP);
-    eprintln!("[{tag}] leaf2: {move_in:?}\n[{tag}] leaf1: {move_out:?}");
-    // The move is seen when A's port comes up on host 2 (A resumed), or at A's first
-    // announcement, whichever comes first.
-    assert!(
-        ["link-up", "garp", "rarp", "unsolicited-na"].contains(&move_in.trigger.kind.as_str()),
-        "what moved A: {move_in:?}"
-    );
-    assert_eq!((move_in.from_host, move_in.to_host), (Some(1), Some(2)));
-    let fixup_ms = if fixups {
-        // 2. Only the VMs that need it are told, and they are told at once: leaf 2 tells A
-        // about B only, leaf 1 tells B about A only.
-        let to_a = move_in.assert_one_fixup("a", B_IP);
-        let to_b = move_out.assert_one_fixup("b", A_IP);
-        assert_eq!(b.neighbour(A_IP).as_deref(), Some(ANYCAST), "B's entry for A after the fix-up");
-        assert_eq!(a2.neighbour(B_IP).as_deref(), Some(ANYCAST), "A's entry for B after the fix-up");
-        let last = to_a.at_us.max(to_b.at_us);
-        Some(last.saturating_sub(move_in.trigger.at_us) as f64 / 1000.0)
-    } else {
-        assert!(move_in.fixups.is_empty() && move_out.fixups.is_empty(), "fix-ups were off");
-        None
+        // Both sessions survive: echoes keep coming, for longer than a 2 s removal.
+        let after: Vec<f64> = self.others[..2].iter_mut().map(|g| g.stream_progress().0).collect();
+        std::thread::sleep(Duration::from_secs(6));
+        let mut stalls = [0.0; 2];
+        for (i, g) in self.others[..2].iter_mut().enumerate() {
+            let (end, _) = g.stream_progress();
+            assert!(end > after[i] + 100.0, "[{tag}] {}→A stopped after the move: {} → {end} echoes", g.name, after[i]);
+            let (stall, seen) = new_gaps(g, self.gaps_seen[i]);
+            (stalls[i], self.gaps_seen[i]) = (stall, seen);
+        }
+
+        // A's /32 is at the new leaf, from the new host, in both BGP tables and kernels.
+        let (new_leaf, old_leaf) = (&self.fabric.leaves[to], &self.fabric.leaves[from]);
+        for l in &self.fabric.leaves {
+            let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || {
+                l.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == new_leaf.fabric_ip)
+            });
+            let community = format!("65010:{}", to + 1);
+            assert!(best.1.contains(&community), "[{tag}] {}: A's path should carry {community}: {best:?}", l.name);
+        }
+        let via = old_leaf.route(A_IP);
+        assert!(via.contains(&format!("via {}", new_leaf.fabric_ip)), "[{tag}] old leaf's route for A: {via}");
+        let dev = new_leaf.route(A_IP);
+        assert!(dev.contains(&format!("dev {}", new_leaf.leaf.leaf_if)), "[{tag}] new leaf's route for A: {dev}");
+
+        // The leaves' reports: the move is seen when A's port comes up on its new host (A
+        // resumed), or at A's first announcement, whichever comes first.
+        let move_in = new_leaf.wait_move_since("in", A_IP, since);
+        let move_out = old_leaf.wait_move_since("out", A_IP, since);
+        let kinds = ["link-up", "garp", "rarp", "unsolicited-na"];
+        assert!(kinds.contains(&move_in.trigger.kind.as_str()), "[{tag}] what moved A: {move_in:?}");
+        assert_eq!((move_in.from_host, move_in.to_host), (Some(from as u16 + 1), Some(to as u16 + 1)));
+        let fixup_ms = |m: &MoveReport| {
+            m.fixups.iter().map(|f| f.at_us).max().map(|last| last.saturating_sub(m.trigger.at_us) as f64 / 1000.0)
+        };
+        if self.fixups {
+            self.check_fixups(&move_in, &move_out, from);
+        } else {
+            assert!(move_in.fixups.is_empty() && move_out.fixups.is_empty(), "[{tag}] fix-ups were off");
+        }
+        // Nobody who did not need it heard an ARP frame.
+        let now: Vec<u64> = quiet.iter().map(|i| self.others[*i].arp_count()).collect();
+        let names: Vec<&str> = quiet.iter().map(|i| OTHERS[*i].0).collect();
+        assert_eq!(now, before, "[{tag}] {names:?} received ARP frames during the move (before/after)");
+
+        // The switches: A's announcements went up, trapped; every counter adds up.
+        let announcements = wait_for("A's announcements sent up", Duration::from_secs(5), || {
+            let n = self.hosts[to].port_stats("a").input.announcements;
+            Some(n - dst_announcements).filter(|n| *n >= 1)
+        });
+        for vs in &self.hosts {
+            let s = vs.stats();
+            assert!(s.balanced, "[{tag}] counters do not add up: {s:#?}");
+        }
+        let (held, rerouted, released_by_fixup) = self.check_held(from, &src_stats, &move_out);
+        let a_mac = crate::traffic::mac_bytes(&self.a.mac);
+        let [at_1, at_2] = captures.map(|c| c.timed_frames());
+        let captured = [at_1, at_2];
+        let frames = &captured[to];
+        let from_a = |ethertype: [u8; 2]| {
+            frames.iter().filter(|(_, f)| f.len() > 14 && f[6..12] == a_mac && f[12..14] == ethertype).count()
+        };
+        // The first frame from A at the new leaf after it resumed: its announcement (or
+        // vswitchd's RARP for it), the first sign of life of the moved VM.
+        let first_from_a = frames.iter().find(|(at, f)| *at >= resumed_us && f.len() > 14 && f[6..12] == a_mac);
+        let (rarps, arps) = (from_a([0x80, 0x35]), from_a([0x08, 0x06]));
+        if self.a.guest_announce {
+            assert!(arps >= 1, "[{tag}] A announced itself with gratuitous ARPs: {arps} ARP, {rarps} RARP frames");
+        } else {
+            // QEMU asked vswitchd's vhost device for the RARP; the guest itself said nothing.
+            assert!(
+                rarps >= 1 && arps == 0,
+                "[{tag}] a RARP-only A: {rarps} RARP and {arps} ARP frames at the new leaf"
+            );
+        }
+        let done = move_in.done_us.max(move_out.done_us) as f64;
+        let mut timeline = Timeline::new(migration.stopped_us);
+        timeline.at("QEMU", "source STOP", migration.stopped_us);
+        timeline.at("QEMU", "completed (seen)", micros(migration.completed_at));
+        timeline.at("QEMU", "destination RESUME", resumed_us);
+        self.host_marks(&mut timeline, from, to, since);
+        if let Some((at, _)) = first_from_a {
+            timeline.at(&format!("host {} (destination)", to + 1), "A's first frame (at the leaf)", *at);
+        }
+        for (m, role) in [(&move_in, "new"), (&move_out, "old")] {
+            let leaf = if role == "new" { to } else { from };
+            let lane = format!("{} ({role})", self.fabric.leaves[leaf].name);
+            timeline.at(&lane, &format!("trigger: {}", m.trigger.kind), m.trigger.at_us);
+            let mut t = m.started_us;
+            for s in m.steps.iter().filter(|s| s.action != "fix-up") {
+                t += s.us;
+                timeline.at(&lane, if s.action == "bgp" { "BGP update sent" } else { "kernel route" }, t);
+            }
+            for f in &m.fixups {
+                timeline.at(&lane, &format!("fix-up to {}", f.to.join(",")), f.at_us);
+            }
+        }
+        for (i, stall) in stalls.iter().enumerate() {
+            stream_span(&mut timeline, &captured, i, from, to, *stall, (migration.stopped_us, resumed_us));
+        }
+        Move {
+            timeline,
+            from,
+            to,
+            removal,
+            blackout_ms: (resumed_us as f64 - migration.stopped_us as f64) / 1000.0,
+            migration,
+            stall_b: stalls[0],
+            stall_c: stalls[1],
+            trigger: move_in.trigger.kind.clone(),
+            resume_to_seen_ms: (move_in.trigger.at_us as f64 - resumed_us as f64) / 1000.0,
+            resume_to_first_frame_ms: first_from_a.map(|(at, _)| (*at as f64 - resumed_us as f64) / 1000.0),
+            fixup_ms: [fixup_ms(&move_in), fixup_ms(&move_out)],
+            resume_to_done_ms: (done - resumed_us as f64) / 1000.0,
+            held,
+            rerouted,
+            released_by_fixup,
+            announcements,
+        }
+    }
+
+    /// Only the VMs that need it are told, once: the new leaf tells A about each VM left
+    /// on the old host; the old leaf tells each of those about A. Their neighbour entries
+    /// for each other are now the anycast MAC.
+    fn check_fixups(&mut self, move_in: &MoveReport, move_out: &MoveReport, from: usize) {
+        let left: Vec<usize> = (0..OTHERS.len()).filter(|i| OTHERS[*i].2 == from).collect();
+        let mut told_a: Vec<String> = move_in.fixups.iter().map(|f| f.ip.to_string()).collect();
+        told_a.sort();
+        let expected: Vec<String> = left.iter().map(|i| OTHERS[*i].1.to_string()).collect();
+        assert_eq!(told_a, expected, "the new leaf tells A about the old host's VMs: {move_in:#?}");
+        for f in &move_in.fixups {
+            assert_eq!((f.to.as_slice(), f.sent.get("a")), (&["a".to_string()][..], Some(&1)), "{move_in:#?}");
+        }
+        let names: Vec<String> = left.iter().map(|i| OTHERS[*i].0.to_string()).collect();
+        assert_eq!(move_out.fixups.len(), 1, "one fix-up from the old leaf: {move_out:#?}");
+        let f = &move_out.fixups[0];
+        assert_eq!((f.to.clone(), f.ip.to_string()), (names.clone(), A_IP.to_string()), "{move_out:#?}");
+        for (i, name) in left.iter().zip(&names) {
+            assert_eq!(f.sent.get(name), Some(&1), "{move_out:#?}");
+            // A VM that never talked to A has no entry to fix (a gratuitous ARP makes none).
+            let g = &mut self.others[*i];
+            let entry = g.neighbour(A_IP);
+            assert!(
+                entry.as_deref() == Some(ANYCAST) || (entry.is_none() && *i == 2),
+                "{name}'s entry for A after the fix-up: {entry:?}"
+            );
+            if let Some(mac) = self.a.neighbour(OTHERS[*i].1) {
+                assert_eq!(mac, ANYCAST, "A's entry for {name} after the fix-up");
+            }
+        }
+    }
+
+    /// The source host held what B and C sent A while A's port was down: each such frame
+    /// went to the leaf when A was away or its port removed (`rerouted`), was released by
+    /// the old leaf's fix-up, or (from the uplink, without a fix-up) expired. Returns
+    /// (held, rerouted, released by the fix-up) for this move.
+    fn check_held(&self, from: usize, before: &roam_api::views::StatsView, move_out: &MoveReport) -> (u64, u64, u64) {
+        // Past the 2 s hold time, every held frame is accounted for.
+        std::thread::sleep(Duration::from_millis(500));
+        let now = self.hosts[from].stats();
+        let delta = |f: &dyn Fn(&PortStats) -> u64| now.sum(f) - before.sum(f);
+        let (held, released, dropped) =
+            (delta(&|p| p.out.held), delta(&|p| p.out.released), delta(&|p| p.out.held_dropped));
+        let rerouted = delta(&|p| p.out.rerouted);
+        let holding = now.sum(|p| p.out.holding);
+        let by_fixup = move_out.fixups.first().map_or(0, |f| f.released as u64);
+        assert!(held > 0, "the source host held nothing for A while its port was down: {now:#?}");
+        assert_eq!((held, holding), (released + dropped, 0), "the source's held frames do not add up: {now:#?}");
+        assert_eq!(released, by_fixup + rerouted, "released {released}: {by_fixup} by the fix-up, {rerouted} rerouted");
+        (held, rerouted, by_fixup)
+    }
+
+    /// The hosts' events of this move: A's link down, away and port removed at the source,
+    /// its link up at the destination.
+    fn host_marks(&self, t: &mut Timeline, from: usize, to: usize, since: u64) {
+        use roam_api::Event;
+        let (src, dst) = (format!("host {} (source)", from + 1), format!("host {} (destination)", to + 1));
+        let mut mark = |host: usize, lane: &str, label: &str, pick: &dyn Fn(&Event) -> bool| {
+            if let Some(at) = self.events[host].first_since(since, pick) {
+                t.at(lane, label, at);
+            }
+        };
+        mark(from, &src, "A's link down", &|e| matches!(e, Event::Link { name, up: false } if name == "a"));
+        mark(from, &src, "A away", &|e| matches!(e, Event::Away { name, .. } if name == "a"));
+        mark(from, &src, "A's port removed", &|e| matches!(e, Event::Detach { name, .. } if name == "a"));
+        mark(to, &dst, "A's link up", &|e| matches!(e, Event::Link { name, up: true } if name == "a"));
+    }
+}
+
+/// Stream `i` (B→A, C→A) across a move: its stall as a span from the last echo before to
+/// the first after, on the host's clock. The echoes that cross a leaf are captured there:
+/// after the move, those to a client on the old host (they leave the new host for the
+/// leaf); before it, those to a client on the new host (they left the old host). The other
+/// end of the span is that one minus (or plus) the stall the client measured.
+fn stream_span(
+    t: &mut Timeline,
+    captured: &[Vec<(u64, Vec<u8>)>; 2],
+    i: usize,
+    from: usize,
+    to: usize,
+    stall: f64,
+    (stopped, resumed): (u64, u64),
+) {
+    let (name, ip, host) = OTHERS[i];
+    let dst: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    let echoes = |frames: &Vec<(u64, Vec<u8>)>| -> Vec<u64> {
+        frames
+            .iter()
+            .filter(|(_, f)| {
+                f.len() >= 54
+                    && f[12..14] == [8, 0]
+                    && f[23] == 6
+                    && f[26..30] == [10, 1, 1, 1]
+                    && f[30..34] == dst[..]
+                    && f[34..36] == 5001u16.to_be_bytes()
+                    && {
+                        let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+                        total > 20 + ((f[46] >> 4) as usize) * 4
+                    }
+            })
+            .map(|(at, _)| *at)
+            .collect()
     };
-
-    // 3. C and D heard no ARP frame during the move.
-    let after = vec![c.arp_count(), d.arp_count()];
-    assert_eq!(after, before, "C or D received ARP frames during the move (C, D before/after)");
-
-    // The switches: A's announcements went up, trapped; every counter adds up.
-    let garps_trapped = wait_for("A's announcements trapped on host 2", Duration::from_secs(5), || {
-        Some(vs2.port_stats("a").input.announcements).filter(|n| *n >= 1)
-    });
-    eprintln!(
-        "[{tag}] host 2 sent {garps_trapped} announcements of A to the uplink only; trigger: {}",
-        move_in.trigger.kind
-    );
-    for vs in [&vs1, &vs2] {
-        let s = vs.stats();
-        assert!(s.balanced, "counters do not add up: {s:#?}");
-    }
-    // Host 1 held what B and C sent A while A's port was down (QEMU's stop-and-copy, then
-    // until the detach). What B sent went to the leaf when A was away (`rerouted`), or
-    // when leaf 1's fix-up for A released it (towards leaf 2).
-    let host1 = vs1.stats();
-    let sum = |f: &dyn Fn(&roam_api::views::PortStats) -> u64| host1.sum(f);
-    let (held, released, held_dropped) = (sum(&|p| p.out.held), sum(&|p| p.out.released), sum(&|p| p.out.held_dropped));
-    let rerouted = sum(&|p| p.out.rerouted);
-    eprintln!(
-        "[{tag}] host 1: held {held}, released {released} (rerouted {rerouted}), dropped from hold {held_dropped}"
-    );
-    assert!(held > 0, "host 1 held nothing for A while its port was down: {host1:#?}");
-    // Seconds after the move, past the 2 s hold time: every held frame is accounted for.
-    assert_eq!(held, released + held_dropped, "host 1's held frames do not add up: {host1:#?}");
-    let by_fixup = move_out.fixups.first().map_or(0, |f| f.released as u64);
-    if !fixups {
-        assert_eq!(by_fixup, 0);
-    }
-    assert_eq!(
-        released,
-        by_fixup + rerouted,
-        "host 1 released {released}: {by_fixup} by the fix-up, {rerouted} when A was away: {move_out:?}"
-    );
-    let completed = crate::micros(migration.completed_at) as f64;
-    let announce_after_ms = (move_in.trigger.at_us as f64 - completed) / 1000.0;
-    let done = move_in.done_us.max(move_out.done_us) as f64;
-    Outcome {
-        migration,
-        stall_b,
-        stall_c,
-        fixup_ms,
-        announce_after_ms,
-        restored_after_ms: (done - completed) / 1000.0,
-        held,
-        released,
-        pause_ms: pause().as_millis(),
+    let stall_us = (stall * 1000.0) as u64;
+    let lane = format!("{} → A", name.to_uppercase());
+    if host == from {
+        if let Some(first) = echoes(&captured[to]).into_iter().find(|at| *at >= resumed) {
+            t.span(&lane, &format!("stall {stall:.0} ms"), first.saturating_sub(stall_us), first);
+        }
+    } else if let Some(last) = echoes(&captured[from]).into_iter().rfind(|at| *at <= stopped + 20_000) {
+        t.span(&lane, &format!("stall {stall:.0} ms"), last, last + stall_us);
     }
 }

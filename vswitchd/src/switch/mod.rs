@@ -267,6 +267,10 @@ impl Switch {
         vnic.ipv4 = a.ipv4.clone();
         vnic.ipv6 = a.ipv6.clone();
         vnic.port_security = a.port_security;
+        // Not here until its link comes up: a migration's destination port is attached
+        // before the VM arrives, and its neighbours here must keep reaching it where it
+        // still runs, through the leaf.
+        vnic.away = true;
         cfg.set_port(id, PortRole::Vnic(vnic))?;
         // In this order, each step undone by `undo_attach` if a later one fails: the workers
         // get the port's queues, then the configuration (and use it), and only then do the

@@ -89,9 +89,10 @@ impl Switch {
             }
             match now {
                 Presence::Up => {
-                    if matches!(was, Presence::Away(_)) {
-                        // Here again (a pause, a migration that failed): local first, so that
-                        // its neighbours' frames come straight here, then its held frames.
+                    if matches!(was, Presence::Away(_) | Presence::Booting) {
+                        // Here (arrived, or back after a pause or a migration that failed):
+                        // local first, so that its neighbours' frames come straight here,
+                        // then its held frames.
                         self.set_away(port, false);
                     }
                     tracing::info!(vm = %name, up = true, "link");
