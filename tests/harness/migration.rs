@@ -394,7 +394,8 @@ impl Scenario {
             }
         }
         for (i, stall) in stalls.iter().enumerate() {
-            stream_span(&mut timeline, &captured, i, from, to, *stall, (migration.stopped_us, resumed_us));
+            let times = (migration.stopped_us, resumed_us);
+            crate::timeline::stream_span(&mut timeline, &captured, OTHERS[i], (from, to), *stall, times);
         }
         Move {
             timeline,
@@ -482,50 +483,5 @@ impl Scenario {
         mark(from, &src, "A away", &|e| matches!(e, Event::Away { name, .. } if name == "a"));
         mark(from, &src, "A's port removed", &|e| matches!(e, Event::Detach { name, .. } if name == "a"));
         mark(to, &dst, "A's link up", &|e| matches!(e, Event::Link { name, up: true } if name == "a"));
-    }
-}
-
-/// Stream `i` (B→A, C→A) across a move: its stall as a span from the last echo before to
-/// the first after, on the host's clock. The echoes that cross a leaf are captured there:
-/// after the move, those to a client on the old host (they leave the new host for the
-/// leaf); before it, those to a client on the new host (they left the old host). The other
-/// end of the span is that one minus (or plus) the stall the client measured.
-fn stream_span(
-    t: &mut Timeline,
-    captured: &[Vec<(u64, Vec<u8>)>; 2],
-    i: usize,
-    from: usize,
-    to: usize,
-    stall: f64,
-    (stopped, resumed): (u64, u64),
-) {
-    let (name, ip, host) = OTHERS[i];
-    let dst: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
-    let echoes = |frames: &Vec<(u64, Vec<u8>)>| -> Vec<u64> {
-        frames
-            .iter()
-            .filter(|(_, f)| {
-                f.len() >= 54
-                    && f[12..14] == [8, 0]
-                    && f[23] == 6
-                    && f[26..30] == [10, 1, 1, 1]
-                    && f[30..34] == dst[..]
-                    && f[34..36] == 5001u16.to_be_bytes()
-                    && {
-                        let total = u16::from_be_bytes([f[16], f[17]]) as usize;
-                        total > 20 + ((f[46] >> 4) as usize) * 4
-                    }
-            })
-            .map(|(at, _)| *at)
-            .collect()
-    };
-    let stall_us = (stall * 1000.0) as u64;
-    let lane = format!("{} → A", name.to_uppercase());
-    if host == from {
-        if let Some(first) = echoes(&captured[to]).into_iter().find(|at| *at >= resumed) {
-            t.span(&lane, &format!("stall {stall:.0} ms"), first.saturating_sub(stall_us), first);
-        }
-    } else if let Some(last) = echoes(&captured[from]).into_iter().rfind(|at| *at <= stopped + 20_000) {
-        t.span(&lane, &format!("stall {stall:.0} ms"), last, last + stall_us);
     }
 }

@@ -115,3 +115,70 @@ impl Timeline {
         Ok(())
     }
 }
+
+/// A stream from a client (`name` at `ip`, on host `host`) to A (10.1.1.1) across a move
+/// from host `from` to `to`: its stall as a span from the last echo before to the first
+/// after, on the host's clock. The echoes that cross a leaf are captured there
+/// (`captured[leaf]`): after the move, those to a client on the old host (they leave the new host for the
+/// leaf); before it, those to a client on the new host (they left the old host). The other
+/// end of the span is that one minus (or plus) the stall the client measured.
+pub fn stream_span(
+    t: &mut Timeline,
+    captured: &[Vec<(u64, Vec<u8>)>; 2],
+    (name, ip, host): (&str, &str, usize),
+    (from, to): (usize, usize),
+    stall: f64,
+    (stopped, resumed): (u64, u64),
+) {
+    let dst: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    let echoes = |frames: &Vec<(u64, Vec<u8>)>| -> Vec<u64> {
+        frames
+            .iter()
+            .filter(|(_, f)| {
+                f.len() >= 54
+                    && f[12..14] == [8, 0]
+                    && f[23] == 6
+                    && f[26..30] == [10, 1, 1, 1]
+                    && f[30..34] == dst[..]
+                    && f[34..36] == 5001u16.to_be_bytes()
+                    && {
+                        let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+                        total > 20 + ((f[46] >> 4) as usize) * 4
+                    }
+            })
+            .map(|(at, _)| *at)
+            .collect()
+    };
+    let stall_us = (stall * 1000.0) as u64;
+    let lane = format!("{} → A", name.to_uppercase());
+    if host == from {
+        if let Some(first) = echoes(&captured[to]).into_iter().find(|at| *at >= resumed) {
+            t.span(&lane, &format!("stall {stall:.0} ms"), first.saturating_sub(stall_us), first);
+        }
+    } else if let Some(last) = echoes(&captured[from]).into_iter().rfind(|at| *at <= stopped + 20_000) {
+        t.span(&lane, &format!("stall {stall:.0} ms"), last, last + stall_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_is_charted_as_a_png_with_every_mark_relative_to_its_origin() {
+        let mut t = Timeline::new(1_000_000);
+        t.at("QEMU", "source STOP", 1_000_000);
+        t.at("QEMU", "destination RESUME", 1_080_000);
+        t.at("host 2 (destination)", "A's link up", 1_083_000);
+        t.span("B → A", "stall 120 ms", 990_000, 1_110_000);
+        assert_eq!(t.marks[1].at_ms, 80.0);
+        assert_eq!((t.marks[3].at_ms, t.marks[3].until_ms), (-10.0, Some(110.0)));
+        let path = std::env::temp_dir().join(format!("roam-timeline-{}.png", std::process::id()));
+        t.chart(&path, "a test move").expect("charting");
+        let png = std::fs::read(&path).expect("the chart");
+        if std::env::var_os("ROAM_KEEP_TESTDIR").is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+        assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"), "{} bytes", png.len());
+    }
+}
