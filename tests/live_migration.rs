@@ -10,12 +10,17 @@
 //! 4. both leaves' BGP tables and kernels have A's /32 at its new leaf, from its new host;
 //! 5. every frame the source host held for A is accounted for, and every counter adds up.
 //!
+//! Before the moves with fix-ups, two migrations that fail (the destination QEMU killed
+//! during the RAM copy, and at switchover with A stopped): A carries on at its source, nothing moves, nobody hears an
+//! ARP frame, the sessions survive and every frame held for A reaches it.
+//!
 //! Without fix-ups A is a guest that cannot announce itself (`guest_announce=off`): its
 //! QEMU asks vswitchd to send a RARP for it, which is all the new leaf hears from it.
 
 use std::time::Duration;
 
-use roam_tests::migration::{Move, Removal, Scenario};
+use roam_tests::migration::{FailedMove, Move, Removal, Scenario};
+use roam_tests::FailAt;
 
 #[test]
 fn live_migrations_keep_tcp_sessions_and_only_the_right_vms_hear_arp() {
@@ -23,6 +28,13 @@ fn live_migrations_keep_tcp_sessions_and_only_the_right_vms_hear_arp() {
     let mut rows = Vec::new();
     for (fixups, tag) in [(true, "m"), (false, "n")] {
         let mut s = Scenario::start(fixups, !fixups, tag);
+        if fixups {
+            let failed: Vec<FailedMove> = [FailAt::Copy, FailAt::Switchover(Duration::from_millis(500))]
+                .into_iter()
+                .map(|at| s.fail_migration(at))
+                .collect();
+            eprintln!("\n{}", FailedMove::table(&failed));
+        }
         for (i, removal) in removals.iter().enumerate() {
             let m = s.migrate(*removal);
             let name = format!("{} #{}", if fixups { "fix-ups" } else { "no fix-ups, RARP-only guest" }, i + 1);

@@ -46,6 +46,25 @@ pub struct Migration {
     pub stopped_us: u64,
 }
 
+/// Where [`Guest::migrate_and_fail`] kills the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAt {
+    /// While RAM is copied: the guest never stops.
+    Copy,
+    /// At switchover, the guest stopped for this long first.
+    Switchover(Duration),
+}
+
+/// What QEMU reported for a migration that failed.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedMigration {
+    /// When the harness saw `failed`.
+    pub failed_at: std::time::SystemTime,
+    /// The source's `STOP` and `RESUME` events (a switchover failure), µs since the epoch.
+    pub stopped_us: Option<u64>,
+    pub resumed_us: Option<u64>,
+}
+
 /// Microseconds since the Unix epoch.
 pub fn micros(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
@@ -265,6 +284,55 @@ impl Guest {
             assert!(start.elapsed() < Duration::from_secs(120), "migration of {} did not complete: {r}", self.name);
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Starts a live migration of this guest to `dest` (waiting on 127.0.0.1:`port`) and
+    /// kills `dest` on the way, as a crashed destination host would: while RAM is copied
+    /// (`FailAt::Copy`, the guest runs on), or at switchover, once the guest has been
+    /// stopped for the given time (`FailAt::Switchover`). Returns when QEMU reports the
+    /// migration failed and the guest runs here again.
+    pub fn migrate_and_fail(&mut self, dest: &mut Guest, port: u16, at: FailAt) -> FailedMigration {
+        let mut qmp = Qmp::connect(&self.qmp_path);
+        // Slow enough that the copy is still going when the destination dies.
+        let bandwidth: u64 = if at == FailAt::Copy { 2_000_000 } else { 4_000_000_000 };
+        qmp.execute(json!({ "execute": "migrate-set-parameters", "arguments": { "max-bandwidth": bandwidth } }));
+        qmp.execute(json!({ "execute": "migrate-set-capabilities", "arguments": { "capabilities": [{ "capability": "pause-before-switchover", "state": true }] } }));
+        qmp.execute(json!({ "execute": "migrate", "arguments": { "uri": format!("tcp:127.0.0.1:{port}") } }));
+        let start = Instant::now();
+        let mut killed = false;
+        loop {
+            let r = qmp.execute(json!({ "execute": "query-migrate" }));
+            let status = r["status"].as_str().unwrap_or("").to_string();
+            match (status.as_str(), at) {
+                ("active", FailAt::Copy) if !killed && start.elapsed() > Duration::from_millis(500) => {
+                    dest.kill();
+                    killed = true;
+                }
+                ("pre-switchover", FailAt::Switchover(stopped)) if !killed => {
+                    std::thread::sleep(stopped);
+                    dest.kill();
+                    killed = true;
+                    qmp.execute(json!({ "execute": "migrate-continue", "arguments": { "state": "pre-switchover" } }));
+                }
+                ("failed", _) if killed => break,
+                ("completed", _) | ("cancelled", _) | ("failed", _) => {
+                    panic!("the migration of {} was to fail when its destination died: {r}", self.name)
+                }
+                _ => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "migration of {} did not fail: {r}", self.name);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let failed_at = std::time::SystemTime::now();
+        let stopped = matches!(at, FailAt::Switchover(_));
+        let resumed_us = stopped.then(|| qmp.wait_event("RESUME", Duration::from_secs(10)));
+        let status = qmp.execute(json!({ "execute": "query-status" }));
+        assert_eq!(status["status"], "running", "{} runs at its source after the failed migration", self.name);
+        // The next migration from here is a plain one.
+        qmp.execute(json!({ "execute": "migrate-set-capabilities", "arguments": { "capabilities": [{ "capability": "pause-before-switchover", "state": false }] } }));
+        let stopped_us = qmp.events.iter().find(|(n, _)| n == "STOP").map(|(_, at)| *at);
+        assert_eq!(stopped_us.is_some(), stopped, "{}: STOP events {:?}", self.name, qmp.events);
+        FailedMigration { failed_at, stopped_us, resumed_us }
     }
 
     /// Runs a shell command in the guest; returns its output and exit status.

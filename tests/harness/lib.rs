@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 pub mod fabric;
 mod guest;
-pub use guest::{micros, Guest, Migration, Qmp};
+pub use guest::{micros, FailAt, FailedMigration, Guest, Migration, Qmp};
 mod leaf;
 pub use leaf::{Capture, Leaf};
 pub mod migration;

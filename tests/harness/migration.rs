@@ -8,6 +8,9 @@
 
 use std::time::{Duration, SystemTime};
 
+mod failed;
+pub use failed::FailedMove;
+
 use roam_api::views::PortStats;
 
 use crate::fabric::{Fabric, MoveReport, ANYCAST};
@@ -96,14 +99,14 @@ impl Move {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         for (name, m) in moves {
             t += &format!(
-                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
+                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
                 m.from + 1,
                 m.to + 1,
                 m.removal.label(),
                 m.migration.downtime_ms,
                 m.blackout_ms,
-                m.stall_b,
-                m.stall_c,
+                stall(m.stall_b),
+                stall(m.stall_c),
                 m.excess_ms(),
                 m.resume_to_seen_ms,
                 m.trigger,
@@ -116,6 +119,15 @@ impl Move {
             );
         }
         t
+    }
+}
+
+/// A stall as the tables show it: the probe reports gaps over 100 ms only.
+fn stall(ms: f64) -> String {
+    if ms == 0.0 {
+        "< 100 ms".to_string()
+    } else {
+        format!("{ms:.0} ms")
     }
 }
 
@@ -145,7 +157,7 @@ fn quiet_arp(guests: &mut [&mut Guest]) -> Vec<u64> {
 /// The longest "gap AT_MS LEN_MS" line the stream client in `g` printed after its first
 /// `seen` ones; and how many there are now.
 fn new_gaps(g: &mut Guest, seen: usize) -> (f64, usize) {
-    let out = g.run("grep '^gap ' /tmp/stream.log");
+    let out = g.run("grep '^gap ' /tmp/stream.log || true");
     let gaps: Vec<f64> = out.lines().filter_map(|l| l.split_whitespace().nth(2).and_then(|w| w.parse().ok())).collect();
     (gaps.iter().skip(seen).copied().fold(0.0, f64::max), gaps.len())
 }

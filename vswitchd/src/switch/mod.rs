@@ -376,13 +376,17 @@ impl Switch {
                 self.table.remove(key(base.plus(i), slot));
             }
         }
+        let start = std::time::Instant::now();
         let _ = self.config.remove_port(id);
         self.workers.push_config(&self.config);
         self.workers.take(id);
+        let workers_us = start.elapsed().as_micros();
         let a = vm.attach.clone();
         drop(vm); // stops, closes and removes the vhost device
+        let device_us = start.elapsed().as_micros() - workers_us;
         self.save()?;
-        tracing::info!(vm = %name, "detached");
+        let total_us = start.elapsed().as_micros();
+        tracing::info!(vm = %name, workers_us, device_us, total_us, "detached");
         self.emit(Event::Detach {
             name: a.name.clone(),
             mac: a.mac,
