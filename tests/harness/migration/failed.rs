@@ -46,7 +46,9 @@ impl FailedMove {
             "| {at} | {stopped} | {} | {} | {} / {} / {} |",
             stall(self.stall_b),
             stall(self.stall_c),
-            self.held, self.rerouted, self.dropped
+            self.held,
+            self.rerouted,
+            self.dropped
         )
     }
 }
