@@ -88,6 +88,9 @@ fn run(args: Args) -> Result<()> {
     let mut vswitches = vswitch::Announcer::new(cfg.raw.downlinks.iter().map(|d| d.vswitchd.clone()).collect());
     for event in rx {
         let trigger = describe(&event);
+        if let Input::Sync(d, _) = &event.input {
+            vswitches.connect(*d);
+        }
         for change in leaf.handle(event.input) {
             let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger);
             match &change.cause {

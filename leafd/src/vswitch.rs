@@ -31,6 +31,15 @@ impl Announcer {
         Announcer { clients: sockets.iter().map(|_| None).collect(), sockets }
     }
 
+    /// Opens downlink `d`'s connection now (when its vswitchd is seen, at start or after a
+    /// restart), so that the first fix-up after it does not pay for the connection.
+    pub fn connect(&mut self, d: Downlink) {
+        match client(&self.sockets[d]) {
+            Ok(c) => self.clients[d] = Some(c),
+            Err(e) => tracing::warn!("vswitchd at {}: {e:#} (the next fix-up tries again)", self.sockets[d].display()),
+        }
+    }
+
     /// Tells the VMs `to` on downlink `d`'s vswitchd that `ip` is at `mac`: how many frames
     /// each got, and how many frames for `ip` vswitchd had held (at the moved VM's old
     /// port) and sent on. A connection that broke (vswitchd restarted) is made again once.

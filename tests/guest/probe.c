@@ -2,12 +2,13 @@
  * roam-probe: a TCP echo server, a client that measures stalls, and an ARP counter, for
  * test guests.
  *   roam-probe server PORT
- *   roam-probe client HOST PORT SECONDS [INTERVAL_MS]
+ *   roam-probe client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]
  *   roam-probe arp-count FILE     (counts ARP frames received; FILE always holds the count)
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
  * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
- * Every gap over 100 ms is printed as it ends: "gap AT_MS LEN_MS" (AT_MS since the start).
+ * Every gap over GAP_MS (default 100) is printed as it ends: "gap AT_MS LEN_MS" (AT_MS since
+ * the start).
  */
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -51,7 +52,7 @@ static int serve(int port) {
     }
 }
 
-static int client(const char *host, int port, int seconds, int interval) {
+static int client(const char *host, int port, int seconds, int interval, int gap_ms) {
     int s = -1, one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, host, &a.sin_addr);
@@ -83,7 +84,7 @@ static int client(const char *host, int port, int seconds, int interval) {
             if (n <= 0) { printf("closed after %lu echoes\n", echoed); return 1; }
             t = now_ms();
             if (t - last_echo > max_gap) max_gap = t - last_echo;
-            if (t - last_echo > 100) { printf("gap %.0f %.1f\n", last_echo - start, t - last_echo); fflush(stdout); }
+            if (t - last_echo > gap_ms) { printf("gap %.0f %.1f\n", last_echo - start, t - last_echo); fflush(stdout); }
             last_echo = t;
             echoed += n / 16;
         }
@@ -118,7 +119,7 @@ static int arp_count(const char *file) {
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "arp-count")) return arp_count(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "server")) return serve(atoi(argv[2]));
-    if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2);
-    fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS]\n");
+    if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2, argc > 6 ? atoi(argv[6]) : 100);
+    fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]\n");
     return 2;
 }
