@@ -9,17 +9,22 @@
 use std::time::{Duration, SystemTime};
 
 mod failed;
+mod moved;
 pub use failed::FailedMove;
+pub use moved::Move;
+use moved::{stall, GAP_MS};
 
 use roam_api::views::PortStats;
 
 use crate::fabric::{Fabric, MoveReport, ANYCAST};
 use crate::timeline::Timeline;
-use crate::{micros, wait_for, EventLog, Guest, Migration, Qmp, TestDir, Vswitchd};
+use crate::{micros, wait_for, EventLog, Guest, Qmp, TestDir, Vswitchd};
 
 const A_IP: &str = "10.1.1.1";
 /// The VMs other than A: (name, address, host index).
 const OTHERS: [(&str, &str, usize); 3] = [("b", "10.1.1.2", 0), ("c", "10.1.1.3", 1), ("d", "10.1.1.4", 1)];
+/// The first of `OTHERS` (B and C) hold TCP streams to A; the rest (D) never talk to A.
+const STREAMING: usize = 2;
 
 /// When the orchestrator removes the source port (the source QEMU has quit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,102 +41,6 @@ impl Removal {
             Removal::After(d) => format!("{} s later", d.as_secs_f64()),
             Removal::Never => "never".into(),
         }
-    }
-}
-
-/// What one move measured.
-#[derive(Debug, Clone)]
-pub struct Move {
-    pub from: usize,
-    pub to: usize,
-    pub removal: Removal,
-    pub migration: Migration,
-    /// The source QEMU's `STOP` → the destination's `RESUME` (their QMP events), in ms.
-    pub blackout_ms: f64,
-    /// The longest gap between echoes of each stream across the move (B→A, C→A), in ms.
-    pub stall_b: f64,
-    pub stall_c: f64,
-    /// What made the new leaf see the move (`link-up`, `garp`, `rarp`).
-    pub trigger: String,
-    /// The destination's `RESUME` → the new leaf saw the move, in ms.
-    pub resume_to_seen_ms: f64,
-    /// The destination's `RESUME` → the first frame from A at the new leaf (its own
-    /// announcement, or the RARP vswitchd sent for it), in ms.
-    pub resume_to_first_frame_ms: Option<f64>,
-    /// Each leaf's trigger → its last fix-up (new leaf, old leaf), in ms.
-    pub fixup_ms: [Option<f64>; 2],
-    /// The destination's `RESUME` → both leaves done (routes, BGP, fix-ups), in ms.
-    pub resume_to_done_ms: f64,
-    /// The source host: frames held for A, of them sent to the leaf when A was away or
-    /// its port removed, and released by the old leaf's fix-up.
-    pub held: u64,
-    pub rerouted: u64,
-    pub released_by_fixup: u64,
-    /// A's announcements the destination host sent up (and, for a RARP-only guest, that
-    /// they were RARPs: its guest sent no gratuitous ARP).
-    pub announcements: u64,
-    /// What happened when, for the chart.
-    pub timeline: Timeline,
-}
-
-impl Move {
-    /// The worse of the two streams' stalls minus QEMU's downtime, in ms.
-    pub fn excess_ms(&self) -> f64 {
-        self.stall_b.max(self.stall_c) - self.migration.downtime_ms as f64
-    }
-
-    /// Moves as a Markdown table.
-    pub fn table(moves: &[(String, &Move)]) -> String {
-        let columns = [
-            "move",
-            "port removed",
-            "QEMU downtime",
-            "STOP → RESUME",
-            "B→A stall",
-            "C→A stall",
-            "worst − downtime",
-            "RESUME → move seen",
-            "RESUME → A's first frame",
-            "trigger → last fix-up (new, old leaf)",
-            "source held / rerouted / by fix-up",
-        ];
-        let mut t = format!("| {} |\n|{}\n", columns.join(" | "), " --- |".repeat(columns.len()));
-        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        for (name, m) in moves {
-            t += &format!(
-                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
-                m.from + 1,
-                m.to + 1,
-                m.removal.label(),
-                m.migration.downtime_ms,
-                m.blackout_ms,
-                stall(m.stall_b),
-                stall(m.stall_c),
-                m.excess_ms(),
-                m.resume_to_seen_ms,
-                m.trigger,
-                ms(m.resume_to_first_frame_ms),
-                ms(m.fixup_ms[0]),
-                ms(m.fixup_ms[1]),
-                m.held,
-                m.rerouted,
-                m.released_by_fixup
-            );
-        }
-        t
-    }
-}
-
-/// The shortest gap between echoes the streams' probe reports (its echoes come every
-/// 10 ms; shorter gaps are the guests' own scheduling under TCG).
-const GAP_MS: u32 = 30;
-
-/// A stall as the tables show it: the probe reports gaps over `GAP_MS` only.
-fn stall(ms: f64) -> String {
-    if ms == 0.0 {
-        format!("< {GAP_MS} ms")
-    } else {
-        format!("{ms:.0} ms")
     }
 }
 
@@ -224,14 +133,14 @@ impl Scenario {
         // Before any move: B reaches A directly (same host, real MAC); C through leaf 2,
         // which answers C's ARP for A by proxy with the anycast MAC.
         a.run("roam-probe server 5001 >/dev/null 2>&1 &");
-        for g in &mut others[..2] {
+        for g in &mut others[..STREAMING] {
             g.ping_until_reply(A_IP);
             g.run(&format!("roam-probe client {A_IP} 5001 3600 10 {GAP_MS} >/tmp/stream.log 2>&1 &"));
         }
         assert_eq!(others[0].neighbour(A_IP).as_deref(), Some("52:54:00:00:00:01"), "B knows A by its real MAC");
         assert_eq!(others[1].neighbour(A_IP).as_deref(), Some(ANYCAST), "leaf 2 answered C's ARP for A by proxy");
         std::thread::sleep(Duration::from_secs(2));
-        for g in &mut others[..2] {
+        for g in &mut others[..STREAMING] {
             assert!(g.stream_progress().0 > 50.0, "{}'s stream runs", g.name);
         }
         let events = [hosts[0].watch_events(), hosts[1].watch_events()];
@@ -313,10 +222,10 @@ impl Scenario {
         );
 
         // Both sessions survive: echoes keep coming, for longer than a 2 s removal.
-        let after: Vec<f64> = self.others[..2].iter_mut().map(|g| g.stream_progress().0).collect();
+        let after: Vec<f64> = self.others[..STREAMING].iter_mut().map(|g| g.stream_progress().0).collect();
         std::thread::sleep(Duration::from_secs(6));
         let mut stalls = [0.0; 2];
-        for (i, g) in self.others[..2].iter_mut().enumerate() {
+        for (i, g) in self.others[..STREAMING].iter_mut().enumerate() {
             let (end, _) = g.stream_progress();
             assert!(end > after[i] + 100.0, "[{tag}] {}→A stopped after the move: {} → {end} echoes", g.name, after[i]);
             let (stall, seen) = new_gaps(g, self.gaps_seen[i]);
@@ -456,7 +365,7 @@ impl Scenario {
             let g = &mut self.others[*i];
             let entry = g.neighbour(A_IP);
             assert!(
-                entry.as_deref() == Some(ANYCAST) || (entry.is_none() && *i == 2),
+                entry.as_deref() == Some(ANYCAST) || (entry.is_none() && *i >= STREAMING),
                 "{name}'s entry for A after the fix-up: {entry:?}"
             );
             if let Some(mac) = self.a.neighbour(OTHERS[*i].1) {

@@ -73,7 +73,7 @@ impl Scenario {
         let mut next = self.a.incoming(&self.dir, &format!("a-{}", self.moves), port);
         self.hosts[to].attach(&next, 100);
         std::thread::sleep(Duration::from_secs(1));
-        let after: Vec<f64> = self.others[..2].iter_mut().map(|g| g.stream_progress().0).collect();
+        let after: Vec<f64> = self.others[..super::STREAMING].iter_mut().map(|g| g.stream_progress().0).collect();
         let failed = self.a.migrate_and_fail(&mut next, port, at);
         // The destination port never came up: A never ran there.
         let dst = self.hosts[to].show().vms.into_iter().find(|v| v.name == "a").expect("A's destination port");
@@ -89,7 +89,7 @@ impl Scenario {
         // Both sessions survive.
         std::thread::sleep(Duration::from_secs(6));
         let mut stalls = [0.0; 2];
-        for (i, g) in self.others[..2].iter_mut().enumerate() {
+        for (i, g) in self.others[..super::STREAMING].iter_mut().enumerate() {
             let (end, _) = g.stream_progress();
             assert!(end > after[i] + 100.0, "[{tag}] {}→A stopped: {} → {end} echoes", g.name, after[i]);
             (stalls[i], self.gaps_seen[i]) = new_gaps(g, self.gaps_seen[i]);
