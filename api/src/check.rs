@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pipeline::{Encap, Ipv4Net, MacAddr};
+use pipeline::{Encap, IpNet, MacAddr};
 
 use crate::{ArpAnnounce, Attach, MacRange, Segment};
 
@@ -28,8 +28,10 @@ pub enum Invalid {
     ServerWithoutSocket,
     #[error("extra MACs {base}+{count}: the range must be non-empty, unicast and within 48 bits")]
     MacRange { base: MacAddr, count: u32 },
-    #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
+    #[error("`{0}` is not an IP prefix like 10.1.1.0/24 or 2001:db8:1::/64")]
     Subnet(String),
+    #[error("{0} is no VM address: it must be unicast (not unspecified, loopback, multicast or broadcast)")]
+    Address(std::net::IpAddr),
     #[error("segment {0}: give exactly one uplink encapsulation, a VLAN (--vlan ID) or native (--native)")]
     Encapsulation(u32),
 }
@@ -56,7 +58,7 @@ pub struct CheckedAttach {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedSegment {
     pub mac: MacAddr,
-    pub subnets: Vec<Ipv4Net>,
+    pub subnets: Vec<IpNet>,
     pub encap: Encap,
 }
 
@@ -106,8 +108,20 @@ impl Attach {
             (None, Some(_)) => return Err(Invalid::ServerWithoutSocket),
             _ => return Err(Invalid::PortKind),
         };
+        let v4 = self.ipv4.iter().map(|a| std::net::IpAddr::V4(*a));
+        if let Some(bad) = v4.chain(self.ipv6.iter().map(|a| std::net::IpAddr::V6(*a))).find(|a| !vm_address(*a)) {
+            return Err(Invalid::Address(bad));
+        }
         let extra = self.extra_macs.iter().map(MacRange::check).collect::<Result<_, _>>()?;
         Ok(CheckedAttach { mac, port, extra })
+    }
+}
+
+/// Whether a VM may have this address: unicast and not loopback.
+fn vm_address(a: std::net::IpAddr) -> bool {
+    match a {
+        std::net::IpAddr::V4(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()),
+        std::net::IpAddr::V6(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast()),
     }
 }
 
@@ -127,7 +141,7 @@ impl Segment {
         let subnets = self
             .subnets
             .iter()
-            .map(|n| n.parse::<Ipv4Net>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect())))
+            .map(|n| n.parse::<IpNet>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect())))
             .collect::<Result<_, _>>()?;
         Ok(CheckedSegment { mac, subnets, encap })
     }
@@ -185,6 +199,18 @@ mod tests {
                 "extra MACs",
             ),
             (
+                r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"ipv6":["2001:db8::1","ff02::1"]}"#,
+                "ff02::1 is no VM address",
+            ),
+            (
+                r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"ipv6":["::"]}"#,
+                ":: is no VM address",
+            ),
+            (
+                r#"{"op":"attach","name":"a","socket":"/s","mac":"52:54:00:00:00:01","segment":1,"ipv4":["255.255.255.255"]}"#,
+                "255.255.255.255 is no VM address",
+            ),
+            (
                 r#"{"op":"attach","name":"a","device":"net_null1","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"fe:ff:ff:ff:ff:ff","count":2}]}"#,
                 "extra MACs",
             ),
@@ -201,11 +227,11 @@ mod tests {
             vlan: VlanId::new(100),
             mac: "00:00:5e:00:01:01".parse().unwrap(),
             gateway: None,
-            subnets: vec!["10.1.1.0/24".into()],
+            subnets: vec!["10.1.1.0/24".into(), "2001:db8:1::/64".into()],
             arp_responder: false,
             native: false,
         };
-        assert_eq!(s.check().unwrap().subnets.len(), 1);
+        assert_eq!(s.check().unwrap().subnets.len(), 2);
         assert_eq!(s.check().unwrap().encap, Encap::Vlan(VlanId::new(100).unwrap()));
         let seg = |json: &str| match serde_json::from_str::<Request>(json) {
             Ok(Request::SetAnycast(s)) => Ok(s),
@@ -222,10 +248,9 @@ mod tests {
         assert_eq!(Segment { vlan: None, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { native: true, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { vlan: None, native: true, ..s.clone() }.check().unwrap().encap, Encap::Native);
-        assert!(matches!(
-            Segment { subnets: vec!["10.0.0.0/40".into()], ..s.clone() }.check(),
-            Err(Invalid::Subnet(_))
-        ));
+        for bad in ["10.0.0.0/40", "2001:db8::/129", "2001:db8::"] {
+            assert!(matches!(Segment { subnets: vec![bad.into()], ..s.clone() }.check(), Err(Invalid::Subnet(_))));
+        }
         let f = ArpAnnounce { to: vec![], ip: "10.1.1.2".parse().unwrap(), mac: "00:00:5e:00:01:01".parse().unwrap() };
         assert_eq!(f.check(), Ok(MacAddr([0, 0, 0x5e, 0, 1, 1])));
         let multicast = "01:00:5e:00:00:01".parse().unwrap();

@@ -129,10 +129,14 @@ pub struct Attach {
     pub mac: MacAddr,
     /// The segment (configured with set-anycast).
     pub segment: SegmentId,
+    /// Its IPv4 addresses (port security: the only ARP senders it may use).
     #[serde(default)]
     pub ipv4: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses (port security: the only IPv6 sources and ND targets it may use,
+    /// besides the EUI-64 link-local address of its MAC; list any other link-local one).
     #[serde(default)]
     pub ipv6: Vec<Ipv6Addr>,
+    /// Drop what the VM sends from another MAC or address (on by default).
     #[serde(default = "yes")]
     pub port_security: bool,
     /// vswitchd is the vhost-user server on this socket (default: client, QEMU serves).
@@ -179,9 +183,10 @@ pub struct Segment {
     /// The anycast gateway IP (informational; the leaf owns it).
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
-    /// Subnets of the segment, for the local ARP responder.
+    /// Subnets of the segment (IPv4 and IPv6 prefixes), for the local responder.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// Answer local VMs' ARP requests and neighbor solicitations on the host.
     #[serde(default)]
     pub arp_responder: bool,
     /// Carry this segment untagged on the uplink (the trunk's native VLAN; one at most).

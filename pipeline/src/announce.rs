@@ -1,5 +1,6 @@
-//! A VM's announcements of itself: gratuitous ARP, RARP and unsolicited IPv6 neighbor
-//! advertisements. vswitchd sends them to the uplink only; the leaf traps them to learn
+//! A VM's announcements of itself: gratuitous ARP, RARP, unsolicited IPv6 neighbor
+//! advertisements and duplicate address detection probes (a neighbor solicitation from
+//! `::`, which a guest sends for each address it takes up). vswitchd sends them to the uplink only; the leaf traps them to learn
 //! that a VM has arrived (after a live migration, a virtio guest sends a few gratuitous
 //! ARPs; QEMU or the vhost library send a RARP when the guest cannot).
 
@@ -9,7 +10,7 @@ use crate::wire::mac::MacAddr;
 
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
-use crate::wire::icmpv6::NEIGHBOR_ADVERT;
+use crate::wire::icmpv6::{NEIGHBOR_ADVERT, NEIGHBOR_SOLICIT};
 use crate::wire::ipv6::{next_header, Ipv6Packet};
 
 /// What kind of announcement.
@@ -18,6 +19,7 @@ pub enum Kind {
     GratuitousArp,
     Rarp,
     UnsolicitedNa,
+    DadProbe,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::GratuitousArp => "garp",
             Kind::Rarp => "rarp",
             Kind::UnsolicitedNa => "unsolicited-na",
+            Kind::DadProbe => "dad-probe",
         }
     }
 }
@@ -56,6 +59,18 @@ pub fn advertised_target(ip: &[u8]) -> Option<Ipv6Addr> {
     Some(t.into())
 }
 
+/// The address a duplicate address detection probe (NS from `::`) is for, if this IPv6
+/// packet is one.
+pub fn probed_target(ip: &[u8]) -> Option<Ipv6Addr> {
+    let p = Ipv6Packet::new_checked(ip).ok()?;
+    let (nh, icmp) = p.upper_layer()?;
+    if !p.src().is_unspecified() || nh != next_header::ICMPV6 || icmp.len() < 24 || icmp[0] != NEIGHBOR_SOLICIT {
+        return None;
+    }
+    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
+    Some(t.into())
+}
+
 /// The announcement an untagged Ethernet frame carries, if any. Only frames to a broadcast
 /// or multicast address are announcements.
 pub fn parse(frame: &[u8]) -> Option<Announcement> {
@@ -75,11 +90,13 @@ pub fn parse(frame: &[u8]) -> Option<Announcement> {
             })
         }
         ethertype::RARP => Some(Announcement { kind: Kind::Rarp, mac: MacAddr(src), ip: None }),
-        ethertype::IPV6 => advertised_target(payload).map(|t| Announcement {
-            kind: Kind::UnsolicitedNa,
-            mac: MacAddr(src),
-            ip: Some(IpAddr::V6(t)),
-        }),
+        ethertype::IPV6 => {
+            let (kind, t) = match advertised_target(payload) {
+                Some(t) => (Kind::UnsolicitedNa, t),
+                None => (Kind::DadProbe, probed_target(payload)?),
+            };
+            Some(Announcement { kind, mac: MacAddr(src), ip: Some(IpAddr::V6(t)) })
+        }
         _ => None,
     }
 }

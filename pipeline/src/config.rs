@@ -11,44 +11,10 @@ use hashbrown::HashMap;
 
 use crate::encap::{Decap, Encap};
 
+pub use crate::net::{IpNet, Ipv4Net, Ipv6Net};
+
 /// A port's index in the switch (dense, chosen by the control plane).
 pub use crate::ids::PortId;
-
-/// An IPv4 prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ipv4Net {
-    pub addr: Ipv4Addr,
-    pub prefix_len: u8,
-}
-
-impl Ipv4Net {
-    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Ipv4Net, ConfigError> {
-        if prefix_len > 32 {
-            return Err(ConfigError::BadPrefix(prefix_len));
-        }
-        Ok(Ipv4Net { addr, prefix_len })
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - self.prefix_len) };
-        u32::from(ip) & mask == u32::from(self.addr) & mask
-    }
-}
-
-impl std::fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
-    }
-}
-
-impl std::str::FromStr for Ipv4Net {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ConfigError::BadNet(s.to_string());
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        Ipv4Net::new(a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
-    }
-}
 
 /// A VM's virtual NIC on a switch port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +56,10 @@ pub struct SegmentConfig {
     /// The fabric's anycast gateway MAC for this segment: unknown unicast is rewritten to
     /// it, and it is in the MAC table, pointing at the uplink.
     pub anycast: MacAddr,
-    /// The segment's subnets, for the local ARP responder.
-    pub subnets: Vec<Ipv4Net>,
-    /// Answer local VMs' ARP requests on the host (off by default).
+    /// The segment's subnets (IPv4 and IPv6), for the local responder.
+    pub subnets: Vec<IpNet>,
+    /// Answer local VMs' ARP requests and neighbor solicitations on the host (off by
+    /// default).
     pub arp_responder: bool,
 }
 
@@ -125,9 +92,9 @@ pub enum ConfigError {
     NotVnic(PortId),
     #[error("an uplink is already configured (port {0})")]
     UplinkInUse(PortId),
-    #[error("prefix length {0} is over 32")]
-    BadPrefix(u8),
-    #[error("`{0}` is not an IPv4 prefix like 10.1.1.0/24")]
+    #[error("prefix length {len} is over {max}")]
+    BadPrefix { len: u8, max: u8 },
+    #[error("`{0}` is not an IP prefix like 10.1.1.0/24 or 2001:db8:1::/64")]
     BadNet(String),
 }
 
@@ -142,6 +109,7 @@ pub struct SwitchConfig {
     decap: Decap,
     members: Vec<Vec<PortId>>,
     local_ipv4: HashMap<(SegmentSlot, Ipv4Addr), MacAddr>,
+    local_ipv6: HashMap<(SegmentSlot, Ipv6Addr), MacAddr>,
     nd_targets: Vec<Vec<Ipv6Addr>>,
 }
 
@@ -231,6 +199,7 @@ impl SwitchConfig {
         self.decap = Decap::new(self.segments().map(|(slot, s)| (slot, s.encap)));
         self.members = vec![Vec::new(); self.segments.len()];
         self.local_ipv4.clear();
+        self.local_ipv6.clear();
         self.nd_targets = vec![Vec::new(); self.ports.len()];
         for (id, port) in self.ports.iter().enumerate() {
             let Some(PortRole::Vnic(v)) = port else { continue };
@@ -238,6 +207,9 @@ impl SwitchConfig {
                 self.members[v.segment.index()].push(PortId(id as u16));
                 for ip in &v.ipv4 {
                     self.local_ipv4.insert((v.segment, *ip), v.mac);
+                }
+                for ip in &v.ipv6 {
+                    self.local_ipv6.insert((v.segment, *ip), v.mac);
                 }
             }
             let mut targets = v.ipv6.clone();
@@ -301,6 +273,11 @@ impl SwitchConfig {
     /// The MAC of a local VM with this IPv4 address in this segment.
     pub fn local_ipv4_mac(&self, slot: SegmentSlot, ip: Ipv4Addr) -> Option<MacAddr> {
         self.local_ipv4.get(&(slot, ip)).copied()
+    }
+
+    /// The MAC of a local VM with this IPv6 address in this segment.
+    pub fn local_ipv6_mac(&self, slot: SegmentSlot, ip: Ipv6Addr) -> Option<MacAddr> {
+        self.local_ipv6.get(&(slot, ip)).copied()
     }
 
     /// IPv6 addresses a vNIC may advertise (its own, plus its EUI-64 link-local).
@@ -408,7 +385,6 @@ mod tests {
         c.set_port(PortId(3), PortRole::Uplink).unwrap();
         assert_eq!(c.set_port(PortId(4), PortRole::Uplink), Err(ConfigError::UplinkInUse(PortId(3))));
         assert_eq!(c.remove_port(PortId(9)), Err(ConfigError::NoPort(PortId(9))));
-        assert!("10.1.1.0/33".parse::<Ipv4Net>().is_err() && "10.1.1.0".parse::<Ipv4Net>().is_err());
         let net: Ipv4Net = "10.1.0.0/16".parse().unwrap();
         assert!(net.contains(Ipv4Addr::new(10, 1, 200, 3)) && !net.contains(Ipv4Addr::new(10, 2, 0, 1)));
     }

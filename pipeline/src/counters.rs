@@ -40,6 +40,19 @@ drop_reasons! {
     MalformedArp => "malformed_arp",
     /// Port security: a neighbor advertisement for an address that is not the vNIC's.
     SpoofedNaTarget => "spoofed_na_target",
+    /// Port security: a duplicate address detection probe (NS from `::`) for an address
+    /// that is not the vNIC's.
+    SpoofedDadTarget => "spoofed_dad_target",
+    /// Port security: an NS or NA whose link-layer address option is not the vNIC's MAC.
+    SpoofedNdLladdr => "spoofed_nd_lladdr",
+    /// Port security: an IPv6 source address that is not the vNIC's (nor `::` where
+    /// neighbor discovery and MLD allow it).
+    SpoofedIpv6Source => "spoofed_ipv6_source",
+    /// Port security: an IPv6 frame too short for its header, or with a bad version or
+    /// payload length.
+    MalformedIpv6 => "malformed_ipv6",
+    /// A neighbor solicitation or advertisement that is truncated or has a non-zero code.
+    MalformedNd => "malformed_nd",
     /// A VM port sent an 802.1Q/802.1ad-tagged frame (VM ports are access ports).
     TaggedFromVnic => "tagged_from_vnic",
     /// A frame from the uplink without an 802.1Q tag.
@@ -73,7 +86,7 @@ drop_reasons! {
 pub struct PortCounters {
     /// Frames that came in on this port.
     pub rx: u64,
-    /// Of those: sent to exactly one output (unicast, or a local ARP reply).
+    /// Of those: sent to exactly one output (unicast, or a local ARP or NA reply).
     pub forwarded: u64,
     /// Of those: flooded (the original; its copies are counted in `flood_copies`).
     pub flooded: u64,
@@ -93,8 +106,10 @@ pub struct PortCounters {
     pub flood_copy_failures: u64,
     /// ARP requests from this port answered by the local ARP responder.
     pub arp_replies: u64,
+    /// Neighbor solicitations from this port answered by the local responder.
+    pub nd_replies: u64,
     /// Of `forwarded`: the VM's announcements of itself (gratuitous ARP, RARP, unsolicited
-    /// NA), sent to the uplink only.
+    /// NA, DAD probe), sent to the uplink only.
     pub announcements: u64,
 }
 
@@ -121,6 +136,7 @@ impl PortCounters {
         self.flood_copies += o.flood_copies;
         self.flood_copy_failures += o.flood_copy_failures;
         self.arp_replies += o.arp_replies;
+        self.nd_replies += o.nd_replies;
         self.announcements += o.announcements;
     }
 }

@@ -6,7 +6,7 @@
 //! Generic over [`Frame`]: the worker only moves buffers.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::ids::SegmentSlot;
@@ -147,9 +147,9 @@ impl<F: Frame> HeldFrames<F> {
     /// from the uplink go back to it, encapsulated for their segment as the rules would
     /// (the rules never send a frame back where it came from), because the leaf now routes
     /// `ip` to its new place.
-    pub fn release(&mut self, cfg: &SwitchConfig, ip: Ipv4Addr, mac: MacAddr) -> Released<F> {
+    pub fn release(&mut self, cfg: &SwitchConfig, ip: IpAddr, mac: MacAddr) -> Released<F> {
         let uplink = cfg.uplink();
-        let taken = self.take(|h| ipv4_destination(h.frame.bytes()) == Some(ip));
+        let taken = self.take(|h| ip_destination(h.frame.bytes()) == Some(ip));
         let mut out = Released { rerun: Vec::new(), to_uplink: Vec::new() };
         for mut h in taken {
             let Some(b) = h.frame.bytes_mut() else {
@@ -187,12 +187,16 @@ impl<F: Frame> HeldFrames<F> {
     }
 }
 
-/// The IPv4 destination of an untagged Ethernet frame (frames queued for a VM port are).
-fn ipv4_destination(b: &[u8]) -> Option<Ipv4Addr> {
-    if b.len() < HEADER_LEN + 20 || b[12..14] != ethertype::IPV4.to_be_bytes() {
-        return None;
+/// The IP destination of an untagged Ethernet frame (frames queued for a VM port are).
+fn ip_destination(b: &[u8]) -> Option<IpAddr> {
+    match u16::from_be_bytes([*b.get(12)?, *b.get(13)?]) {
+        ethertype::IPV4 if b.len() >= HEADER_LEN + 20 => Some(Ipv4Addr::new(b[30], b[31], b[32], b[33]).into()),
+        ethertype::IPV6 if b.len() >= HEADER_LEN + 40 => {
+            let a: [u8; 16] = b[HEADER_LEN + 24..HEADER_LEN + 40].try_into().ok()?;
+            Some(Ipv6Addr::from(a).into())
+        }
+        _ => None,
     }
-    Some(Ipv4Addr::new(b[30], b[31], b[32], b[33]))
 }
 
 #[cfg(test)]
@@ -291,7 +295,7 @@ mod tests {
             let now = Instant::now();
             // To A (10.1.1.1): one from B, one from the uplink; one to another address.
             h.hold(&c, A, [(B, to([10, 1, 1, 1], 1)), (UP, to([10, 1, 1, 1], 2)), (B, to([10, 1, 1, 9], 3))], now);
-            let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1), GW);
+            let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1).into(), GW);
             assert_eq!(r.rerun.len(), 1);
             assert_eq!((r.rerun[0].0, &r.rerun[0].1.bytes()[0..6]), (B, &GW.0[..]));
             assert_eq!(r.to_uplink.len(), 1);
@@ -308,14 +312,27 @@ mod tests {
     }
 
     #[test]
-    fn non_ipv4_frames_are_never_released_by_an_ipv4_fixup() {
+    fn a_fixup_releases_its_family_only_and_never_arp_or_runts() {
         let c = cfg(true);
         let mut h = HeldFrames::new(16, HeldFrames::<ByteFrame>::MAX_AGE);
         let mut arp = to([10, 1, 1, 1], 0).bytes().to_vec();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        h.hold(&c, A, [(B, ByteFrame::new(&arp)), (B, ByteFrame::new(&[0u8; 20]))], Instant::now());
-        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1), GW);
-        assert!(r.rerun.is_empty() && r.to_uplink.is_empty());
+        // An IPv6 frame to 2001:db8::1 whose last destination bytes read 10.1.1.1 as IPv4's would.
+        let mut v6 = vec![0u8; 14 + 40 + 8];
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        v6[14] = 0x60;
+        let a6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        v6[38..54].copy_from_slice(&a6.octets());
+        v6[30..34].copy_from_slice(&[10, 1, 1, 1]);
+        let short6 = v6[..14 + 39].to_vec();
+        let frames = [arp, vec![0u8; 20], short6, v6];
+        h.hold(&c, A, frames.iter().map(|f| (B, ByteFrame::new(f))), Instant::now());
+        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, 1).into(), GW);
+        assert!(r.rerun.is_empty() && r.to_uplink.is_empty(), "an IPv4 fix-up takes no IPv6 frame");
+        let r = h.release(&c, a6.into(), GW);
+        assert_eq!(r.rerun.len(), 1, "the IPv6 fix-up takes the IPv6 frame, not the truncated one");
+        assert_eq!(&r.rerun[0].1.bytes()[0..6], &GW.0);
+        assert_eq!(h.counters(A), HoldCounters { held: 4, released: 1, dropped: 0 });
         check_balance(&h);
     }
 
@@ -368,7 +385,7 @@ mod tests {
                     }
                     Op::LinkUp(port) => out += h.take_for_port(port).len() as u64,
                     Op::Release(ip) => {
-                        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, ip), GW);
+                        let r = h.release(&c, Ipv4Addr::new(10, 1, 1, ip).into(), GW);
                         for (_, f) in &r.rerun {
                             proptest::prop_assert_eq!(&f.bytes()[0..6], &GW.0[..]);
                         }

@@ -13,6 +13,9 @@ pub mod frame;
 pub mod hold;
 pub mod ids;
 #[cfg(feature = "table")]
+mod ndp;
+pub mod net;
+#[cfg(feature = "table")]
 mod output;
 #[cfg(feature = "table")]
 mod process;
@@ -20,7 +23,7 @@ mod process;
 pub mod table;
 pub mod wire;
 
-pub use config::{ConfigError, Ipv4Net, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
+pub use config::{ConfigError, IpNet, Ipv4Net, Ipv6Net, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 pub use counters::{Counters, DropReason, PortCounters};
 pub use encap::Encap;
 pub use frame::{ByteFrame, Frame};

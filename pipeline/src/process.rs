@@ -9,7 +9,7 @@ use crate::ids::SegmentSlot;
 use crate::table::{key, port_of, EntryKind, Key, Reader, Value, BATCH};
 use crate::wire::mac::MacAddr;
 
-use crate::announce::{advertised_target, is_gratuitous};
+use crate::announce::is_gratuitous;
 use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use crate::counters::{Counters, DropReason};
 use crate::encap::{Encap, Strip};
@@ -19,7 +19,7 @@ use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, HEADER_LEN};
 
 #[derive(Clone, Copy)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// Unicast: look the destination up.
     Lookup,
     /// Broadcast or multicast.
@@ -29,6 +29,8 @@ enum Verdict {
     Announce,
     /// An ARP request the local responder answers with this MAC.
     Reply(MacAddr),
+    /// A neighbor solicitation the local responder answers with this MAC.
+    NdReply(MacAddr),
     Drop(DropReason),
 }
 
@@ -157,13 +159,8 @@ fn classify_vnic(
         }
         ethertype::RARP if dst_multicast => return Verdict::Announce,
         ethertype::IPV6 if v.port_security || dst_multicast => {
-            if let Some(target) = advertised_target(&b[HEADER_LEN..]) {
-                if v.port_security && !cfg.nd_targets(port).contains(&target) {
-                    return Verdict::Drop(DropReason::SpoofedNaTarget);
-                }
-                if dst_multicast {
-                    return Verdict::Announce;
-                }
+            if let Some(verdict) = crate::ndp::classify(b, cfg, port, v, seg, dst_multicast) {
+                return verdict;
             }
         }
         _ => {}
@@ -190,7 +187,7 @@ fn responder_answer(
     }
     match cfg.local_ipv4_mac(v.segment, tpa) {
         Some(mac) => Some(mac),
-        None => seg.subnets.iter().any(|n| n.contains(tpa)).then_some(anycast),
+        None => seg.subnets.iter().any(|n| n.contains(tpa.into())).then_some(anycast),
     }
 }
 
@@ -346,6 +343,16 @@ fn from_vnic<F: Frame>(
                     drop_frame(counters, in_port, f, DropReason::Unwritable, out);
                 }
             }
+            Verdict::NdReply(mac) => match f.bytes_mut() {
+                Some(b) => {
+                    crate::ndp::make_na_reply(b, mac);
+                    let c = counters.at(in_port);
+                    c.forwarded += 1;
+                    c.nd_replies += 1;
+                    enqueue(counters, in_port, f, out);
+                }
+                None => drop_frame(counters, in_port, f, DropReason::Unwritable, out),
+            },
             Verdict::Announce if uplink.is_some() => {
                 let up = uplink.expect("checked by the guard");
                 if to_uplink(counters, in_port, up, uplink_encap, f, out) {
@@ -481,7 +488,9 @@ fn from_uplink<F: Frame>(
                 }
                 flood(counters, in_port, f, cfg.members(slots[i]).iter().copied(), None, out);
             }
-            Verdict::Reply(_) | Verdict::Announce => unreachable!("classify_uplink neither answers nor traps"),
+            Verdict::Reply(_) | Verdict::NdReply(_) | Verdict::Announce => {
+                unreachable!("classify_uplink neither answers nor traps")
+            }
         }
     }
 }

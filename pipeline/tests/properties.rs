@@ -1,7 +1,7 @@
 //! Hostile input: random frames (biased towards the MACs, EtherTypes and tags the switch
 //! knows) from random ports. Nothing panics, every frame is accounted for, the counters add
 //! up, uplink frames are always tagged, and nothing goes back out of its input port except
-//! local ARP replies.
+//! the local responder's ARP replies and neighbor advertisements.
 
 mod common;
 
@@ -41,12 +41,48 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
+fn ip6_choice() -> impl Strategy<Value = std::net::Ipv6Addr> {
+    prop_oneof![
+        Just(ip6(A)),
+        Just(ip6(B)),
+        Just(ip6(D)),
+        Just(std::net::Ipv6Addr::UNSPECIFIED),
+        Just(pipeline::config::eui64_link_local(mac(A))),
+        any::<u128>().prop_map(std::net::Ipv6Addr::from),
+    ]
+}
+
+/// Neighbor solicitations and advertisements from any of the VMs' addresses and MACs,
+/// then one byte changed or the frame cut.
+fn nd_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        mac_choice(),
+        ip6_choice(),
+        ip6_choice(),
+        prop_oneof![Just(None), mac_choice().prop_map(Some)],
+        any::<bool>(),
+        any::<(u8, u8)>(),
+        0usize..100,
+    )
+        .prop_map(|(src, from, target, ll, solicit, (at, to), cut)| {
+            let mut f = if solicit { ns(src, from, target, ll) } else { na_from(src, from, target) };
+            let at = 14 + at as usize % (f.len() - 14);
+            if to % 4 == 0 {
+                f[at] = to;
+            }
+            if cut > 90 {
+                f.truncate(14 + cut % (f.len() - 14));
+            }
+            f
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn any_burst_is_fully_accounted_for(
-        bursts in proptest::collection::vec((prop_oneof![Just(UPLINK), Just(A), Just(B), Just(C), Just(D), Just(PortId(9))], proptest::collection::vec(frame(), 0..40)), 1..6),
+        bursts in proptest::collection::vec((prop_oneof![Just(UPLINK), Just(A), Just(B), Just(C), Just(D), Just(PortId(9))], proptest::collection::vec(prop_oneof![3 => frame(), 1 => nd_frame()], 0..40)), 1..6),
         responder in any::<bool>(),
         with_uplink in any::<bool>(),
     ) {
@@ -69,7 +105,8 @@ proptest! {
             let sent_once = (a.forwarded - b.forwarded) + (a.flooded - b.flooded);
             prop_assert_eq!(out.queued() as u64, sent_once + copies, "queued = originals + copies");
             let back = out.queue(port).len() as u64;
-            prop_assert_eq!(back, a.arp_replies - b.arp_replies, "only ARP replies go back out");
+            let replies = (a.arp_replies - b.arp_replies) + (a.nd_replies - b.nd_replies);
+            prop_assert_eq!(back, replies, "only the responder's replies go back out");
             if with_uplink {
                 for f in out.queue(UPLINK).iter() {
                     prop_assert_eq!(&f.bytes()[12..14], &[0x81, 0x00]);

@@ -152,7 +152,7 @@ fn neighbor_advertisements_for_foreign_targets_are_dropped() {
     let mut p = processor(config(true));
     let own = na(mac(A), ip6(A));
     let link_local = na(mac(A), pipeline::config::eui64_link_local(mac(A)));
-    let foreign = na(mac(A), ip6(B));
+    let foreign = na_from(mac(A), ip6(A), ip6(B));
     let out = run(&mut p, A, &[own, link_local, foreign]);
     assert_eq!(reasons(&out), vec![DropReason::SpoofedNaTarget]);
     assert_eq!(out.queued(), 2, "the two unsolicited NAs are announcements: to the uplink only");
@@ -298,11 +298,7 @@ fn frames_from_an_unconfigured_port_are_dropped() {
 
 #[test]
 fn the_local_arp_responder_answers_for_local_vms_and_the_subnet() {
-    let mut cfg = config(true);
-    let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
-    seg.arp_responder = true;
-    cfg.set_segment(SegmentSlot(0), seg).unwrap();
-    let mut p = processor(cfg);
+    let mut p = processor(with_responder(config(true)));
     let outside = Ipv4Addr::new(192, 168, 1, 1);
     let garp = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A));
     let mut out = run(
@@ -437,10 +433,7 @@ fn announcements_are_recognized_by_what_the_leaf_parses() {
 
 #[test]
 fn a_vm_that_is_away_is_reached_through_the_leaf_and_never_flooded_to() {
-    let mut cfg = config(true);
-    let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
-    seg.arp_responder = true;
-    cfg.set_segment(SegmentSlot(0), seg).unwrap();
+    let mut cfg = with_responder(config(true));
     cfg.set_away(A, true).unwrap();
     let mut p = processor(cfg);
     // From B: unicast to A's real MAC goes up with the anycast MAC, as unknown unicast

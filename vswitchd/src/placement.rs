@@ -4,7 +4,7 @@
 //! table; a port gone from every worker before its device closes).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,23 +109,21 @@ impl Workers {
         }
     }
 
-    /// A fix-up: releases, on every worker, the frames held for `ip` towards `mac` (if
-    /// any), and sends each of `frames` out of its port (by the port's owner). Every
+    /// A fix-up: releases, on every worker, the frames held for `ip` towards `mac`, and
+    /// sends each of `frames` out of its port (by the port's owner). Every
     /// command goes out before any answer is awaited, so the whole costs one round trip
     /// to the workers. Returns how many frames were released, and how many of each
     /// frame its port took.
     pub fn announce(
         &self,
-        release: Option<(Ipv4Addr, MacAddr)>,
+        (ip, mac): (IpAddr, MacAddr),
         frames: Vec<(PortId, Vec<u8>)>,
     ) -> Result<(usize, Vec<usize>)> {
         let mut releases = Vec::new();
-        if let Some((ip, mac)) = release {
-            for w in &self.senders {
-                let (done, wait) = bounded(1);
-                if w.send(Command::Release { ip, mac, done }).is_ok() {
-                    releases.push(wait);
-                }
+        for w in &self.senders {
+            let (done, wait) = bounded(1);
+            if w.send(Command::Release { ip, mac, done }).is_ok() {
+                releases.push(wait);
             }
         }
         let mut injects = Vec::new();

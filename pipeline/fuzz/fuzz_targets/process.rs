@@ -1,9 +1,13 @@
 //! Parse + process over arbitrary bytes with a small table: the first byte picks the input
-//! port and switch options, the rest is cut into frames. Nothing may panic, and the
-//! counters must add up after every burst.
+//! port and switch options, the rest is cut into frames. Then what went to VM 1 is held (as
+//! if its link were down) and released by IPv4 and IPv6 fix-ups for its addresses. Nothing
+//! may panic, the counters must add up after every burst, and every held frame is
+//! accounted for. `scripts/fuzz` seeds the corpus with ARP, NS, NA and DAD frames.
 #![no_main]
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use pipeline::table::MacTable;
@@ -11,7 +15,7 @@ use pipeline::wire::{
     arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
 };
 use pipeline::{
-    ByteFrame, Encap, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
+    ByteFrame, Encap, HeldFrames, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
     VnicConfig,
 };
 
@@ -21,12 +25,14 @@ fn switch(responder: bool) -> Processor {
     let mut s = SegmentConfig::new(Encap::Vlan(VlanId::new(100).unwrap()), gw);
     s.arp_responder = responder;
     s.subnets.push("10.1.1.0/24".parse().unwrap());
+    s.subnets.push("2001:db8::/64".parse().unwrap());
     c.set_segment(SegmentSlot(0), s).unwrap();
     c.set_segment(SegmentSlot(1), SegmentConfig::new(Encap::Vlan(VlanId::new(200).unwrap()), gw)).unwrap();
     c.set_port(PortId(0), PortRole::Uplink).unwrap();
     for p in 1..=3u8 {
         let mut v = VnicConfig::new(MacAddr([0x52, 0x54, 0, 0, 0, p]), SegmentSlot((p == 3) as u16));
         v.ipv4.push(std::net::Ipv4Addr::new(10, 1, 1, p));
+        v.ipv6.push(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, p as u16));
         v.port_security = p != 2;
         c.set_port(PortId(p as u16), PortRole::Vnic(v)).unwrap();
     }
@@ -54,4 +60,22 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Output::new();
     p.process(port, frames, &mut out);
     assert!(p.counters().balanced());
+
+    let cfg = p.config().clone();
+    let vm = PortId(1);
+    let mut held = HeldFrames::new(64, Duration::from_secs(2));
+    let queued: Vec<(PortId, ByteFrame)> = out.queue(vm).drain(..).map(|f| (port, f)).collect();
+    let n = queued.len() as u64;
+    held.hold(&cfg, vm, queued, Instant::now());
+    let gw = MacAddr([0, 0, 0x5e, 0, 1, 1]);
+    let mut released = 0;
+    for ip in [IpAddr::from([10, 1, 1, 1]), IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))] {
+        let r = held.release(&cfg, ip, gw);
+        released += (r.rerun.len() + r.to_uplink.len()) as u64;
+    }
+    let c = held.counters(vm);
+    let holding = held.take_for_port(vm).len() as u64;
+    assert_eq!(c.held, n);
+    assert_eq!(c.held, c.released + c.dropped + holding);
+    assert_eq!(c.released, released);
 });

@@ -7,6 +7,11 @@ use crate::wire::mac::MacAddr;
 
 use super::{checksum_add, checksum_finish, get_u16, set_u16, WireError, WireResult};
 
+/// Multicast listener report and done (MLDv1, RFC 2710) and report (MLDv2, RFC 3810).
+pub const MLD_REPORT: u8 = 131;
+pub const MLD_DONE: u8 = 132;
+pub const MLDV2_REPORT: u8 = 143;
+pub const ROUTER_SOLICIT: u8 = 133;
 pub const NEIGHBOR_SOLICIT: u8 = 135;
 pub const NEIGHBOR_ADVERT: u8 = 136;
 /// Type, code, checksum, flags/reserved, target address.

@@ -10,7 +10,7 @@ use pipeline::wire::arp::{op, ArpPacket, ArpRepr};
 use pipeline::wire::icmpv6::{na_flags, NdiscRepr};
 use pipeline::wire::ipv6::{next_header, Ipv6Repr};
 use pipeline::{
-    ByteFrame, Counters, DropReason, Encap, Ipv4Net, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
+    ByteFrame, Counters, DropReason, Encap, IpNet, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig,
     SegmentSlot, SwitchConfig, VlanId, VnicConfig,
 };
 
@@ -48,7 +48,8 @@ pub fn ip6(port: PortId) -> Ipv6Addr {
 pub fn config(with_uplink: bool) -> SwitchConfig {
     let mut c = SwitchConfig::new();
     let mut s0 = SegmentConfig::new(vlan(100), GW);
-    s0.subnets.push("10.1.1.0/24".parse::<Ipv4Net>().unwrap());
+    s0.subnets.push("10.1.1.0/24".parse::<IpNet>().unwrap());
+    s0.subnets.push("2001:db8::/64".parse::<IpNet>().unwrap());
     c.set_segment(SegmentSlot(0), s0).unwrap();
     c.set_segment(SegmentSlot(1), SegmentConfig::new(vlan(200), GW2)).unwrap();
     if with_uplink {
@@ -112,21 +113,18 @@ pub fn arp_request(from: PortId, tpa: Ipv4Addr) -> Vec<u8> {
     arp(MacAddr::BROADCAST, mac(from), op::REQUEST, mac(from), ip(from), tpa)
 }
 
-/// A neighbor advertisement from `src` for `target` to all-nodes.
+/// A neighbor advertisement from `src` for `target` to all-nodes, from the target itself.
 pub fn na(src: MacAddr, target: Ipv6Addr) -> Vec<u8> {
+    na_from(src, target, target)
+}
+
+/// A neighbor advertisement from (`src`, `from`) for `target` to all-nodes.
+pub fn na_from(src: MacAddr, from: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     let nd = NdiscRepr::Advert { flags: na_flags::OVERRIDE, target, target_lladdr: Some(src) };
-    let mut p = vec![0u8; 40 + nd.buffer_len()];
-    Ipv6Repr {
-        src: target,
-        dst: all_nodes,
-        next_header: next_header::ICMPV6,
-        hop_limit: 255,
-        payload_len: nd.buffer_len(),
-    }
-    .emit(&mut p);
-    nd.emit(&mut p[40..], &target, &all_nodes);
-    eth(MacAddr([0x33, 0x33, 0, 0, 0, 1]), src, 0x86dd, &p)
+    let mut m = vec![0u8; nd.buffer_len()];
+    nd.emit(&mut m, &from, &all_nodes);
+    ipv6(MacAddr([0x33, 0x33, 0, 0, 0, 1]), src, from, all_nodes, next_header::ICMPV6, &m)
 }
 
 /// Runs one burst from `port` and returns where everything went.
@@ -150,4 +148,45 @@ pub fn balanced(p: &Processor) -> &Counters {
     let c = p.counters();
     assert!(c.balanced(), "counters do not add up: {c:#?}");
     c
+}
+
+/// `cfg` with the local responder (ARP and NS) on in segment 0.
+pub fn with_responder(mut cfg: SwitchConfig) -> SwitchConfig {
+    let mut seg = cfg.segment(SegmentSlot(0)).unwrap().clone();
+    seg.arp_responder = true;
+    cfg.set_segment(SegmentSlot(0), seg).unwrap();
+    cfg
+}
+
+/// An IPv6 frame: the fixed header and `payload` (the upper layer, or extension headers
+/// first), to the Ethernet destination `dst`.
+pub fn ipv6(dst: MacAddr, src: MacAddr, from: Ipv6Addr, to: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    Ipv6Repr { src: from, dst: to, next_header: next, hop_limit: 255, payload_len: payload.len() }.emit(&mut p);
+    p.extend_from_slice(payload);
+    eth(dst, src, 0x86dd, &p)
+}
+
+/// The solicited-node multicast address of `ip` and its Ethernet group.
+pub fn solicited_node(ip: Ipv6Addr) -> (Ipv6Addr, MacAddr) {
+    let o = ip.octets();
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | o[13] as u16, (o[14] as u16) << 8 | o[15] as u16);
+    let g = group.octets();
+    (group, MacAddr([0x33, 0x33, g[12], g[13], g[14], g[15]]))
+}
+
+/// A multicast neighbor solicitation for `target` from (`src`, `from`), with its source
+/// link-layer option `sll` (DAD's from `::` carries none).
+pub fn ns(src: MacAddr, from: Ipv6Addr, target: Ipv6Addr, sll: Option<MacAddr>) -> Vec<u8> {
+    let (group, group_mac) = solicited_node(target);
+    let nd = NdiscRepr::Solicit { target, source_lladdr: sll };
+    let mut m = vec![0u8; nd.buffer_len()];
+    nd.emit(&mut m, &from, &group);
+    ipv6(group_mac, src, from, group, next_header::ICMPV6, &m)
+}
+
+/// A neighbor solicitation as a guest sends it when it resolves `target`: from its own
+/// address `ip6(port)`, with its MAC in the source link-layer option.
+pub fn ns_from(port: PortId, target: Ipv6Addr) -> Vec<u8> {
+    ns(mac(port), ip6(port), target, Some(mac(port)))
 }

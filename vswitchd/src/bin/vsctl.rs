@@ -75,10 +75,10 @@ enum Cmd {
         mac: MacAddr,
         #[arg(long)]
         gateway: Option<Ipv4Addr>,
-        /// The segment's subnets, for the local ARP responder (repeat).
+        /// The segment's subnets, IPv4 or IPv6, for the local responder (repeat).
         #[arg(long = "subnet")]
         subnets: Vec<String>,
-        /// Answer local VMs' ARP requests on the host.
+        /// Answer local VMs' ARP requests and IPv6 neighbor solicitations on the host.
         #[arg(long)]
         arp_responder: bool,
         /// Carry the segment untagged on the uplink (native VLAN; one segment at most).
@@ -228,7 +228,9 @@ fn print_show(r: &ShowView) {
             Some(why) => format!("{} ({})", v.state.as_str(), why.as_str()),
             None => v.state.as_str().to_string(),
         };
-        let row = [&v.name, &v.port.to_string(), &v.mac.to_string(), &v.segment.to_string(), &list(&v.ipv4)];
+        let ips: Vec<String> =
+            v.ipv4.iter().map(|a| a.to_string()).chain(v.ipv6.iter().map(|a| a.to_string())).collect();
+        let row = [&v.name, &v.port.to_string(), &v.mac.to_string(), &v.segment.to_string(), &list(&ips)];
         row.into_iter().cloned().chain([v.port_security.to_string(), state, opt(&socket)]).collect()
     });
     if !r.failed.is_empty() {

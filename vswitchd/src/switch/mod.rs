@@ -409,12 +409,6 @@ impl Switch {
                 Ok((n.clone(), PortId(vm.port.id()), vm.mac))
             })
             .collect::<Result<_>>()?;
-        // Frames held for `ip` at a port that went down (its VM moved away) go on towards
-        // `mac`: the leaf sends this once it routes `ip` to the VM's new place.
-        let release = match req.ip {
-            IpAddr::V4(ip) => Some((ip, mac)),
-            IpAddr::V6(_) => None,
-        };
         let frames = targets
             .iter()
             .map(|(_, port, vm_mac)| {
@@ -425,7 +419,10 @@ impl Switch {
                 (*port, frame)
             })
             .collect();
-        let (released, taken) = self.workers.announce(release, frames)?;
+        // Frames held for `ip` (either family) at a port that went down (its VM moved
+        // away) go on towards `mac`: the leaf sends this once it routes `ip` to the VM's
+        // new place.
+        let (released, taken) = self.workers.announce((req.ip, mac), frames)?;
         let sent = targets.into_iter().zip(taken).map(|((name, _, _), n)| (name, n)).collect();
         Ok(Announced { ip: req.ip, mac, sent, released })
     }

@@ -5,7 +5,7 @@
 //! configuration, frames to inject, counter snapshots) come from the control thread over a
 //! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ pub enum Command {
     /// as their destination and go through the pipeline again from the port they came in
     /// on. `done` answers how many were released.
     Release {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: MacAddr,
         done: Sender<usize>,
     },
@@ -348,7 +348,7 @@ impl Worker {
     /// The fix-up for `ip` (now at `mac`) releases the frames held for it: those from local
     /// VMs run through the pipeline again, those from the uplink go back to it (see
     /// `pipeline::hold`). Returns how many.
-    fn release(&mut self, ip: Ipv4Addr, mac: MacAddr) -> usize {
+    fn release(&mut self, ip: IpAddr, mac: MacAddr) -> usize {
         let cfg = self.processor.config().clone();
         let released = self.held.release(&cfg, ip, mac);
         let n = released.rerun.len() + released.to_uplink.len();
