@@ -4,13 +4,16 @@
 //! the best paths streamed by `WatchEvent`. GoBGP installs no kernel routes: leafd does,
 //! from what that stream reports.
 //!
-//! What a /32 carries (all inside BGP):
+//! IPv4 /32s go in the IPv4 unicast family with the leaf's IPv4 fabric address as next
+//! hop, IPv6 /128s in the IPv6 unicast family (`MP_REACH_NLRI`) with its IPv6 one.
+//!
+//! What a host route carries (all inside BGP):
 //! - community `65010:<host>`: the host (vswitchd) the address sits behind;
 //! - community `65011:<seq>`: the mobility sequence number;
 //! - local preference `100 + seq`: so that BGP's own best path is the newest location on
 //!   every leaf (the leaves are one iBGP AS).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
@@ -34,6 +37,7 @@ pub mod api {
     use prost_types::Any;
 
     pub const AFI_IP: i32 = 1;
+    pub const AFI_IP6: i32 = 2;
     pub const SAFI_UNICAST: i32 = 1;
     /// `TableType.GLOBAL`.
     pub const TABLE_GLOBAL: i32 = 0;
@@ -141,6 +145,17 @@ pub mod api {
         pub next_hop: String,
     }
 
+    /// How GoBGP carries the next hop of a family other than IPv4 unicast.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MpReachNlriAttribute {
+        #[prost(message, optional, tag = "1")]
+        pub family: Option<Family>,
+        #[prost(string, repeated, tag = "2")]
+        pub next_hops: Vec<String>,
+        #[prost(message, repeated, tag = "3")]
+        pub nlris: Vec<Any>,
+    }
+
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct LocalPrefAttribute {
         #[prost(uint32, tag = "1")]
@@ -163,43 +178,69 @@ fn any(name: &str, m: &impl Message) -> Any {
     Any { type_url: api::type_url(name), value: m.encode_to_vec() }
 }
 
-fn ipv4_unicast() -> Option<api::Family> {
-    Some(api::Family { afi: api::AFI_IP, safi: api::SAFI_UNICAST })
+/// The unicast family of `ip`.
+fn unicast(ip: IpAddr) -> Option<api::Family> {
+    let afi = if ip.is_ipv4() { api::AFI_IP } else { api::AFI_IP6 };
+    Some(api::Family { afi, safi: api::SAFI_UNICAST })
 }
 
-/// The path leafd originates for `ip/32`.
-pub fn host_path(ip: Ipv4Addr, nexthop: Ipv4Addr, host: u16, seq: u32) -> api::Path {
+/// A host route's length: 32 or 128.
+fn host_len(ip: IpAddr) -> u32 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+/// The path leafd originates for `ip/32` or `ip/128`.
+pub fn host_path(ip: IpAddr, nexthop: IpAddr, host: u16, seq: u32) -> api::Path {
     let communities = vec![(HOST_COMMUNITY as u32) << 16 | host as u32, (SEQ_COMMUNITY as u32) << 16 | seq.min(65535)];
+    let nlri = any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: host_len(ip), prefix: ip.to_string() });
+    let next_hop = match ip {
+        IpAddr::V4(_) => any("NextHopAttribute", &api::NextHopAttribute { next_hop: nexthop.to_string() }),
+        IpAddr::V6(_) => any(
+            "MpReachNLRIAttribute",
+            &api::MpReachNlriAttribute {
+                family: unicast(ip),
+                next_hops: vec![nexthop.to_string()],
+                nlris: vec![nlri.clone()],
+            },
+        ),
+    };
     api::Path {
-        nlri: Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 32, prefix: ip.to_string() })),
+        nlri: Some(nlri),
         pattrs: vec![
             any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            any("NextHopAttribute", &api::NextHopAttribute { next_hop: nexthop.to_string() }),
+            next_hop,
             any("CommunitiesAttribute", &api::CommunitiesAttribute { communities }),
             any("LocalPrefAttribute", &api::LocalPrefAttribute { local_pref: BASE_LOCAL_PREF + seq }),
         ],
-        family: ipv4_unicast(),
+        family: unicast(ip),
         ..Default::default()
     }
 }
 
-/// Another leaf's /32 path, as leafd's state machine sees it: (address, path, withdrawn).
-/// None for the daemon's own paths (no neighbour), other prefixes, and paths without a
-/// host community.
-pub fn peer_path(p: &api::Path) -> Option<(Ipv4Addr, Path, bool)> {
+/// Another leaf's /32 or /128 path, as leafd's state machine sees it: (address, path,
+/// withdrawn). None for the daemon's own paths (no neighbour), other prefixes, and paths
+/// without a host community.
+pub fn peer_path(p: &api::Path) -> Option<(IpAddr, Path, bool)> {
     if p.neighbor_ip.is_empty() {
         return None;
     }
     let nlri = p.nlri.as_ref().filter(|a| a.type_url == api::type_url("IPAddressPrefix"))?;
     let prefix = api::IpAddressPrefix::decode(nlri.value.as_slice()).ok()?;
-    if prefix.prefix_len != 32 {
+    let ip: IpAddr = prefix.prefix.parse().ok()?;
+    if prefix.prefix_len != host_len(ip) {
         return None;
     }
-    let ip: Ipv4Addr = prefix.prefix.parse().ok()?;
     let (mut nexthop, mut host, mut seq) = (None, None, 0);
     for a in &p.pattrs {
         if a.type_url == api::type_url("NextHopAttribute") {
             nexthop = api::NextHopAttribute::decode(a.value.as_slice()).ok().and_then(|n| n.next_hop.parse().ok());
+        } else if a.type_url == api::type_url("MpReachNLRIAttribute") {
+            let mp = api::MpReachNlriAttribute::decode(a.value.as_slice()).ok()?;
+            nexthop = mp.next_hops.first().and_then(|n| n.parse().ok());
         } else if a.type_url == api::type_url("CommunitiesAttribute") {
             for c in api::CommunitiesAttribute::decode(a.value.as_slice()).ok()?.communities {
                 match (c >> 16) as u16 {
@@ -266,21 +307,25 @@ impl Gobgp {
             .with_context(|| format!("GoBGP {method} at {}", self.target))
     }
 
-    /// Originates `ip/32`.
-    pub fn advertise(&self, ip: Ipv4Addr, nexthop: Ipv4Addr, host: u16, seq: u32) -> Result<()> {
+    /// Originates `ip/32` or `ip/128`.
+    pub fn advertise(&self, ip: IpAddr, nexthop: IpAddr, host: u16, seq: u32) -> Result<()> {
         let req = api::AddPathRequest { table_type: api::TABLE_GLOBAL, path: Some(host_path(ip, nexthop, host, seq)) };
         self.unary::<_, api::AddPathResponse>("/apipb.GobgpApi/AddPath", req).map(|_| ())
     }
 
-    /// Stops originating `ip/32`.
-    pub fn withdraw(&self, ip: Ipv4Addr) -> Result<()> {
-        let mut path = host_path(ip, Ipv4Addr::UNSPECIFIED, 0, 0);
+    /// Stops originating `ip/32` or `ip/128`.
+    pub fn withdraw(&self, ip: IpAddr) -> Result<()> {
+        let unspecified = match ip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let mut path = host_path(ip, unspecified, 0, 0);
         path.is_withdraw = true;
-        let req = api::DeletePathRequest { table_type: api::TABLE_GLOBAL, family: ipv4_unicast(), path: Some(path) };
+        let req = api::DeletePathRequest { table_type: api::TABLE_GLOBAL, family: unicast(ip), path: Some(path) };
         self.unary::<_, ()>("/apipb.GobgpApi/DeletePath", req)
     }
 
-    /// Streams other leaves' best /32 paths into `tx` (the current ones first), forever,
+    /// Streams other leaves' best /32 and /128 paths into `tx` (the current ones first), forever,
     /// on its own connection; watches again if the stream ends (gobgpd not up yet, or
     /// restarted).
     pub fn monitor(target: &str, tx: Sender<Event>) {
@@ -329,7 +374,9 @@ mod tests {
 
     /// A path as a peer's would arrive: ours, with a neighbour.
     fn from_peer(ip: &str, host: u16, seq: u32) -> api::Path {
-        let mut p = host_path(ip.parse().unwrap(), "192.168.0.2".parse().unwrap(), host, seq);
+        let ip: IpAddr = ip.parse().unwrap();
+        let nexthop = if ip.is_ipv4() { "192.168.0.2" } else { "fd00::2" };
+        let mut p = host_path(ip, nexthop.parse().unwrap(), host, seq);
         p.neighbor_ip = "192.168.0.2".into();
         p
     }
@@ -357,6 +404,21 @@ mod tests {
         let mut withdrawn = back.clone();
         withdrawn.is_withdraw = true;
         assert!(peer_path(&withdrawn).unwrap().2);
+        // A /128 in the IPv6 family, its next hop in MP_REACH_NLRI.
+        let v6 = host_path("2001:db8::1".parse().unwrap(), "fd00::1".parse().unwrap(), 2, 3);
+        assert_eq!(v6.family, Some(api::Family { afi: api::AFI_IP6, safi: api::SAFI_UNICAST }));
+        let mp = v6.pattrs.iter().find(|a| a.type_url.ends_with(".MpReachNLRIAttribute")).unwrap();
+        let mp = api::MpReachNlriAttribute::decode(mp.value.as_slice()).unwrap();
+        assert_eq!((mp.next_hops, mp.nlris.len()), (vec!["fd00::1".to_string()], 1));
+        let back = api::Path::decode(from_peer("2001:db8::1", 2, 3).encode_to_vec().as_slice()).unwrap();
+        assert_eq!(
+            peer_path(&back),
+            Some((
+                "2001:db8::1".parse().unwrap(),
+                Path { nexthop: "fd00::2".parse().unwrap(), host: 2, seq: 3 },
+                false
+            ))
+        );
     }
 
     #[test]
@@ -369,8 +431,9 @@ mod tests {
         let mut no_host = from_peer("10.1.1.1", 2, 0);
         no_host.pattrs.retain(|a| !a.type_url.ends_with(".CommunitiesAttribute"));
         assert_eq!(peer_path(&no_host), None);
-        let mut v6 = from_peer("10.1.1.1", 2, 0);
-        v6.nlri = Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 32, prefix: "2001:db8::1".into() }));
-        assert_eq!(peer_path(&v6), None);
+        let mut v6_32 = from_peer("2001:db8::1", 2, 0);
+        v6_32.nlri =
+            Some(any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: 32, prefix: "2001:db8::1".into() }));
+        assert_eq!(peer_path(&v6_32), None, "an IPv6 /32 is no host route");
     }
 }

@@ -3,8 +3,9 @@
 //! ```toml
 //! name = "leaf1"
 //! anycast_mac = "00:00:5e:00:01:01"
-//! gateways = ["10.1.1.254/24"]        # the anycast gateway IPs, one per subnet
-//! fabric_address = "192.168.0.1"      # the next hop this leaf advertises its hosts with
+//! gateways = ["10.1.1.254/24", "2001:db8:1::fe/64"]  # the anycast gateway IPs, one per subnet
+//! fabric_address = "192.168.0.1"      # the next hop this leaf advertises its /32s with
+//! fabric_address6 = "fd00::1"         # and its /128s (needed with an IPv6 gateway)
 //! route_protocol = 200                # kernel routes leafd owns (`ip route … proto 200`)
 //! fixups = true                       # selective ARP fix-ups after a move
 //! report = "/var/log/leafd-moves.jsonl"   # optional: one JSON line per move
@@ -18,11 +19,11 @@
 //! host = 1                            # the host's fabric-wide id (carried in BGP)
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use pipeline::{Ipv4Net, MacAddr};
+use pipeline::{IpNet, MacAddr};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +33,10 @@ pub struct Config {
     pub anycast_mac: String,
     pub gateways: Vec<String>,
     pub fabric_address: Ipv4Addr,
+    /// The next hop of this leaf's IPv6 host routes (the kernel routes no IPv6 prefix via
+    /// an IPv4 next hop, so the fabric needs IPv6 addresses for them).
+    #[serde(default)]
+    pub fabric_address6: Option<Ipv6Addr>,
     #[serde(default = "default_protocol")]
     pub route_protocol: u8,
     #[serde(default = "default_true")]
@@ -70,14 +75,22 @@ fn default_true() -> bool {
 pub struct Checked {
     pub raw: Config,
     pub anycast: MacAddr,
-    /// (gateway address, its subnet).
-    pub gateways: Vec<(Ipv4Addr, Ipv4Net)>,
+    /// (gateway address, its subnet), IPv4 and IPv6.
+    pub gateways: Vec<(IpAddr, IpNet)>,
 }
 
 impl Checked {
     /// The configured subnet holding `ip`, if any.
-    pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<Ipv4Net> {
+    pub fn subnet_of(&self, ip: IpAddr) -> Option<IpNet> {
         self.gateways.iter().map(|(_, n)| *n).find(|n| n.contains(ip))
+    }
+
+    /// The next hop this leaf advertises an address of this family with.
+    pub fn nexthop_for(&self, ip: IpAddr) -> Option<IpAddr> {
+        match ip {
+            IpAddr::V4(_) => Some(self.raw.fabric_address.into()),
+            IpAddr::V6(_) => self.raw.fabric_address6.map(IpAddr::V6),
+        }
     }
 }
 
@@ -95,11 +108,18 @@ pub fn parse(text: &str) -> Result<Checked> {
     }
     let mut gateways = Vec::new();
     for g in &raw.gateways {
-        let net: Ipv4Net = g.parse().map_err(|e| anyhow::anyhow!("gateway {g:?}: {e}"))?;
-        if net.prefix_len >= 31 {
-            bail!("gateway {g}: give the subnet's prefix length (e.g. 10.1.1.254/24)");
+        let net: IpNet = g.parse().map_err(|e| anyhow::anyhow!("gateway {g:?}: {e}"))?;
+        let (addr, wide_enough) = match net {
+            IpNet::V4(n) => (IpAddr::V4(n.addr), n.prefix_len < 31),
+            IpNet::V6(n) => (IpAddr::V6(n.addr), n.prefix_len < 127),
+        };
+        if !wide_enough {
+            bail!("gateway {g}: give the subnet's prefix length (e.g. 10.1.1.254/24, 2001:db8:1::fe/64)");
         }
-        gateways.push((net.addr, net));
+        if addr.is_ipv6() && raw.fabric_address6.is_none() {
+            bail!("gateway {g}: an IPv6 gateway needs fabric_address6 (the next hop of this leaf's /128s)");
+        }
+        gateways.push((addr, net));
     }
     if gateways.is_empty() {
         bail!("no gateways: give at least one, e.g. gateways = [\"10.1.1.254/24\"]");
@@ -144,6 +164,14 @@ host = 1
         assert_eq!((c.raw.route_protocol, c.raw.fixups, c.gateways.len()), (200, true, 1));
         assert_eq!(c.subnet_of("10.1.1.7".parse().unwrap()).map(|n| n.to_string()).as_deref(), Some("10.1.1.254/24"));
         assert_eq!(c.subnet_of("10.1.2.7".parse().unwrap()), None);
+        let dual = GOOD.replace(r#"["10.1.1.254/24"]"#, r#"["10.1.1.254/24", "2001:db8:1::fe/64"]"#);
+        let c = parse(&dual.replace("[bgp]", "fabric_address6 = \"fd00::1\"\n[bgp]")).unwrap();
+        let v6 = "2001:db8:1::7".parse().unwrap();
+        assert_eq!(c.subnet_of(v6).map(|n| n.to_string()).as_deref(), Some("2001:db8:1::fe/64"));
+        assert_eq!(c.nexthop_for(v6), Some("fd00::1".parse().unwrap()));
+        assert_eq!(c.nexthop_for("10.1.1.7".parse().unwrap()), Some("192.168.0.1".parse().unwrap()));
+        let e = format!("{:#}", parse(&dual).unwrap_err());
+        assert!(e.contains("needs fabric_address6"), "{e}");
     }
 
     #[test]
@@ -152,6 +180,7 @@ host = 1
             (GOOD.replace("00:00:5e:00:01:01", "01:00:5e:00:01:01"), "unicast"),
             (GOOD.replace("10.1.1.254/24", "10.1.1.254/32"), "prefix length"),
             (GOOD.replace("10.1.1.254/24", "10.1.1.300/24"), "gateway"),
+            (GOOD.replace("10.1.1.254/24", "2001:db8::fe/128"), "prefix length"),
             (GOOD.replace("name = ", "nmae = "), "unknown field"),
             (GOOD.replace("[bgp]", "route_protocol = 186\n[bgp]"), "reserved"),
             (GOOD.to_string() + "[[downlinks]]\niface = \"d1\"\nvswitchd = \"/x\"\nhost = 2\n", "twice"),

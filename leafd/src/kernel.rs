@@ -1,9 +1,12 @@
 //! The leaf's data plane: Linux routing in the leaf's network namespace. Downlinks carry
-//! the anycast gateway MAC and IPs (as /32s: the leaf never ARPs across a subnet towards
-//! its hosts) with proxy ARP on, so the kernel answers ARP for addresses routed elsewhere
-//! and never for an address on the asking downlink (no hair-pinning). Local hosts get a
-//! /32 and a permanent neighbour entry; remote hosts a /32 via the leaf that advertised
-//! them, so the neighbour cache holds one entry per remote leaf, not one per remote VM.
+//! the anycast gateway MAC and IPs (as /32s and /128s: the leaf never resolves across a
+//! subnet towards its hosts) with proxy ARP on, so the kernel answers ARP for addresses
+//! routed elsewhere and never for an address on the asking downlink (no hair-pinning).
+//! Linux proxies neighbor discovery only for listed addresses, so each IPv6 host route
+//! lists its address as a proxy entry on every downlink it is not behind: remote hosts on
+//! all of them, a local host on the others. Local hosts get a host route and a permanent
+//! neighbour entry; remote hosts a host route via the leaf that advertised them, so the
+//! neighbour cache holds one entry per remote leaf, not one per remote VM.
 //!
 //! Set-up (once, at start) uses iproute2 and /proc/sys; the routes and neighbours of a move
 //! go over one rtnetlink socket, each change acknowledged by the kernel before the next
@@ -11,7 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,7 +22,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -32,6 +37,32 @@ pub struct Kernel {
     seq: Cell<u32>,
     /// Interface indexes by name.
     ifindex: RefCell<HashMap<String, u32>>,
+    /// The downlinks set up, for IPv6 proxy entries.
+    downlinks: RefCell<Vec<String>>,
+}
+
+/// The route and neighbour family of an address.
+fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn host_len(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn route_address(ip: IpAddr) -> RouteAddress {
+    match ip {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }
 }
 
 fn sysctl(path: &str, value: &str) -> Result<()> {
@@ -52,7 +83,8 @@ impl Kernel {
         let mut netlink = Socket::new(NETLINK_ROUTE).context("opening an rtnetlink socket")?;
         netlink.bind_auto().context("binding the rtnetlink socket")?;
         netlink.connect(&SocketAddr::new(0, 0)).context("connecting the rtnetlink socket")?;
-        Ok(Kernel { protocol, netlink, seq: Cell::new(0), ifindex: RefCell::new(HashMap::new()) })
+        let (ifindex, downlinks) = (RefCell::new(HashMap::new()), RefCell::new(Vec::new()));
+        Ok(Kernel { protocol, netlink, seq: Cell::new(0), ifindex, downlinks })
     }
 
     /// Sends one request and waits for the kernel's acknowledgement; returns the messages
@@ -112,45 +144,86 @@ impl Kernel {
         Ok(index)
     }
 
-    fn host_route(&self, ip: Ipv4Addr, scope: RouteScope) -> RouteMessage {
+    fn host_route(&self, ip: IpAddr, scope: RouteScope) -> RouteMessage {
         let mut r = RouteMessage::default();
         r.header = RouteHeader {
-            address_family: AddressFamily::Inet,
-            destination_prefix_length: 32,
+            address_family: family(ip),
+            destination_prefix_length: host_len(ip),
             table: RouteHeader::RT_TABLE_MAIN,
             protocol: self.protocol.into(),
             scope,
             kind: RouteType::Unicast,
             ..RouteHeader::default()
         };
-        r.attributes.push(RouteAttribute::Destination(RouteAddress::Inet(ip)));
+        r.attributes.push(RouteAttribute::Destination(route_address(ip)));
         r
     }
 
-    fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> NeighbourMessage {
+    fn neighbour(&self, ip: IpAddr, ifindex: u32) -> NeighbourMessage {
         let mut n = NeighbourMessage::default();
-        n.header.family = AddressFamily::Inet;
+        n.header.family = family(ip);
         n.header.ifindex = ifindex;
-        n.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        let address = match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        };
+        n.attributes.push(NeighbourAttribute::Destination(address));
         n
+    }
+
+    /// `ip -6 neigh add proxy IP dev IFACE` (or `del`, with `add` false); already there
+    /// (or gone) is fine.
+    fn proxy(&self, ip: Ipv6Addr, iface: &str, add: bool) -> Result<()> {
+        let mut n = self.neighbour(ip.into(), self.index(iface)?);
+        n.header.flags = NeighbourFlags::Proxy;
+        let done = if add {
+            self.request(RouteNetlinkMessage::NewNeighbour(n), NLM_F_CREATE | NLM_F_REPLACE)
+        } else {
+            self.request(RouteNetlinkMessage::DelNeighbour(n), 0)
+        };
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if !add && e.raw_os_error() == Some(2) => Ok(()), // ENOENT
+            Err(e) => Err(anyhow!("proxy entry {ip} dev {iface}: {e}")),
+        }
+    }
+
+    /// IPv6 proxy entries for `ip` on every downlink except `behind` (where the host is).
+    fn proxy_everywhere_but(&self, ip: IpAddr, behind: Option<&str>) -> Result<()> {
+        let IpAddr::V6(ip) = ip else { return Ok(()) };
+        for d in self.downlinks.borrow().iter() {
+            self.proxy(ip, d, Some(d.as_str()) != behind)?;
+        }
+        Ok(())
     }
 
     /// Forwarding on, and no routes left from an earlier run.
     pub fn setup(&self) -> Result<()> {
         sysctl("net/ipv4/ip_forward", "1")?;
+        sysctl("net/ipv6/conf/all/forwarding", "1")?;
         // A leaf routes a VM's frame back down the downlink it came from when the
         // destination moved behind the same host: no ICMP redirect may tell the VM to go
         // direct (it would ARP, and the segment would hear it). The interface's value is
         // OR-ed with `all`.
         sysctl("net/ipv4/conf/all/send_redirects", "0")?;
-        ip(&["-4", "route", "flush", "proto", &self.protocol.to_string()])
+        ip(&["-4", "route", "flush", "proto", &self.protocol.to_string()])?;
+        ip(&["-6", "route", "flush", "proto", &self.protocol.to_string()])
     }
 
-    /// A downlink: the anycast MAC and gateway addresses, proxy ARP answering at once.
-    pub fn setup_downlink(&self, iface: &str, anycast: MacAddr, gateways: &[Ipv4Addr]) -> Result<()> {
+    /// A downlink: the anycast MAC and gateway addresses (IPv6 ones with the link-local
+    /// gateway `fe80::1`, the same on every leaf, and no duplicate address detection:
+    /// every leaf has them), proxy ARP and ND answering at once.
+    pub fn setup_downlink(&self, iface: &str, anycast: MacAddr, gateways: &[IpAddr]) -> Result<()> {
         ip(&["link", "set", "dev", iface, "address", &anycast.to_string()])?;
+        sysctl(&format!("net/ipv6/conf/{iface}/accept_dad"), "0")?;
         for g in gateways {
-            ip(&["addr", "replace", &format!("{g}/32"), "dev", iface])?;
+            let len = host_len(*g);
+            ip(&["addr", "replace", &format!("{g}/{len}"), "dev", iface, "nodad"])?;
+        }
+        if gateways.iter().any(IpAddr::is_ipv6) {
+            ip(&["addr", "replace", "fe80::1/64", "dev", iface, "nodad"])?;
+            sysctl(&format!("net/ipv6/conf/{iface}/proxy_ndp"), "1")?;
+            sysctl(&format!("net/ipv6/neigh/{iface}/proxy_delay"), "0")?;
         }
         sysctl(&format!("net/ipv4/conf/{iface}/proxy_arp"), "1")?;
         sysctl(&format!("net/ipv4/conf/{iface}/forwarding"), "1")?;
@@ -158,12 +231,15 @@ impl Kernel {
         // Linux delays proxied answers by up to 0.8 s by default.
         sysctl(&format!("net/ipv4/neigh/{iface}/proxy_delay"), "0")?;
         ip(&["link", "set", "dev", iface, "up"])?;
-        self.index(iface).map(|_| ())
+        self.index(iface)?;
+        self.downlinks.borrow_mut().push(iface.to_string());
+        Ok(())
     }
 
     /// `ip neigh replace IP lladdr MAC dev IFACE nud permanent` and
-    /// `ip route replace IP/32 dev IFACE proto P`.
-    pub fn route_local(&self, ip: Ipv4Addr, mac: MacAddr, iface: &str) -> Result<()> {
+    /// `ip route replace IP/32 dev IFACE proto P` (/128 for IPv6, proxied on the other
+    /// downlinks and not on this one).
+    pub fn route_local(&self, ip: IpAddr, mac: MacAddr, iface: &str) -> Result<()> {
         let index = self.index(iface)?;
         let mut n = self.neighbour(ip, index);
         n.header.state = NeighbourState::Permanent;
@@ -173,39 +249,47 @@ impl Kernel {
         let mut r = self.host_route(ip, RouteScope::Link);
         r.attributes.push(RouteAttribute::Oif(index));
         self.request(RouteNetlinkMessage::NewRoute(r), NLM_F_CREATE | NLM_F_REPLACE)
-            .with_context(|| format!("route {ip}/32 dev {iface}"))?;
-        Ok(())
+            .with_context(|| format!("route {ip}/{} dev {iface}", host_len(ip)))?;
+        self.proxy_everywhere_but(ip, Some(iface))
     }
 
-    /// `ip route replace IP/32 via NEXTHOP proto P`, and the neighbour entry on `was_on`
-    /// forgotten.
-    pub fn route_remote(&self, ip: Ipv4Addr, nexthop: Ipv4Addr, was_on: Option<&str>) -> Result<()> {
+    /// `ip route replace IP/32 via NEXTHOP proto P` (/128 for IPv6, proxied on every
+    /// downlink), and the neighbour entry on `was_on` forgotten.
+    pub fn route_remote(&self, ip: IpAddr, nexthop: IpAddr, was_on: Option<&str>) -> Result<()> {
+        if ip.is_ipv4() != nexthop.is_ipv4() {
+            bail!("route {ip}/{} via {nexthop}: the next hop must be of the same family", host_len(ip));
+        }
         let mut r = self.host_route(ip, RouteScope::Universe);
-        r.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(nexthop)));
+        r.attributes.push(RouteAttribute::Gateway(route_address(nexthop)));
         self.request(RouteNetlinkMessage::NewRoute(r), NLM_F_CREATE | NLM_F_REPLACE)
-            .with_context(|| format!("route {ip}/32 via {nexthop}"))?;
+            .with_context(|| format!("route {ip}/{} via {nexthop}", host_len(ip)))?;
         if let Some(iface) = was_on {
             self.forget_neighbour(ip, iface);
         }
-        Ok(())
+        self.proxy_everywhere_but(ip, None)
     }
 
-    /// No route for `ip/32` any more (already gone is fine), nor a neighbour entry on
-    /// `was_on`.
-    pub fn unroute(&self, ip: Ipv4Addr, was_on: Option<&str>) -> Result<()> {
+    /// No route for `ip` any more (already gone is fine), nor a neighbour entry on
+    /// `was_on`, nor (IPv6) a proxy entry anywhere.
+    pub fn unroute(&self, ip: IpAddr, was_on: Option<&str>) -> Result<()> {
         let r = self.host_route(ip, RouteScope::Universe);
         match self.request(RouteNetlinkMessage::DelRoute(r), 0) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(3) => {} // ESRCH: no such route
-            Err(e) => return Err(anyhow!("removing the route {ip}/32: {e}")),
+            Err(e) => return Err(anyhow!("removing the route {ip}/{}: {e}", host_len(ip))),
         }
         if let Some(iface) = was_on {
             self.forget_neighbour(ip, iface);
         }
+        if let IpAddr::V6(a) = ip {
+            for d in self.downlinks.borrow().iter() {
+                self.proxy(a, d, false)?;
+            }
+        }
         Ok(())
     }
 
-    fn forget_neighbour(&self, ip: Ipv4Addr, iface: &str) {
+    fn forget_neighbour(&self, ip: IpAddr, iface: &str) {
         // Already gone is fine.
         if let Ok(index) = self.index(iface) {
             let _ = self.request(RouteNetlinkMessage::DelNeighbour(self.neighbour(ip, index)), 0);

@@ -21,7 +21,7 @@
 //! Nobody else is told anything.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pipeline::announce::Announcement;
 use pipeline::MacAddr;
@@ -37,12 +37,34 @@ pub struct Vm {
     pub name: String,
     pub mac: MacAddr,
     pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
 }
 
-/// A /32 path learned from another leaf.
+impl Vm {
+    /// The addresses the fabric routes to it: its IPv4 ones and its IPv6 ones except
+    /// link-local addresses (those never leave the segment).
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        let v6 = self.ipv6.iter().filter(|a| !is_link_local(**a)).map(|a| IpAddr::V6(*a));
+        self.ipv4.iter().map(|a| IpAddr::V4(*a)).chain(v6).collect()
+    }
+
+    fn has(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.ipv4.contains(&a),
+            IpAddr::V6(a) => self.ipv6.contains(&a),
+        }
+    }
+}
+
+/// fe80::/10.
+pub fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// A host route (/32 or /128) learned from another leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Path {
-    pub nexthop: Ipv4Addr,
+    pub nexthop: IpAddr,
     /// The id of the host (vswitchd) the address sits behind.
     pub host: u16,
     /// The mobility sequence number.
@@ -63,9 +85,9 @@ pub enum Input {
     /// some 40 ms before the guest's own gratuitous ARP.
     LinkUp(Downlink, String),
     /// Another leaf's path became the best for `ip`.
-    Best(Ipv4Addr, Path),
+    Best(IpAddr, Path),
     /// Another leaf's best path for `ip` was withdrawn.
-    Withdrawn(Ipv4Addr, Path),
+    Withdrawn(IpAddr, Path),
 }
 
 /// One thing to do.
@@ -74,35 +96,35 @@ pub enum Action {
     /// `ip/32 dev <downlink>` and a permanent neighbour entry `ip → mac` there (the leaf
     /// never ARPs towards its hosts).
     RouteLocal {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: MacAddr,
         downlink: Downlink,
     },
     /// `ip/32 via nexthop`; removes the neighbour entry on `was_on` if the address was local.
     RouteRemote {
-        ip: Ipv4Addr,
-        nexthop: Ipv4Addr,
+        ip: IpAddr,
+        nexthop: IpAddr,
         was_on: Option<Downlink>,
     },
     /// No route for `ip/32` any more (and no neighbour entry on `was_on`).
     Unroute {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         was_on: Option<Downlink>,
     },
     /// Originate `ip/32` in BGP with the downlink's host community and a sequence number.
     Advertise {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         host: u16,
         seq: u32,
     },
     Withdraw {
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
     /// Tell the VMs `to` on the downlink's vswitchd that `ip` is at the anycast MAC.
     Fixup {
         downlink: Downlink,
         to: Vec<String>,
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
 }
 
@@ -118,7 +140,7 @@ pub enum Cause {
     /// A VM arrived here from elsewhere (its port came up, or its announcement was trapped).
     MoveIn {
         vm: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         from_host: Option<u16>,
         to_host: u16,
         seq: u32,
@@ -126,14 +148,14 @@ pub enum Cause {
     /// An address that was ours is now another leaf's (or another downlink's).
     MoveOut {
         vm: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         from_host: u16,
         to_host: u16,
         seq: u32,
     },
     /// A path from another leaf, nothing of ours involved.
     Remote {
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
     /// An announcement that moved nothing (already here, or an unknown MAC).
     Ignored {
@@ -161,15 +183,15 @@ pub struct Leaf {
     /// Attached VMs per downlink, by name.
     vms: Vec<HashMap<String, Vm>>,
     /// Addresses this leaf originates.
-    owned: HashMap<Ipv4Addr, Owned>,
+    owned: HashMap<IpAddr, Owned>,
     /// The best path another leaf offers for an address we do not own.
-    remote: HashMap<Ipv4Addr, Path>,
+    remote: HashMap<IpAddr, Path>,
     /// Addresses whose remote path was withdrawn, with that path: a VM arriving later
     /// still knows where it came from.
-    gone: HashMap<Ipv4Addr, Path>,
+    gone: HashMap<IpAddr, Path>,
     /// Owned addresses whose VM was detached, with where it was: if another leaf
     /// advertises the address later, that was a move away from that downlink.
-    departed: HashMap<Ipv4Addr, (Owned, String)>,
+    departed: HashMap<IpAddr, (Owned, String)>,
 }
 
 impl Leaf {
@@ -199,7 +221,7 @@ impl Leaf {
     }
 
     /// Whether this leaf originates `ip` (and from which downlink).
-    pub fn owner(&self, ip: Ipv4Addr) -> Option<Downlink> {
+    pub fn owner(&self, ip: IpAddr) -> Option<Downlink> {
         self.owned.get(&ip).map(|o| o.downlink)
     }
 
@@ -212,7 +234,7 @@ impl Leaf {
             changes.extend(self.detached(d, &vm.name.clone()));
         }
         let mut actions = Vec::new();
-        for &ip in &vm.ipv4 {
+        for ip in vm.addrs() {
             let elsewhere = self.owned.get(&ip).is_some_and(|o| o.downlink != d) || self.remote.contains_key(&ip);
             if elsewhere || self.owned.contains_key(&ip) {
                 // Someone else has it: wait for the VM to announce itself here.
@@ -230,7 +252,7 @@ impl Leaf {
     fn detached(&mut self, d: Downlink, name: &str) -> Vec<Change> {
         let Some(vm) = self.vms[d].remove(name) else { return Vec::new() };
         let mut actions = Vec::new();
-        for &ip in &vm.ipv4 {
+        for ip in vm.addrs() {
             if let Some(o) = self.owned.get(&ip).copied().filter(|o| o.downlink == d) {
                 actions.extend(self.step_back(ip, d));
                 self.departed.insert(ip, (o, name.to_string()));
@@ -260,18 +282,22 @@ impl Leaf {
                 actions: Vec::new(),
             }];
         };
-        // A gratuitous ARP names one address; a RARP or NA moves all the VM's IPv4
-        // addresses.
-        let ips: Vec<Ipv4Addr> = match a.ip {
-            Some(std::net::IpAddr::V4(ip)) if vm.ipv4.contains(&ip) => vec![ip],
-            Some(std::net::IpAddr::V4(ip)) => {
-                return vec![Change {
-                    cause: Cause::Ignored { why: format!("{} for {ip}, which is not {}'s", a.kind.as_str(), vm.name) },
-                    actions: Vec::new(),
-                }];
-            }
-            _ => vm.ipv4.clone(),
+        // Any announcement of the VM's own (a gratuitous ARP, NA or DAD probe for one of
+        // its addresses or its link-local one, or a RARP) says the VM is here: all its
+        // addresses, of both families, move.
+        let own = match a.ip {
+            None => true,
+            Some(IpAddr::V6(ip)) if is_link_local(ip) => true,
+            Some(ip) => vm.has(ip),
         };
+        if !own {
+            let ip = a.ip.map(|i| i.to_string()).unwrap_or_default();
+            return vec![Change {
+                cause: Cause::Ignored { why: format!("{} for {ip}, which is not {}'s", a.kind.as_str(), vm.name) },
+                actions: Vec::new(),
+            }];
+        }
+        let ips = vm.addrs();
         let mut changes = Vec::new();
         for ip in ips {
             if self.owned.get(&ip).is_some_and(|o| o.downlink == d) {
@@ -290,16 +316,16 @@ impl Leaf {
 
     fn link_up(&mut self, d: Downlink, name: &str) -> Vec<Change> {
         let Some(vm) = self.vms[d].get(name).cloned() else { return Vec::new() };
-        let pending: Vec<Ipv4Addr> =
-            vm.ipv4.iter().copied().filter(|ip| self.owned.get(ip).is_none_or(|o| o.downlink != d)).collect();
+        let pending: Vec<IpAddr> =
+            vm.addrs().into_iter().filter(|ip| self.owned.get(ip).is_none_or(|o| o.downlink != d)).collect();
         pending.into_iter().map(|ip| self.move_in(ip, d, &vm)).collect()
     }
 
     /// `vm` (on downlink `d`) now has `ip`: route it here, advertise it with a higher
     /// sequence number, and fix up whoever needs it.
-    fn move_in(&mut self, ip: Ipv4Addr, d: Downlink, vm: &Vm) -> Change {
+    fn move_in(&mut self, ip: IpAddr, d: Downlink, vm: &Vm) -> Change {
         let mut actions = Vec::new();
-        let (from_host, prev_seq, former): (Option<u16>, Option<u32>, Vec<Ipv4Addr>) =
+        let (from_host, prev_seq, former): (Option<u16>, Option<u32>, Vec<IpAddr>) =
             if let Some(o) = self.owned.get(&ip).copied() {
                 // From another downlink of this leaf: its VMs in the subnet hear that `ip` is
                 // remote now.
@@ -342,7 +368,7 @@ impl Leaf {
         Change { cause: Cause::MoveIn { vm: vm.name.clone(), ip, from_host, to_host: self.hosts[d], seq }, actions }
     }
 
-    fn best(&mut self, ip: Ipv4Addr, path: Path) -> Vec<Change> {
+    fn best(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
         if let Some(o) = self.owned.get(&ip).copied() {
             if path.seq <= o.seq {
                 // Ours is newer (BGP agrees, by local preference); keep it.
@@ -384,7 +410,7 @@ impl Leaf {
         vec![Change { cause: Cause::Remote { ip }, actions }]
     }
 
-    fn withdrawn(&mut self, ip: Ipv4Addr, path: Path) -> Vec<Change> {
+    fn withdrawn(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
         if self.remote.get(&ip).is_none_or(|p| p.nexthop != path.nexthop) {
             return Vec::new();
         }
@@ -397,13 +423,13 @@ impl Leaf {
     }
 
     /// Routes `ip` to downlink `d` and advertises it.
-    fn originate(&mut self, ip: Ipv4Addr, d: Downlink, mac: MacAddr, seq: u32) -> Vec<Action> {
+    fn originate(&mut self, ip: IpAddr, d: Downlink, mac: MacAddr, seq: u32) -> Vec<Action> {
         self.owned.insert(ip, Owned { downlink: d, seq });
         vec![Action::RouteLocal { ip, mac, downlink: d }, Action::Advertise { ip, host: self.hosts[d], seq }]
     }
 
     /// Stops originating `ip` (its VM left downlink `d`).
-    fn step_back(&mut self, ip: Ipv4Addr, d: Downlink) -> Vec<Action> {
+    fn step_back(&mut self, ip: IpAddr, d: Downlink) -> Vec<Action> {
         self.owned.remove(&ip);
         let route = match self.remote.get(&ip) {
             Some(p) => Action::RouteRemote { ip, nexthop: p.nexthop, was_on: Some(d) },
@@ -412,23 +438,21 @@ impl Leaf {
         vec![route, Action::Withdraw { ip }]
     }
 
-    fn same_subnet(&self, a: Ipv4Addr, b: Ipv4Addr) -> bool {
+    fn same_subnet(&self, a: IpAddr, b: IpAddr) -> bool {
         self.config.subnet_of(a).is_some_and(|n| n.contains(b))
     }
 
-    fn vm_with(&self, d: Downlink, ip: Ipv4Addr) -> Option<&Vm> {
-        self.vms[d].values().find(|v| v.ipv4.contains(&ip))
+    fn vm_with(&self, d: Downlink, ip: IpAddr) -> Option<&Vm> {
+        self.vms[d].values().find(|v| v.has(ip))
     }
 
     /// The VMs on downlink `d` with an address in `ip`'s subnet (except `ip`'s own VM and
     /// `except`), sorted by name.
-    fn neighbours(&self, d: Downlink, ip: Ipv4Addr, except: Option<&str>) -> Vec<String> {
+    fn neighbours(&self, d: Downlink, ip: IpAddr, except: Option<&str>) -> Vec<String> {
         let mut v: Vec<String> = self.vms[d]
             .values()
             .filter(|v| {
-                !v.ipv4.contains(&ip)
-                    && Some(v.name.as_str()) != except
-                    && v.ipv4.iter().any(|a| self.same_subnet(*a, ip))
+                !v.has(ip) && Some(v.name.as_str()) != except && v.addrs().iter().any(|a| self.same_subnet(*a, ip))
             })
             .map(|v| v.name.clone())
             .collect();

@@ -108,6 +108,11 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// `ip/32` or `ip/128`.
+fn host(ip: &std::net::IpAddr) -> String {
+    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+}
+
 /// What set a change off, for the report.
 fn describe(e: &Event) -> Value {
     let at = micros(e.at);
@@ -148,18 +153,21 @@ fn execute(
         let t0 = std::time::Instant::now();
         let (what, result) = match a {
             Action::RouteLocal { ip, mac, downlink } => (
-                format!("route {ip}/32 dev {} ({mac})", iface(*downlink)),
+                format!("route {} dev {} ({mac})", host(ip), iface(*downlink)),
                 kernel.route_local(*ip, *mac, iface(*downlink)),
             ),
             Action::RouteRemote { ip, nexthop, was_on } => {
-                (format!("route {ip}/32 via {nexthop}"), kernel.route_remote(*ip, *nexthop, was_on.map(iface)))
+                (format!("route {} via {nexthop}", host(ip)), kernel.route_remote(*ip, *nexthop, was_on.map(iface)))
             }
-            Action::Unroute { ip, was_on } => (format!("unroute {ip}/32"), kernel.unroute(*ip, was_on.map(iface))),
-            Action::Advertise { ip, host, seq } => (
-                format!("advertise {ip}/32 host {host} seq {seq}"),
-                gobgp.advertise(*ip, cfg.raw.fabric_address, *host, *seq),
+            Action::Unroute { ip, was_on } => (format!("unroute {}", host(ip)), kernel.unroute(*ip, was_on.map(iface))),
+            Action::Advertise { ip, host: h, seq } => (
+                format!("advertise {} host {h} seq {seq}", host(ip)),
+                match cfg.nexthop_for(*ip) {
+                    Some(nexthop) => gobgp.advertise(*ip, nexthop, *h, *seq),
+                    None => Err(anyhow::anyhow!("no fabric address of {ip}'s family (fabric_address6)")),
+                },
             ),
-            Action::Withdraw { ip } => (format!("withdraw {ip}/32"), gobgp.withdraw(*ip)),
+            Action::Withdraw { ip } => (format!("withdraw {}", host(ip)), gobgp.withdraw(*ip)),
             Action::Fixup { downlink, to, ip } => {
                 let r = vswitches.arp_announce(*downlink, to, *ip, cfg.anycast);
                 let at = micros(SystemTime::now());

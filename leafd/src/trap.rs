@@ -1,4 +1,4 @@
-//! Traps announcements (gratuitous ARP, RARP, unsolicited NA) arriving on a downlink, with
+//! Traps announcements (gratuitous ARP, RARP, unsolicited NA, DAD probe) arriving on a downlink, with
 //! libpcap in immediate mode. The kernel does not forward them (the leaf is a router), so
 //! an announcement goes no further than this leaf.
 

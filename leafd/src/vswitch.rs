@@ -1,7 +1,7 @@
 //! leafd's side of vswitchd's control socket: the VMs attached (`show`, then the `events`
-//! stream) and the ARP fix-ups (`arp-announce`).
+//! stream) and the fix-ups (`arp-announce`: gratuitous ARPs, or NAs for IPv6 addresses).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -43,8 +43,8 @@ impl Announcer {
     /// Tells the VMs `to` on downlink `d`'s vswitchd that `ip` is at `mac`: how many frames
     /// each got, and how many frames for `ip` vswitchd had held (at the moved VM's old
     /// port) and sent on. A connection that broke (vswitchd restarted) is made again once.
-    pub fn arp_announce(&mut self, d: Downlink, to: &[String], ip: Ipv4Addr, mac: MacAddr) -> Result<Announced> {
-        let req = ArpAnnounce { to: to.to_vec(), ip: ip.into(), mac };
+    pub fn arp_announce(&mut self, d: Downlink, to: &[String], ip: IpAddr, mac: MacAddr) -> Result<Announced> {
+        let req = ArpAnnounce { to: to.to_vec(), ip, mac };
         if let Some(c) = self.clients[d].as_mut() {
             match c.arp_announce(req.clone()) {
                 Ok(a) => return Ok(a),
@@ -75,12 +75,13 @@ pub fn watch(d: Downlink, socket: PathBuf, tx: Sender<Event>) {
 fn watch_once(d: Downlink, socket: &Path, tx: &Sender<Event>) -> Result<()> {
     let events = Client::connect(socket, None)?.events()?;
     let show = client(socket)?.show()?;
-    let vms: Vec<Vm> = show.vms.into_iter().map(|v| Vm { name: v.name, mac: v.mac, ipv4: v.ipv4 }).collect();
+    let vms: Vec<Vm> =
+        show.vms.into_iter().map(|v| Vm { name: v.name, mac: v.mac, ipv4: v.ipv4, ipv6: v.ipv6 }).collect();
     tracing::info!("vswitchd at {}: {} VMs", socket.display(), vms.len());
     tx.send(Event { input: Input::Sync(d, vms), at: SystemTime::now() })?;
     for e in events {
         let input = match e? {
-            ApiEvent::Attach { name, mac, ipv4, .. } => Some(Input::Attached(d, Vm { name, mac, ipv4 })),
+            ApiEvent::Attach { name, mac, ipv4, ipv6, .. } => Some(Input::Attached(d, Vm { name, mac, ipv4, ipv6 })),
             ApiEvent::Detach { name, .. } => Some(Input::Detached(d, name)),
             ApiEvent::Link { name, up: true } => Some(Input::LinkUp(d, name)),
             // The move is decided where the VM arrives (its port up there, or its
