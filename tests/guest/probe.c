@@ -2,7 +2,7 @@
  * roam-probe: a TCP echo server, a client that measures stalls, and an ARP counter, for
  * test guests.
  *   roam-probe server PORT
- *   roam-probe client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]
+ *   roam-probe client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]   (HOST: IPv4 or IPv6)
  *   roam-probe arp-count FILE     (counts ARP frames received; FILE always holds the count)
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
@@ -31,9 +31,11 @@ static double now_ms(void) {
 }
 
 static int serve(int port) {
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    /* One IPv6 socket for both families (IPv4 clients arrive as ::ffff:a.b.c.d). */
+    int s = socket(AF_INET6, SOCK_STREAM, 0), one = 1, zero = 0;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
     if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 8)) { perror("server"); return 1; }
     printf("listening %d\n", port);
     fflush(stdout);
@@ -54,13 +56,28 @@ static int serve(int port) {
 
 static int client(const char *host, int port, int seconds, int interval, int gap_ms) {
     int s = -1, one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, host, &a.sin_addr);
+    /* HOST is an IPv4 or an IPv6 address. */
+    struct sockaddr_storage a = {0};
+    socklen_t alen;
+    int family = strchr(host, ':') ? AF_INET6 : AF_INET;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        alen = sizeof *a6;
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) { fprintf(stderr, "bad address %s\n", host); return 2; }
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&a;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        alen = sizeof *a4;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) { fprintf(stderr, "bad address %s\n", host); return 2; }
+    }
     /* The server may still be starting (a fork and exec take a while under TCG): retry
      * for up to 10 s. */
     for (int tries = 0;; tries++) {
-        s = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) break;
+        s = socket(family, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&a, alen) == 0) break;
         close(s);
         if (tries == 100) { perror("connect"); return 1; }
         usleep(100000);
