@@ -15,8 +15,8 @@ use pipeline::wire::{
     arp::ArpPacket, ethernet::EthernetFrame, icmpv6::NdiscPacket, ipv4::Ipv4Packet, ipv6::Ipv6Packet, vlan::VlanFrame,
 };
 use pipeline::{
-    ByteFrame, Encap, HeldFrames, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
-    VnicConfig,
+    ByteFrame, Encap, HeldFrames, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot,
+    SwitchConfig, VlanId, VnicConfig,
 };
 
 fn switch(responder: bool) -> Processor {
