@@ -77,6 +77,27 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// IPv6 has no `send_redirects`: a leaf that routes a VM's packet back down the downlink
+/// it came from (its destination moved behind the same host) would send the VM an ICMPv6
+/// redirect, and the VM would resolve the destination on the segment. An nftables rule
+/// in the leaf's namespace drops them (the table is made anew, so a restart adds nothing).
+fn no_redirects() -> Result<()> {
+    let rules = "table ip6 roam_leafd\ndelete table ip6 roam_leafd\ntable ip6 roam_leafd {\n  chain output {\n    type filter hook output priority 0; policy accept;\n    icmpv6 type nd-redirect drop\n  }\n}\n";
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft (nftables) to drop ICMPv6 redirects")?;
+    use std::io::Write;
+    nft.stdin.take().context("nft's input")?.write_all(rules.as_bytes())?;
+    let out = nft.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
 impl Kernel {
     /// Opens the rtnetlink socket (in the namespace leafd runs in).
     pub fn new(protocol: u8) -> Result<Kernel> {
@@ -224,6 +245,7 @@ impl Kernel {
             ip(&["addr", "replace", "fe80::1/64", "dev", iface, "nodad"])?;
             sysctl(&format!("net/ipv6/conf/{iface}/proxy_ndp"), "1")?;
             sysctl(&format!("net/ipv6/neigh/{iface}/proxy_delay"), "0")?;
+            no_redirects()?;
         }
         sysctl(&format!("net/ipv4/conf/{iface}/proxy_arp"), "1")?;
         sysctl(&format!("net/ipv4/conf/{iface}/forwarding"), "1")?;

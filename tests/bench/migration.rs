@@ -52,7 +52,8 @@ fn main() {
             let line = serde_json::json!({
                 "fixups": fixups, "removal": m.removal.label(), "from": m.from + 1, "to": m.to + 1,
                 "downtime_ms": m.migration.downtime_ms, "blackout_ms": m.blackout_ms,
-                "stall_b_ms": m.stall_b, "stall_c_ms": m.stall_c, "excess_ms": m.excess_ms(),
+                "stall_b_ms": m.stall_b, "stall_c_ms": m.stall_c, "stall_b6_ms": m.stall_b6, "stall_c6_ms": m.stall_c6,
+                "excess_ms": m.excess_ms(),
                 "trigger": m.trigger, "resume_to_seen_ms": m.resume_to_seen_ms,
                 "resume_to_first_frame_ms": m.resume_to_first_frame_ms, "fixup_ms": m.fixup_ms,
                 "held": m.held, "rerouted": m.rerouted, "released_by_fixup": m.released_by_fixup,
@@ -76,7 +77,7 @@ fn main() {
         for (r, ms) in removals.iter().zip(&results) {
             let mut excess: Vec<f64> = ms.iter().map(Move::excess_ms).collect();
             excess.sort_by(f64::total_cmp);
-            let worst_stall = ms.iter().map(|m| m.stall_b.max(m.stall_c)).fold(0.0, f64::max);
+            let worst_stall = ms.iter().map(Move::worst_stall).fold(0.0, f64::max);
             let mut downtime: Vec<f64> = ms.iter().map(|m| m.migration.downtime_ms as f64).collect();
             downtime.sort_by(f64::total_cmp);
             let mut warmup: Vec<f64> = ms.iter().filter_map(|m| m.resume_to_first_frame_ms).collect();
@@ -96,7 +97,7 @@ fn main() {
         }
     }
     let table = format!(
-        "Stall − QEMU downtime (the worse of the two streams, each move), {cpu}:\n\n| fix-ups | source port removed | moves | median | p90 | worst | longest stall | median downtime | median RESUME → A's first frame |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{rows}"
+        "Stall − QEMU downtime (the worst of the four streams, B and C to A over IPv4 and IPv6, each move), {cpu}:\n\n| fix-ups | source port removed | moves | median | p90 | worst | longest stall | median downtime | median RESUME → A's first frame |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{rows}"
     );
     std::fs::write(out.join("summary.md"), &table).expect("summary.md");
     println!("{table}");

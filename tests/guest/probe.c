@@ -3,7 +3,7 @@
  * test guests.
  *   roam-probe server PORT
  *   roam-probe client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]   (HOST: IPv4 or IPv6)
- *   roam-probe arp-count FILE     (counts ARP frames received; FILE always holds the count)
+ *   roam-probe arp-count FILE [ND_FILE]   (counts ARP frames received, and NS/NA/redirects)
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
  * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
@@ -118,23 +118,39 @@ static int client(const char *host, int port, int seconds, int interval, int gap
     return echoed > 0 ? 0 : 1;
 }
 
-static int arp_count(const char *file) {
-    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));
+/* Counts the ARP frames this guest receives into ARP_FILE and, if given, its neighbor
+ * discovery frames that resolve or redirect (ICMPv6 NS, NA, redirect; not router or MLD
+ * messages, which guests send on their own) into ND_FILE. Both files always hold the
+ * count. */
+static void write_count(const char *file, unsigned long n) {
+    FILE *f = fopen(file, "w");
+    if (f) { fprintf(f, "%lu\n", n); fclose(f); }
+}
+
+static int arp_count(const char *arp_file, const char *nd_file) {
+    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (s < 0) { perror("arp-count"); return 1; }
-    unsigned long n = 0;
-    char buf[2048];
+    unsigned long arp = 0, nd = 0;
+    unsigned char buf[2048];
     struct sockaddr_ll from;
+    write_count(arp_file, 0);
+    if (nd_file) write_count(nd_file, 0);
     for (;;) {
-        FILE *f = fopen(file, "w");
-        if (f) { fprintf(f, "%lu\n", n); fclose(f); }
         socklen_t len = sizeof from;
-        if (recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len) < 0) continue;
-        if (from.sll_pkttype != PACKET_OUTGOING) n++;
+        ssize_t n = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+        if (n < 14 || from.sll_pkttype == PACKET_OUTGOING) continue;
+        int type = buf[12] << 8 | buf[13];
+        if (type == ETH_P_ARP) {
+            write_count(arp_file, ++arp);
+        } else if (nd_file && type == ETH_P_IPV6 && n >= 14 + 40 + 1 && buf[14 + 6] == 58 &&
+                   buf[14 + 40] >= 135 && buf[14 + 40] <= 137) {
+            write_count(nd_file, ++nd);
+        }
     }
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 3 && !strcmp(argv[1], "arp-count")) return arp_count(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "arp-count")) return arp_count(argv[2], argc > 3 ? argv[3] : NULL);
     if (argc >= 3 && !strcmp(argv[1], "server")) return serve(atoi(argv[2]));
     if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2, argc > 6 ? atoi(argv[6]) : 100);
     fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]\n");

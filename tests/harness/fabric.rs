@@ -3,7 +3,7 @@
 //! whose host end is a vswitchd's uplink.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub struct MoveReport {
     /// `in` or `out`; absent for a change that was not a move.
     #[serde(rename = "move")]
     pub direction: Option<String>,
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<IpAddr>,
     pub trigger: Trigger,
     pub from_host: Option<u16>,
     pub to_host: Option<u16>,
@@ -54,7 +54,7 @@ pub struct Trigger {
 #[derive(Debug, Clone, Deserialize)]
 pub struct FixupReport {
     pub to: Vec<String>,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Fix-up frames each VM got.
     pub sent: BTreeMap<String, usize>,
     /// Held frames for `ip` the vswitchd sent on.
@@ -80,6 +80,8 @@ pub struct LeafNode {
     pub leaf: Leaf,
     pub name: String,
     pub fabric_ip: String,
+    /// Its IPv6 fabric address, the next hop of its /128s.
+    pub fabric_ip6: String,
     pub api: String,
     gobgpd: Child,
     leafd: Option<Child>,
@@ -95,13 +97,14 @@ impl LeafNode {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
-    /// The best path for `prefix` in this leaf's BGP table: (next hop, communities as
-    /// "a:b" strings), if there is one.
+    /// The best path for `prefix` (an IPv4 or IPv6 one) in this leaf's BGP table: (next
+    /// hop, communities as "a:b" strings), if there is one.
     pub fn best_path(&self, prefix: &str) -> Option<(String, Vec<String>)> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         let out = Command::new("gobgp")
             .arg("--target")
             .arg(&self.api)
-            .args(["global", "rib", "-a", "ipv4", "-j", prefix])
+            .args(["global", "rib", "-a", family, "-j", prefix])
             .output()
             .ok()?;
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -111,7 +114,8 @@ impl LeafNode {
         let mut communities = Vec::new();
         for a in best["attrs"].as_array()? {
             match a["type"].as_u64() {
-                Some(3) => nexthop = a["nexthop"].as_str().map(String::from),
+                // NEXT_HOP (IPv4), or MP_REACH_NLRI's next hop (IPv6).
+                Some(3) | Some(14) => nexthop = a["nexthop"].as_str().map(String::from),
                 Some(8) => {
                     communities = a["communities"]
                         .as_array()?
@@ -126,9 +130,13 @@ impl LeafNode {
         Some((nexthop?, communities))
     }
 
-    /// The kernel's route for `ip` in the leaf namespace (`ip route get`).
+    /// The kernel's host route for `ip` (IPv4 or IPv6) in the leaf namespace.
     pub fn route(&self, ip: &str) -> String {
-        self.leaf.exec(&["ip", "-4", "route", "show", &format!("{ip}/32")])
+        if ip.contains(':') {
+            self.leaf.exec(&["ip", "-6", "route", "show", &format!("{ip}/128")])
+        } else {
+            self.leaf.exec(&["ip", "-4", "route", "show", &format!("{ip}/32")])
+        }
     }
 
     /// Starts leafd for this leaf with one downlink to `vswitchd` (host id `host`).
@@ -137,10 +145,11 @@ impl LeafNode {
         std::fs::write(
             &config,
             format!(
-                "name = \"{name}\"\nanycast_mac = \"{anycast}\"\ngateways = [\"10.1.1.254/24\"]\nfabric_address = \"{fip}\"\nfixups = {fixups}\nreport = \"{report}\"\n\n[bgp]\napi = \"{api}\"\n\n[[downlinks]]\niface = \"{iface}\"\nvswitchd = \"{vs}\"\nhost = {host}\n",
+                "name = \"{name}\"\nanycast_mac = \"{anycast}\"\ngateways = [\"10.1.1.254/24\", \"2001:db8:1::fe/64\"]\nfabric_address = \"{fip}\"\nfabric_address6 = \"{fip6}\"\nfixups = {fixups}\nreport = \"{report}\"\n\n[bgp]\napi = \"{api}\"\n\n[[downlinks]]\niface = \"{iface}\"\nvswitchd = \"{vs}\"\nhost = {host}\n",
                 name = self.name,
                 anycast = crate::fabric::ANYCAST,
                 fip = self.fabric_ip,
+                fip6 = self.fabric_ip6,
                 report = self.report.display(),
                 api = self.api,
                 iface = self.leaf.leaf_if,
@@ -221,7 +230,7 @@ impl Fabric {
         for vs in [&vs1, &vs2] {
             // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
             vs.ok(
-                json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }),
+                json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24", "2001:db8:1::/64"], "native": true }),
             );
         }
         fabric.leaves[0].start_leafd(&vs1.socket, 1, fixups);
@@ -241,6 +250,7 @@ impl Fabric {
         for (i, (leaf, end)) in nodes.iter().zip([&fa, &fb]).enumerate() {
             ip(&["link", "set", end, "netns", &leaf.ns]);
             leaf.exec(&["ip", "addr", "add", &format!("192.168.0.{}/30", i + 1), "dev", end]);
+            leaf.exec(&["ip", "-6", "addr", "add", &format!("fd00::{}/64", i + 1), "dev", end, "nodad"]);
             leaf.exec(&["ip", "link", "set", end, "up"]);
         }
         for (i, leaf) in nodes.into_iter().enumerate() {
@@ -269,6 +279,12 @@ impl Fabric {
                     [neighbors.transport.config]
                     local-address = \"{me}\"
                     passive-mode = {passive}
+                    [[neighbors.afi-safis]]
+                    [neighbors.afi-safis.config]
+                    afi-safi-name = \"ipv4-unicast\"
+                    [[neighbors.afi-safis]]
+                    [neighbors.afi-safis.config]
+                    afi-safi-name = \"ipv6-unicast\"
                     "
                 ),
             )
@@ -282,6 +298,7 @@ impl Fabric {
                 report: dir.path(&format!("{name}-moves.jsonl")),
                 name,
                 fabric_ip: me,
+                fabric_ip6: format!("fd00::{}", i + 1),
                 api,
                 gobgpd,
                 leafd: None,

@@ -71,6 +71,14 @@ pub fn micros(t: std::time::SystemTime) -> u64 {
 }
 
 impl Guest {
+    /// The guest's IPv6 address, derived from its IPv4 one: 10.X.Y.Z is 2001:db8:Y::Z (the
+    /// segment's 2001:db8:1::/64 for the tests' 10.1.1.0/24). Every test guest is dual-stack,
+    /// its IPv6 default route via the anycast gateway's link-local `fe80::1`.
+    pub fn ip6(&self) -> String {
+        let o: Vec<&str> = self.ip.split('.').collect();
+        format!("2001:db8:{}::{}", o[2], o[3])
+    }
+
     /// Starts QEMU; the guest boots once a vswitchd attaches its socket.
     pub fn start(dir: &TestDir, name: &str, mac: &str, ip: &str) -> Guest {
         Guest::start_with_queues(dir, name, mac, ip, 1)
@@ -160,7 +168,12 @@ impl Guest {
             .arg("-initrd")
             .arg(initrd)
             .arg("-append")
-            .arg(format!("console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254", self.name, self.ip))
+            .arg(format!(
+                "console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254 vmip6={}/64 vmgw6=fe80::1",
+                self.name,
+                self.ip,
+                self.ip6()
+            ))
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
             .arg("-chardev")
             .arg(if self.client {
@@ -225,13 +238,18 @@ impl Guest {
     /// (`roam-probe client`, its output in `/tmp/stream.log`): (echoes, longest gap in
     /// ms). Panics if the session died.
     pub fn stream_progress(&mut self) -> (f64, f64) {
-        let out = self.run("tail -n 3 /tmp/stream.log");
+        self.stream_progress_in("/tmp/stream.log")
+    }
+
+    /// As [`Guest::stream_progress`], for the stream client whose output is in `log`.
+    pub fn stream_progress_in(&mut self, log: &str) -> (f64, f64) {
+        let out = self.run(&format!("tail -n 3 {log}"));
         assert!(!out.contains("closed") && !out.contains("connect:"), "guest {}'s TCP session died: {out}", self.name);
         let last = out
             .lines()
             .rev()
             .find(|l| l.starts_with("progress"))
-            .unwrap_or_else(|| panic!("no progress from {}'s stream: {out}", self.name));
+            .unwrap_or_else(|| panic!("no progress from {}'s stream ({log}): {out}", self.name));
         let n = crate::fabric::numbers_after(last, "progress").expect("numbers");
         (n[0], n[1])
     }
@@ -389,6 +407,12 @@ impl Guest {
     /// ARP frames this guest has received since boot.
     pub fn arp_count(&mut self) -> u64 {
         self.run("cat /tmp/arp-count").trim().parse().expect("a count")
+    }
+
+    /// How many IPv6 neighbor solicitations, advertisements and redirects the guest has
+    /// received.
+    pub fn nd_count(&mut self) -> u64 {
+        self.run("cat /tmp/nd-count").trim().parse().expect("a count")
     }
 
     /// The guest's neighbour entry for `ip` (the MAC), if any.

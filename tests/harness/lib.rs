@@ -215,12 +215,12 @@ impl Vswitchd {
     /// Segment `segment`, carried on the uplink with the same number as its VLAN id.
     pub fn set_anycast(&self, segment: u16, mac: &str) {
         self.ok(
-            json!({ "op": "set-anycast", "segment": segment, "vlan": segment, "mac": mac, "subnets": ["10.1.1.0/24"] }),
+            json!({ "op": "set-anycast", "segment": segment, "vlan": segment, "mac": mac, "subnets": ["10.1.1.0/24", "2001:db8:1::/64"] }),
         );
     }
 
     pub fn attach(&self, g: &Guest, segment: u16) -> Value {
-        self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip], "queues": g.queues }))
+        self.ok(json!({ "op": "attach", "name": g.name, "socket": g.vhost_socket, "mac": g.mac, "segment": segment, "ipv4": [g.ip], "ipv6": [g.ip6()], "queues": g.queues }))
     }
 
     /// A client of the API (the one vsctl and leafd use).

@@ -10,9 +10,11 @@ use std::time::{Duration, SystemTime};
 
 mod failed;
 mod moved;
+mod streams;
 pub use failed::FailedMove;
 pub use moved::Move;
 use moved::{stall, GAP_MS};
+use streams::{v6_of, PerStream, FAMILIES};
 
 use roam_api::views::PortStats;
 
@@ -51,31 +53,7 @@ pub fn pause() -> Duration {
     Duration::from_millis(std::env::var("ROAM_MIGRATION_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Waits until none of `guests` has received an ARP frame for 6 s (Linux's own neighbour
-/// upkeep after the set-up traffic); returns their counts.
-fn quiet_arp(guests: &mut [&mut Guest]) -> Vec<u64> {
-    let mut counts: Vec<u64> = guests.iter_mut().map(|g| g.arp_count()).collect();
-    for round in 0.. {
-        assert!(round < 12, "the guests never stopped receiving ARP frames");
-        std::thread::sleep(Duration::from_secs(6));
-        let now: Vec<u64> = guests.iter_mut().map(|g| g.arp_count()).collect();
-        if now == counts {
-            return counts;
-        }
-        counts = now;
-    }
-    unreachable!()
-}
-
-/// The longest "gap AT_MS LEN_MS" line the stream client in `g` printed after its first
-/// `seen` ones; and how many there are now.
-fn new_gaps(g: &mut Guest, seen: usize) -> (f64, usize) {
-    let out = g.run("grep '^gap ' /tmp/stream.log || true");
-    let gaps: Vec<f64> = out.lines().filter_map(|l| l.split_whitespace().nth(2).and_then(|w| w.parse().ok())).collect();
-    (gaps.iter().skip(seen).copied().fold(0.0, f64::max), gaps.len())
-}
-
-/// Two hosts, two leaves, four VMs, two streams to A.
+/// Two hosts, two leaves, four VMs, four streams to A (from B and C, over IPv4 and IPv6).
 pub struct Scenario {
     pub dir: TestDir,
     pub fabric: Fabric,
@@ -90,8 +68,8 @@ pub struct Scenario {
     moves: usize,
     /// A host whose port for A was never removed (`Removal::Never`).
     stale: Option<usize>,
-    /// "gap" lines of B's and C's streams already counted.
-    gaps_seen: [usize; 2],
+    /// "gap" lines of each stream already counted.
+    gaps_seen: PerStream<usize>,
     /// Each host's events.
     events: [EventLog; 2],
 }
@@ -126,22 +104,32 @@ impl Scenario {
         }
         let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
         wait_for("host routes in BGP", Duration::from_secs(30), || {
-            let a_at_1 = leaf2.best_path("10.1.1.1/32").is_some_and(|(nh, _)| nh == leaf1.fabric_ip);
-            let c_at_2 = leaf1.best_path("10.1.1.3/32").is_some_and(|(nh, _)| nh == leaf2.fabric_ip);
+            let at =
+                |l: &crate::fabric::LeafNode, prefix: &str, nh: &str| l.best_path(prefix).is_some_and(|p| p.0 == nh);
+            let a_at_1 =
+                at(leaf2, "10.1.1.1/32", &leaf1.fabric_ip) && at(leaf2, "2001:db8:1::1/128", &leaf1.fabric_ip6);
+            let c_at_2 =
+                at(leaf1, "10.1.1.3/32", &leaf2.fabric_ip) && at(leaf1, "2001:db8:1::3/128", &leaf2.fabric_ip6);
             (a_at_1 && c_at_2).then_some(())
         });
         // Before any move: B reaches A directly (same host, real MAC); C through leaf 2,
-        // which answers C's ARP for A by proxy with the anycast MAC.
+        // which answers C's ARP and NS for A by proxy with the anycast MAC.
         a.run("roam-probe server 5001 >/dev/null 2>&1 &");
         for g in &mut others[..STREAMING] {
             g.ping_until_reply(A_IP);
-            g.run(&format!("roam-probe client {A_IP} 5001 3600 10 {GAP_MS} >/tmp/stream.log 2>&1 &"));
         }
-        assert_eq!(others[0].neighbour(A_IP).as_deref(), Some("52:54:00:00:00:01"), "B knows A by its real MAC");
-        assert_eq!(others[1].neighbour(A_IP).as_deref(), Some(ANYCAST), "leaf 2 answered C's ARP for A by proxy");
-        std::thread::sleep(Duration::from_secs(2));
-        for g in &mut others[..STREAMING] {
-            assert!(g.stream_progress().0 > 50.0, "{}'s stream runs", g.name);
+        streams::start(&mut others);
+        std::thread::sleep(Duration::from_secs(3));
+        for (_, a_ip, log) in FAMILIES {
+            let (b, c) = (others[0].neighbour(a_ip), others[1].neighbour(a_ip));
+            let state = |g: &mut Guest| g.run(&format!("ip addr; ip neigh; ip -6 neigh; ip -6 route; tail -n 3 {log}"));
+            if b.as_deref() != Some("52:54:00:00:00:01") || c.as_deref() != Some(ANYCAST) {
+                let (sb, sc) = (state(&mut others[0]), state(&mut others[1]));
+                panic!("B should know A ({a_ip}) by its real MAC, C by the anycast MAC (leaf 2's proxy answer): B {b:?}, C {c:?}\nB:\n{sb}\nC:\n{sc}");
+            }
+            for g in &mut others[..STREAMING] {
+                assert!(g.stream_progress_in(log).0 > 50.0, "{}'s stream to {a_ip} runs", g.name);
+            }
         }
         let events = [hosts[0].watch_events(), hosts[1].watch_events()];
         Scenario {
@@ -156,7 +144,7 @@ impl Scenario {
             tag: tag.to_string(),
             moves: 0,
             stale: None,
-            gaps_seen: [0, 0],
+            gaps_seen: [[0; STREAMING]; 2],
         }
     }
 
@@ -171,11 +159,7 @@ impl Scenario {
         }
         // Who must hear nothing: with fix-ups, the VMs on A's new host; without, anybody.
         let quiet: Vec<usize> = (0..OTHERS.len()).filter(|i| !self.fixups || OTHERS[*i].2 == to).collect();
-        let before = {
-            let mut gs: Vec<&mut Guest> =
-                self.others.iter_mut().enumerate().filter(|(i, _)| quiet.contains(i)).map(|(_, g)| g).collect();
-            quiet_arp(&mut gs)
-        };
+        let before = self.quiet(&quiet);
         let src_stats = self.hosts[from].stats();
 
         // The destination QEMU (attached first: QEMU needs its vhost-user backend), QMP
@@ -221,50 +205,58 @@ impl Scenario {
             (resumed_us as f64 - migration.stopped_us as f64) / 1000.0
         );
 
-        // Both sessions survive: echoes keep coming, for longer than a 2 s removal.
-        let after: Vec<f64> = self.others[..STREAMING].iter_mut().map(|g| g.stream_progress().0).collect();
+        // Every session survives: echoes keep coming, for longer than a 2 s removal.
+        let after = self.progress();
         std::thread::sleep(Duration::from_secs(6));
-        let mut stalls = [0.0; 2];
-        for (i, g) in self.others[..STREAMING].iter_mut().enumerate() {
-            let (end, _) = g.stream_progress();
-            assert!(end > after[i] + 100.0, "[{tag}] {}→A stopped after the move: {} → {end} echoes", g.name, after[i]);
-            let (stall, seen) = new_gaps(g, self.gaps_seen[i]);
-            (stalls[i], self.gaps_seen[i]) = (stall, seen);
-        }
+        let stalls = self.streams_went_on(&tag, after);
 
-        // A's /32 is at the new leaf, from the new host, in both BGP tables and kernels.
+        // A's /32 and /128 are at the new leaf, from the new host, in both BGP tables and
+        // kernels.
         let (new_leaf, old_leaf) = (&self.fabric.leaves[to], &self.fabric.leaves[from]);
-        for l in &self.fabric.leaves {
-            let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || {
-                l.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == new_leaf.fabric_ip)
-            });
-            let community = format!("65010:{}", to + 1);
-            assert!(best.1.contains(&community), "[{tag}] {}: A's path should carry {community}: {best:?}", l.name);
+        for (prefix, nh) in [("10.1.1.1/32", &new_leaf.fabric_ip), ("2001:db8:1::1/128", &new_leaf.fabric_ip6)] {
+            for l in &self.fabric.leaves {
+                let best = wait_for(&format!("{}'s best path for A to move", l.name), Duration::from_secs(10), || {
+                    l.best_path(prefix).filter(|(n, _)| n == nh)
+                });
+                let community = format!("65010:{}", to + 1);
+                assert!(
+                    best.1.contains(&community),
+                    "[{tag}] {}: A's {prefix} should carry {community}: {best:?}",
+                    l.name
+                );
+            }
         }
-        let via = old_leaf.route(A_IP);
-        assert!(via.contains(&format!("via {}", new_leaf.fabric_ip)), "[{tag}] old leaf's route for A: {via}");
-        let dev = new_leaf.route(A_IP);
-        assert!(dev.contains(&format!("dev {}", new_leaf.leaf.leaf_if)), "[{tag}] new leaf's route for A: {dev}");
+        for ((_, a_ip, _), nh) in FAMILIES.iter().zip([&new_leaf.fabric_ip, &new_leaf.fabric_ip6]) {
+            let via = old_leaf.route(a_ip);
+            assert!(via.contains(&format!("via {nh}")), "[{tag}] old leaf's route for {a_ip}: {via}");
+            let dev = new_leaf.route(a_ip);
+            assert!(
+                dev.contains(&format!("dev {}", new_leaf.leaf.leaf_if)),
+                "[{tag}] new leaf's route for {a_ip}: {dev}"
+            );
+        }
 
-        // The leaves' reports: the move is seen when A's port comes up on its new host (A
-        // resumed), or at A's first announcement, whichever comes first.
+        // The leaves' reports, one per address: the move is seen when A's port comes up on
+        // its new host (A resumed), or at A's first announcement, whichever comes first.
         let move_in = new_leaf.wait_move_since("in", A_IP, since);
         let move_out = old_leaf.wait_move_since("out", A_IP, since);
-        let kinds = ["link-up", "garp", "rarp", "unsolicited-na"];
+        let move_in6 = new_leaf.wait_move_since("in", FAMILIES[1].1, since);
+        let move_out6 = old_leaf.wait_move_since("out", FAMILIES[1].1, since);
+        let kinds = ["link-up", "garp", "rarp", "unsolicited-na", "dad-probe"];
         assert!(kinds.contains(&move_in.trigger.kind.as_str()), "[{tag}] what moved A: {move_in:?}");
         assert_eq!((move_in.from_host, move_in.to_host), (Some(from as u16 + 1), Some(to as u16 + 1)));
         let fixup_ms = |m: &MoveReport| {
             m.fixups.iter().map(|f| f.at_us).max().map(|last| last.saturating_sub(m.trigger.at_us) as f64 / 1000.0)
         };
-        if self.fixups {
-            self.check_fixups(&move_in, &move_out, from);
-        } else {
-            assert!(move_in.fixups.is_empty() && move_out.fixups.is_empty(), "[{tag}] fix-ups were off");
+        for (family, (i, o)) in [(0, (&move_in, &move_out)), (1, (&move_in6, &move_out6))] {
+            if self.fixups {
+                self.check_fixups(family, i, o, from);
+            } else {
+                assert!(i.fixups.is_empty() && o.fixups.is_empty(), "[{tag}] fix-ups were off");
+            }
         }
-        // Nobody who did not need it heard an ARP frame.
-        let now: Vec<u64> = quiet.iter().map(|i| self.others[*i].arp_count()).collect();
-        let names: Vec<&str> = quiet.iter().map(|i| OTHERS[*i].0).collect();
-        assert_eq!(now, before, "[{tag}] {names:?} received ARP frames during the move (before/after)");
+        // Nobody who did not need it heard an ARP, NS, NA or redirect frame.
+        self.still_quiet(&tag, &quiet, &before);
 
         // The switches: A's announcements went up, trapped; every counter adds up.
         let announcements = wait_for("A's announcements sent up", Duration::from_secs(5), || {
@@ -275,7 +267,7 @@ impl Scenario {
             let s = vs.stats();
             assert!(s.balanced, "[{tag}] counters do not add up: {s:#?}");
         }
-        let (held, rerouted, released_by_fixup) = self.check_held(from, &src_stats, &move_out);
+        let (held, rerouted, released_by_fixup) = self.check_held(from, &src_stats, [&move_out, &move_out6]);
         let a_mac = crate::traffic::mac_bytes(&self.a.mac);
         let [at_1, at_2] = captures.map(|c| c.timed_frames());
         let captured = [at_1, at_2];
@@ -318,7 +310,7 @@ impl Scenario {
                 timeline.at(&lane, &format!("fix-up to {}", f.to.join(",")), f.at_us);
             }
         }
-        for (i, stall) in stalls.iter().enumerate() {
+        for (i, stall) in stalls[0].iter().enumerate() {
             let times = (migration.stopped_us, resumed_us);
             crate::timeline::stream_span(&mut timeline, &captured, OTHERS[i], (from, to), *stall, times);
         }
@@ -329,8 +321,10 @@ impl Scenario {
             removal,
             blackout_ms: (resumed_us as f64 - migration.stopped_us as f64) / 1000.0,
             migration,
-            stall_b: stalls[0],
-            stall_c: stalls[1],
+            stall_b: stalls[0][0],
+            stall_c: stalls[0][1],
+            stall_b6: stalls[1][0],
+            stall_c6: stalls[1][1],
             trigger: move_in.trigger.kind.clone(),
             resume_to_seen_ms: (move_in.trigger.at_us as f64 - resumed_us as f64) / 1000.0,
             resume_to_first_frame_ms: first_from_a.map(|(at, _)| (*at as f64 - resumed_us as f64) / 1000.0),
@@ -343,14 +337,16 @@ impl Scenario {
         }
     }
 
-    /// Only the VMs that need it are told, once: the new leaf tells A about each VM left
-    /// on the old host; the old leaf tells each of those about A. Their neighbour entries
-    /// for each other are now the anycast MAC.
-    fn check_fixups(&mut self, move_in: &MoveReport, move_out: &MoveReport, from: usize) {
+    /// Only the VMs that need it are told, once, in each family (0: IPv4, 1: IPv6): the
+    /// new leaf tells A about each VM left on the old host; the old leaf tells each of
+    /// those about A. Their neighbour entries for each other are now the anycast MAC.
+    fn check_fixups(&mut self, family: usize, move_in: &MoveReport, move_out: &MoveReport, from: usize) {
+        let addr = |ip: &str| if family == 0 { ip.to_string() } else { v6_of(ip) };
+        let a_ip = FAMILIES[family].1;
         let left: Vec<usize> = (0..OTHERS.len()).filter(|i| OTHERS[*i].2 == from).collect();
         let mut told_a: Vec<String> = move_in.fixups.iter().map(|f| f.ip.to_string()).collect();
         told_a.sort();
-        let expected: Vec<String> = left.iter().map(|i| OTHERS[*i].1.to_string()).collect();
+        let expected: Vec<String> = left.iter().map(|i| addr(OTHERS[*i].1)).collect();
         assert_eq!(told_a, expected, "the new leaf tells A about the old host's VMs: {move_in:#?}");
         for f in &move_in.fixups {
             assert_eq!((f.to.as_slice(), f.sent.get("a")), (&["a".to_string()][..], Some(&1)), "{move_in:#?}");
@@ -358,27 +354,27 @@ impl Scenario {
         let names: Vec<String> = left.iter().map(|i| OTHERS[*i].0.to_string()).collect();
         assert_eq!(move_out.fixups.len(), 1, "one fix-up from the old leaf: {move_out:#?}");
         let f = &move_out.fixups[0];
-        assert_eq!((f.to.clone(), f.ip.to_string()), (names.clone(), A_IP.to_string()), "{move_out:#?}");
+        assert_eq!((f.to.clone(), f.ip.to_string()), (names.clone(), a_ip.to_string()), "{move_out:#?}");
         for (i, name) in left.iter().zip(&names) {
             assert_eq!(f.sent.get(name), Some(&1), "{move_out:#?}");
-            // A VM that never talked to A has no entry to fix (a gratuitous ARP makes none).
+            // A VM that never talked to A has no entry to fix (a fix-up makes none).
             let g = &mut self.others[*i];
-            let entry = g.neighbour(A_IP);
+            let entry = g.neighbour(a_ip);
             assert!(
                 entry.as_deref() == Some(ANYCAST) || (entry.is_none() && *i >= STREAMING),
-                "{name}'s entry for A after the fix-up: {entry:?}"
+                "{name}'s entry for A ({a_ip}) after the fix-up: {entry:?}"
             );
-            if let Some(mac) = self.a.neighbour(OTHERS[*i].1) {
-                assert_eq!(mac, ANYCAST, "A's entry for {name} after the fix-up");
+            if let Some(mac) = self.a.neighbour(&addr(OTHERS[*i].1)) {
+                assert_eq!(mac, ANYCAST, "A's entry for {name} ({}) after the fix-up", addr(OTHERS[*i].1));
             }
         }
     }
 
     /// The source host held what B and C sent A while A's port was down: each such frame
     /// went to the leaf when A was away or its port removed (`rerouted`), was released by
-    /// the old leaf's fix-up, or (from the uplink, without a fix-up) expired. Returns
-    /// (held, rerouted, released by the fix-up) for this move.
-    fn check_held(&self, from: usize, before: &roam_api::views::StatsView, move_out: &MoveReport) -> (u64, u64, u64) {
+    /// the old leaf's fix-ups (one per family), or (from the uplink, without a fix-up)
+    /// expired. Returns (held, rerouted, released by the fix-ups) for this move.
+    fn check_held(&self, from: usize, before: &roam_api::views::StatsView, outs: [&MoveReport; 2]) -> (u64, u64, u64) {
         // Past the 2 s hold time, every held frame is accounted for.
         std::thread::sleep(Duration::from_millis(500));
         let now = self.hosts[from].stats();
@@ -387,7 +383,7 @@ impl Scenario {
             (delta(&|p| p.out.held), delta(&|p| p.out.released), delta(&|p| p.out.held_dropped));
         let rerouted = delta(&|p| p.out.rerouted);
         let holding = now.sum(|p| p.out.holding);
-        let by_fixup = move_out.fixups.first().map_or(0, |f| f.released as u64);
+        let by_fixup: u64 = outs.iter().filter_map(|m| m.fixups.first()).map(|f| f.released as u64).sum();
         assert!(held > 0, "the source host held nothing for A while its port was down: {now:#?}");
         assert_eq!((held, holding), (released + dropped, 0), "the source's held frames do not add up: {now:#?}");
         assert_eq!(released, by_fixup + rerouted, "released {released}: {by_fixup} by the fix-up, {rerouted} rerouted");

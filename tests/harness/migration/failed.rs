@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use roam_api::views::{PortStats, VmState};
 
-use super::{new_gaps, quiet_arp, stall, Scenario, A_IP, OTHERS};
-use crate::{wait_for, FailAt, Guest};
+use super::{stall, Scenario, FAMILIES, OTHERS};
+use crate::{wait_for, FailAt};
 
 /// What a failed migration measured.
 #[derive(Debug, Clone)]
@@ -14,9 +14,12 @@ pub struct FailedMove {
     pub at: FailAt,
     /// The source's `STOP` → its `RESUME` (a switchover failure), in ms.
     pub stopped_ms: Option<f64>,
-    /// The longest gap between echoes of B→A and C→A across the attempt, in ms.
+    /// The longest gap between echoes of B→A and C→A across the attempt, in ms, over
+    /// IPv4 and over IPv6.
     pub stall_b: f64,
     pub stall_c: f64,
+    pub stall_b6: f64,
+    pub stall_c6: f64,
     /// The source host: frames held for A while it was stopped, of them sent to the leaf
     /// while A was away (they came back and were held again), and dropped (none may be).
     pub held: u64,
@@ -27,8 +30,8 @@ pub struct FailedMove {
 impl FailedMove {
     /// Failed moves as a Markdown table.
     pub fn table(moves: &[FailedMove]) -> String {
-        let mut t = "| destination killed | source STOP → RESUME | B→A stall | C→A stall | source held / rerouted / dropped |\n".to_string();
-        t += "| --- | --- | --- | --- | --- |\n";
+        let mut t = "| destination killed | source STOP → RESUME | B→A stall | C→A stall | B→A / C→A stall (IPv6) | source held / rerouted / dropped |\n".to_string();
+        t += "| --- | --- | --- | --- | --- | --- |\n";
         for m in moves {
             t += &m.row();
             t.push('\n');
@@ -43,9 +46,11 @@ impl FailedMove {
         };
         let stopped = self.stopped_ms.map_or("-".to_string(), |v| format!("{v:.0} ms"));
         format!(
-            "| {at} | {stopped} | {} | {} | {} / {} / {} |",
+            "| {at} | {stopped} | {} | {} | {} / {} | {} / {} / {} |",
             stall(self.stall_b),
             stall(self.stall_c),
+            stall(self.stall_b6),
+            stall(self.stall_c6),
             self.held,
             self.rerouted,
             self.dropped
@@ -57,7 +62,7 @@ impl Scenario {
     /// Starts a live migration of A to the other host and kills the destination QEMU on
     /// the way (`at`); the orchestrator then removes the destination port. Checks that A
     /// carries on at its source: the sessions survive, every frame held for A while it was
-    /// stopped reaches it, the leaves move nothing and nobody hears an ARP frame.
+    /// stopped reaches it, the leaves move nothing and nobody hears an ARP or ND frame.
     pub fn fail_migration(&mut self, at: FailAt) -> FailedMove {
         let (from, to) = (self.a_host, 1 - self.a_host);
         self.moves += 1;
@@ -65,7 +70,8 @@ impl Scenario {
         if self.stale.take() == Some(to) {
             self.hosts[to].client().detach("a").expect("detaching A's stale port");
         }
-        let before = quiet_arp(&mut self.others.iter_mut().collect::<Vec<&mut Guest>>());
+        let everybody: Vec<usize> = (0..OTHERS.len()).collect();
+        let before = self.quiet(&everybody);
         let src_stats = self.hosts[from].stats();
         let reports: Vec<usize> = self.fabric.leaves.iter().map(|l| l.moves().len()).collect();
 
@@ -73,7 +79,7 @@ impl Scenario {
         let mut next = self.a.incoming(&self.dir, &format!("a-{}", self.moves), port);
         self.hosts[to].attach(&next, 100);
         std::thread::sleep(Duration::from_secs(1));
-        let after: Vec<f64> = self.others[..super::STREAMING].iter_mut().map(|g| g.stream_progress().0).collect();
+        let after = self.progress();
         let failed = self.a.migrate_and_fail(&mut next, port, at);
         // The destination port never came up: A never ran there.
         let dst = self.hosts[to].show().vms.into_iter().find(|v| v.name == "a").expect("A's destination port");
@@ -86,28 +92,25 @@ impl Scenario {
         assert!(src.link_up, "[{tag}] A's source port: {src:?}");
         eprintln!("[{tag}] host {} → {} failed {:?}: {failed:?}", from + 1, to + 1, at);
 
-        // Both sessions survive.
+        // Every session survives.
         std::thread::sleep(Duration::from_secs(6));
-        let mut stalls = [0.0; 2];
-        for (i, g) in self.others[..super::STREAMING].iter_mut().enumerate() {
-            let (end, _) = g.stream_progress();
-            assert!(end > after[i] + 100.0, "[{tag}] {}→A stopped: {} → {end} echoes", g.name, after[i]);
-            (stalls[i], self.gaps_seen[i]) = new_gaps(g, self.gaps_seen[i]);
-        }
+        let stalls = self.streams_went_on(&tag, after);
 
-        // The leaves moved nothing: no move reported, A's /32 still at its leaf.
+        // The leaves moved nothing: no move reported, A's /32 and /128 still at its leaf.
         let home = &self.fabric.leaves[from];
         for (l, n) in self.fabric.leaves.iter().zip(&reports) {
             let moves = l.moves();
             assert_eq!(moves.len(), *n, "[{tag}] {} reported a move: {:?}", l.name, &moves[*n..]);
-            let best = l.best_path("10.1.1.1/32");
-            assert_eq!(best.as_ref().map(|(nh, _)| nh.as_str()), Some(home.fabric_ip.as_str()), "[{tag}] {}", l.name);
+            for (prefix, nh) in [("10.1.1.1/32", &home.fabric_ip), ("2001:db8:1::1/128", &home.fabric_ip6)] {
+                let best = l.best_path(prefix);
+                assert_eq!(best.as_ref().map(|(n, _)| n), Some(nh), "[{tag}] {}: {prefix}", l.name);
+            }
         }
-        let dev = home.route(A_IP);
-        assert!(dev.contains(&format!("dev {}", home.leaf.leaf_if)), "[{tag}] A's leaf's route for A: {dev}");
-        let now: Vec<u64> = self.others.iter_mut().map(|g| g.arp_count()).collect();
-        let names: Vec<&str> = OTHERS.iter().map(|o| o.0).collect();
-        assert_eq!(now, before, "[{tag}] {names:?} received ARP frames (before/after)");
+        for (_, a_ip, _) in FAMILIES {
+            let dev = home.route(a_ip);
+            assert!(dev.contains(&format!("dev {}", home.leaf.leaf_if)), "[{tag}] A's leaf's route for {a_ip}: {dev}");
+        }
+        self.still_quiet(&tag, &everybody, &before);
 
         // Every frame held for A at its source reached it; every counter adds up.
         let now = self.hosts[from].stats();
@@ -124,6 +127,7 @@ impl Scenario {
             assert!(s.balanced, "[{tag}] counters do not add up: {s:#?}");
         }
         let stopped_ms = failed.stopped_us.zip(failed.resumed_us).map(|(s, r)| (r as f64 - s as f64) / 1000.0);
-        FailedMove { at, stopped_ms, stall_b: stalls[0], stall_c: stalls[1], held, rerouted, dropped }
+        let [[stall_b, stall_c], [stall_b6, stall_c6]] = stalls;
+        FailedMove { at, stopped_ms, stall_b, stall_c, stall_b6, stall_c6, held, rerouted, dropped }
     }
 }

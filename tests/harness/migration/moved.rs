@@ -16,6 +16,9 @@ pub struct Move {
     /// The longest gap between echoes of each stream across the move (B→A, C→A), in ms.
     pub stall_b: f64,
     pub stall_c: f64,
+    /// The same over IPv6.
+    pub stall_b6: f64,
+    pub stall_c6: f64,
     /// What made the new leaf see the move (`link-up`, `garp`, `rarp`).
     pub trigger: String,
     /// The destination's `RESUME` → the new leaf saw the move, in ms.
@@ -40,9 +43,14 @@ pub struct Move {
 }
 
 impl Move {
-    /// The worse of the two streams' stalls minus QEMU's downtime, in ms.
+    /// The worst stream's stall minus QEMU's downtime, in ms.
     pub fn excess_ms(&self) -> f64 {
-        self.stall_b.max(self.stall_c) - self.migration.downtime_ms as f64
+        self.worst_stall() - self.migration.downtime_ms as f64
+    }
+
+    /// The longest of the four streams' stalls, in ms.
+    pub fn worst_stall(&self) -> f64 {
+        [self.stall_b, self.stall_c, self.stall_b6, self.stall_c6].into_iter().fold(0.0, f64::max)
     }
 
     /// Moves as a Markdown table.
@@ -54,6 +62,7 @@ impl Move {
             "STOP → RESUME",
             "B→A stall",
             "C→A stall",
+            "B→A / C→A stall (IPv6)",
             "worst − downtime",
             "RESUME → move seen",
             "RESUME → A's first frame",
@@ -64,7 +73,7 @@ impl Move {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         for (name, m) in moves {
             t += &format!(
-                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
+                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {} / {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
                 m.from + 1,
                 m.to + 1,
                 m.removal.label(),
@@ -72,6 +81,8 @@ impl Move {
                 m.blackout_ms,
                 stall(m.stall_b),
                 stall(m.stall_c),
+                stall(m.stall_b6),
+                stall(m.stall_c6),
                 m.excess_ms(),
                 m.resume_to_seen_ms,
                 m.trigger,
