@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 pub mod fabric;
 mod guest;
-pub use guest::{micros, FailAt, FailedMigration, Guest, Migration, Qmp};
+mod qmp;
+pub use guest::{micros, FailAt, FailedMigration, Guest, Migration};
+pub use qmp::Qmp;
 mod leaf;
 pub use leaf::{Capture, Leaf};
 pub mod migration;
