@@ -1,6 +1,7 @@
 //! vswitchd with real QEMU guests over vhost-user, on one host: local switching with real
 //! MACs, a TCP stream, the static FDB, counters that add up, ARP fix-ups that reach only
-//! the named guest, port security, and recovery from a QEMU restart and a vswitchd crash.
+//! the named guest, port security (a spoofed MAC; a spoofed IPv6 address in an NA and as a
+//! source), and recovery from a QEMU restart and a vswitchd crash.
 
 use std::time::Duration;
 
@@ -108,6 +109,23 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     let after = vs.port_stats("c").drops("spoofed_source_mac");
     assert!(after > before, "no spoofed_source_mac drop counted ({before} -> {after})");
     c.run("ip link set eth0 address 52:54:00:00:00:03");
+    balanced(&vs);
+
+    // 4b. A guest claiming another VM's IPv6 address is dropped and counted: C advertises
+    // A's address from its own (an NA), then uses it as its source (a ping to B).
+    let drops = |r: &str| vs.port_stats("c").drops(r);
+    let (na_before, src_before) = (drops("spoofed_na_target"), drops("spoofed_ipv6_source"));
+    b.run(&format!("ping -c 2 -W 2 {}", a.ip6())); // B knows A's IPv6 address by A's MAC
+    c.run(&format!("roam-probe send-na {} {}", c.ip6(), a.ip6()));
+    let spoof = format!("ip -6 addr add {a6}/128 dev eth0 && ping -c 2 -W 1 -I {a6} {}", b.ip6(), a6 = a.ip6());
+    let (out, status) = c.sh(&spoof, Duration::from_secs(20));
+    c.run(&format!("ip -6 addr del {}/128 dev eth0", a.ip6()));
+    assert_ne!(status, 0, "a guest using A's IPv6 address got through: {out}");
+    let (na_after, src_after) = (drops("spoofed_na_target"), drops("spoofed_ipv6_source"));
+    assert!(na_after > na_before, "no spoofed_na_target drop counted ({na_before} -> {na_after})");
+    assert!(src_after > src_before, "no spoofed_ipv6_source drop counted ({src_before} -> {src_after})");
+    let entry = b.neighbour(&a.ip6());
+    assert_ne!(entry.as_deref(), Some(c.mac.as_str()), "B believed C's claim to A's address");
     balanced(&vs);
 
     // 6. A guest's QEMU killed and restarted on the same socket talks again.

@@ -4,6 +4,7 @@
  *   roam-probe server PORT
  *   roam-probe client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]   (HOST: IPv4 or IPv6)
  *   roam-probe arp-count FILE [ND_FILE]   (counts ARP frames received, and NS/NA/redirects)
+ *   roam-probe send-na SRC TARGET   (one unsolicited NA on eth0: TARGET is at this MAC)
  * The client sends a sequence number every INTERVAL_MS (default 2) and reads the echoes;
  * it prints "progress N max_gap_ms G" once a second and, at the end,
  * "done echoes N max_gap_ms G". The gap is the longest time between two echoes received.
@@ -13,6 +14,8 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -149,10 +152,44 @@ static int arp_count(const char *arp_file, const char *nd_file) {
     }
 }
 
+/* Sends one unsolicited neighbor advertisement out of eth0, from the IPv6 address SRC,
+ * saying TARGET is at eth0's MAC (override set), to all-nodes: what a guest that claims
+ * another VM's address sends. */
+static int send_na(const char *src, const char *target) {
+    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IPV6));
+    struct ifreq ifr = {0};
+    strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+    unsigned char mac[6], f[14 + 40 + 32] = {0}, *ip = f + 14, *na = ip + 40;
+    /* ifreq is a union: the MAC first, then the index. */
+    if (s < 0 || ioctl(s, SIOCGIFHWADDR, &ifr)) { perror("send-na"); return 1; }
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    if (ioctl(s, SIOCGIFINDEX, &ifr)) { perror("send-na"); return 1; }
+    memcpy(f, "\x33\x33\x00\x00\x00\x01", 6);
+    memcpy(f + 6, mac, 6);
+    f[12] = 0x86, f[13] = 0xdd;
+    ip[0] = 0x60, ip[5] = 32, ip[6] = 58, ip[7] = 255;
+    if (inet_pton(AF_INET6, src, ip + 8) != 1 || inet_pton(AF_INET6, "ff02::1", ip + 24) != 1 ||
+        inet_pton(AF_INET6, target, na + 8) != 1) { fprintf(stderr, "send-na: bad address\n"); return 2; }
+    na[0] = 136, na[4] = 0x20, na[24] = 2, na[25] = 1;
+    memcpy(na + 26, mac, 6);
+    /* The checksum over the pseudo-header (addresses, length, next header) and the message. */
+    unsigned long sum = 32 + 58;
+    for (int i = 8; i < 40; i += 2) sum += ip[i] << 8 | ip[i + 1];
+    for (int i = 0; i < 32; i += 2) sum += na[i] << 8 | na[i + 1];
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    na[2] = ~sum >> 8, na[3] = ~sum & 0xff;
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = ifr.ifr_ifindex, .sll_halen = 6};
+    memcpy(to.sll_addr, f, 6);
+    if (sendto(s, f, sizeof f, 0, (struct sockaddr *)&to, sizeof to) != sizeof f) { perror("send-na"); return 1; }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "arp-count")) return arp_count(argv[2], argc > 3 ? argv[3] : NULL);
     if (argc >= 3 && !strcmp(argv[1], "server")) return serve(atoi(argv[2]));
+    if (argc >= 4 && !strcmp(argv[1], "send-na")) return send_na(argv[2], argv[3]);
     if (argc >= 5 && !strcmp(argv[1], "client")) return client(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 2, argc > 6 ? atoi(argv[6]) : 100);
-    fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]]\n");
+    fprintf(stderr, "usage: roam-probe server PORT | client HOST PORT SECONDS [INTERVAL_MS [GAP_MS]] |\n"
+                    "       arp-count FILE [ND_FILE] | send-na SRC TARGET\n");
     return 2;
 }
