@@ -184,19 +184,13 @@ fn unicast(ip: IpAddr) -> Option<api::Family> {
     Some(api::Family { afi, safi: api::SAFI_UNICAST })
 }
 
-/// A host route's length: 32 or 128.
-fn host_len(ip: IpAddr) -> u32 {
-    if ip.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
 /// The path leafd originates for `ip/32` or `ip/128`.
 pub fn host_path(ip: IpAddr, nexthop: IpAddr, host: u16, seq: u32) -> api::Path {
     let communities = vec![(HOST_COMMUNITY as u32) << 16 | host as u32, (SEQ_COMMUNITY as u32) << 16 | seq.min(65535)];
-    let nlri = any("IPAddressPrefix", &api::IpAddressPrefix { prefix_len: host_len(ip), prefix: ip.to_string() });
+    let nlri = any(
+        "IPAddressPrefix",
+        &api::IpAddressPrefix { prefix_len: crate::host_len(ip).into(), prefix: ip.to_string() },
+    );
     let next_hop = match ip {
         IpAddr::V4(_) => any("NextHopAttribute", &api::NextHopAttribute { next_hop: nexthop.to_string() }),
         IpAddr::V6(_) => any(
@@ -231,7 +225,7 @@ pub fn peer_path(p: &api::Path) -> Option<(IpAddr, Path, bool)> {
     let nlri = p.nlri.as_ref().filter(|a| a.type_url == api::type_url("IPAddressPrefix"))?;
     let prefix = api::IpAddressPrefix::decode(nlri.value.as_slice()).ok()?;
     let ip: IpAddr = prefix.prefix.parse().ok()?;
-    if prefix.prefix_len != host_len(ip) {
+    if prefix.prefix_len != u32::from(crate::host_len(ip)) {
         return None;
     }
     let (mut nexthop, mut host, mut seq) = (None, None, 0);

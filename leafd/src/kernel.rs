@@ -30,6 +30,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use pipeline::MacAddr;
 
+use crate::host_len;
+
 pub struct Kernel {
     /// The routing protocol number of the routes leafd owns.
     pub protocol: u8,
@@ -47,14 +49,6 @@ fn family(ip: IpAddr) -> AddressFamily {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
-    }
-}
-
-fn host_len(ip: IpAddr) -> u8 {
-    if ip.is_ipv4() {
-        32
-    } else {
-        128
     }
 }
 

@@ -9,7 +9,17 @@ pub mod logic;
 pub mod trap;
 pub mod vswitch;
 
+use std::net::IpAddr;
 use std::time::SystemTime;
+
+/// A host route's prefix length: 32 for IPv4, 128 for IPv6.
+pub fn host_len(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
 
 /// An input with the time it was seen (a trapped frame's capture time).
 #[derive(Debug, Clone)]

@@ -110,7 +110,7 @@ fn run(args: Args) -> Result<()> {
 
 /// `ip/32` or `ip/128`.
 fn host(ip: &std::net::IpAddr) -> String {
-    format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
+    format!("{ip}/{}", leafd::host_len(*ip))
 }
 
 /// What set a change off, for the report.
