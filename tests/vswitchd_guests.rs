@@ -1,7 +1,7 @@
 //! vswitchd with real QEMU guests over vhost-user, on one host: local switching with real
 //! MACs, a TCP stream, the static FDB, counters that add up, ARP fix-ups that reach only
 //! the named guest, port security (a spoofed MAC; a spoofed IPv6 address in an NA and as a
-//! source), and recovery from a QEMU restart and a vswitchd crash.
+//! source; the local ARP/ND responder), and recovery from a QEMU restart and a vswitchd crash.
 
 use std::time::Duration;
 
@@ -19,6 +19,27 @@ fn balanced(vs: &Vswitchd) {
 
 fn links_up(vs: &Vswitchd, n: usize) {
     vs.wait_links_up(n, Duration::from_secs(60));
+}
+
+/// The ARP frames and neighbor solicitations two guests have received.
+fn heard(b: &mut Guest, c: &mut Guest) -> [u64; 4] {
+    [b.arp_count(), b.nd_counts().1, c.arp_count(), c.nd_counts().1]
+}
+
+/// Lets the guests' own neighbour maintenance finish (Linux probes a neighbour 5 s after
+/// using a stale entry): waits until two guests have received no ARP frame and no neighbor
+/// solicitation for 6 s.
+fn wait_quiet(b: &mut Guest, c: &mut Guest) -> [u64; 4] {
+    let mut counts = heard(b, c);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(6));
+        let now = heard(b, c);
+        if now == counts {
+            return counts;
+        }
+        counts = now;
+    }
+    panic!("the guests never stopped receiving ARP frames and solicitations on their own: {counts:?}");
 }
 
 #[test]
@@ -73,19 +94,7 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
 
     // 3. An ARP fix-up reaches the named guest only.
     c.ping_until_reply("10.1.1.1");
-    // Let the guests' own neighbour maintenance finish (Linux probes a neighbour 5 s after
-    // using a stale entry): wait until b and c have received no ARP frame for 6 s.
-    let mut counts = (b.arp_count(), c.arp_count());
-    for round in 0.. {
-        assert!(round < 10, "the guests never stopped receiving ARP frames on their own");
-        std::thread::sleep(Duration::from_secs(6));
-        let now = (b.arp_count(), c.arp_count());
-        if now == counts {
-            break;
-        }
-        counts = now;
-    }
-    let (b_before, c_before) = counts;
+    let quiet = wait_quiet(&mut b, &mut c);
     let fixup = ArpAnnounce { to: vec!["a".into()], ip: "10.1.1.2".parse().unwrap(), mac: ANYCAST.parse().unwrap() };
     let r = vs.client().arp_announce(fixup).expect("arp-announce");
     assert_eq!(r.sent.get("a"), Some(&1), "{r:?}");
@@ -93,7 +102,7 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
         (a.neighbour("10.1.1.2").as_deref() == Some(ANYCAST)).then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!((b.arp_count(), c.arp_count()), (b_before, c_before), "another guest received an ARP frame");
+    assert_eq!(heard(&mut b, &mut c), quiet, "another guest received an ARP frame");
     let (ok, out) = vs.vsctl(&["arp-announce", "--to", "a", "--ip", "10.1.1.2", "--mac", "52:54:00:00:00:02"]);
     assert!(ok, "{out}");
     wait_for("a's entry for b back to b's MAC", Duration::from_secs(10), || {
@@ -126,6 +135,42 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
     assert!(src_after > src_before, "no spoofed_ipv6_source drop counted ({src_before} -> {src_after})");
     let entry = b.neighbour(&a.ip6());
     assert_ne!(entry.as_deref(), Some(c.mac.as_str()), "B believed C's claim to A's address");
+    balanced(&vs);
+
+    // 4c. The local responder: A's ARP requests and neighbor solicitations are answered on
+    // the host, with B's MAC for B's addresses and the anycast MAC for any other address of
+    // the subnets; B and C hear none of them.
+    let (ok, out) = vs.vsctl(&[
+        "set-anycast",
+        "--segment",
+        "100",
+        "--vlan",
+        "100",
+        "--mac",
+        ANYCAST,
+        "--subnet",
+        "10.1.1.0/24",
+        "--subnet",
+        "2001:db8:1::/64",
+        "--arp-responder",
+    ]);
+    assert!(ok, "{out}");
+    a.run("ip neigh flush dev eth0; ip -6 neigh flush dev eth0");
+    let before = vs.port_stats("a").input;
+    let quiet = wait_quiet(&mut b, &mut c);
+    let out = a.run("arping -c 1 -w 2 -I eth0 10.1.1.2; arping -c 1 -w 2 -I eth0 10.1.1.77");
+    let lower = out.to_lowercase();
+    assert!(lower.contains("[52:54:00:00:00:02]") && lower.contains(&format!("[{ANYCAST}]")), "{out}");
+    let out = a.run(&format!("ping -c 2 -W 2 {}", b.ip6()));
+    assert!(out.contains("2 packets received"), "{out}");
+    a.sh("ping -c 1 -W 1 2001:db8:1::77", Duration::from_secs(10));
+    assert_eq!(a.neighbour(&b.ip6()).as_deref(), Some(b.mac.as_str()), "A resolved B's IPv6 address");
+    assert_eq!(a.neighbour("2001:db8:1::77").as_deref(), Some(ANYCAST), "an off-host address is the anycast MAC");
+    let after = vs.port_stats("a").input;
+    assert!(after.arp_replies >= before.arp_replies + 2, "{before:?} -> {after:?}");
+    assert!(after.nd_replies >= before.nd_replies + 2, "{before:?} -> {after:?}");
+    assert_eq!(heard(&mut b, &mut c), quiet, "B or C heard a request the responder answers");
+    vs.set_anycast(100, ANYCAST);
     balanced(&vs);
 
     // 6. A guest's QEMU killed and restarted on the same socket talks again.

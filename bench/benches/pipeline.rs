@@ -2,7 +2,11 @@
 //! → batched lookup → rewrite/tag → per-port grouping, with a 1 M-entry MAC table (and a
 //! 1 K one for contrast), on the mixed workload: 87.5 % known unicast spread over the whole
 //! table, 10 % unknown unicast (rewritten to the anycast MAC, tagged to the uplink), 2.5 %
-//! broadcast ARP (flooded to the segment's 7 other VMs and the uplink).
+//! broadcast ARP (flooded to the segment's 7 other VMs and the uplink). `mixed6` is the
+//! same mix in IPv6: unicast frames from the VM's IPv6 address (which port security
+//! checks, where it checks no IPv4 source) and multicast neighbor solicitations (86 bytes,
+//! with the source link-layer option, which port security checks too) in place of the
+//! ARP broadcasts.
 //!
 //! Two numbers per table size: `roam` times `Processor::process` alone; `roam_with_rx_tx`
 //! also times writing the frames into their buffers and taking them back afterwards.
@@ -14,7 +18,7 @@
 //! `cargo bench -p roam-bench --bench pipeline`, then
 //! `./target/release/criterion_table pipeline` for the table.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,9 @@ const VMS_PER_SEGMENT: u16 = 8;
 const UPLINK: PortId = PortId(0);
 const GW: MacAddr = MacAddr([0, 0, 0x5e, 0, 1, 1]);
 const FRAME_LEN: usize = 64;
+/// A neighbor solicitation with its source link-layer address option.
+const NS_LEN: usize = 14 + 40 + 32;
+const MAX_LEN: usize = NS_LEN;
 const HEADROOM: usize = 16;
 
 type Buf = Box<[u8; HEADROOM + 128]>;
@@ -74,10 +81,10 @@ impl PoolFrame {
 
     /// Receives a frame: its bytes are written into the buffer.
     #[inline]
-    fn fill(&mut self, bytes: &[u8; FRAME_LEN]) {
+    fn fill(&mut self, t: &Template) {
         self.start = HEADROOM;
-        self.len = FRAME_LEN;
-        self.bm()[HEADROOM..HEADROOM + FRAME_LEN].copy_from_slice(bytes);
+        self.len = t.len;
+        self.bm()[HEADROOM..HEADROOM + t.len].copy_from_slice(&t.bytes[..t.len]);
     }
 }
 
@@ -129,29 +136,89 @@ fn segment_of(port: PortId) -> SegmentSlot {
     SegmentSlot((port.0 - 1) / VMS_PER_SEGMENT)
 }
 
-fn frame(dst: MacAddr, src: MacAddr, ethertype: u16) -> [u8; FRAME_LEN] {
-    let mut f = [0u8; FRAME_LEN];
+/// A frame a NIC would write into a buffer.
+struct Template {
+    bytes: [u8; MAX_LEN],
+    len: usize,
+}
+
+/// What a workload's frames carry.
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    V4,
+    V6,
+}
+
+fn vm_ipv6(port: PortId) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, port.0)
+}
+
+/// A unicast data frame from the VM at `port` to `dst`.
+fn data(family: Family, dst: MacAddr, port: PortId) -> Template {
+    let mut f = [0u8; MAX_LEN];
     f[0..6].copy_from_slice(&dst.0);
-    f[6..12].copy_from_slice(&src.0);
-    f[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    if ethertype == 0x0806 {
-        // ARP request from the VM for another address of its subnet.
-        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        f[22..28].copy_from_slice(&src.0);
-        f[28..32].copy_from_slice(&Ipv4Addr::new(10, 1, 1, src.0[5]).octets());
-        f[38..42].copy_from_slice(&[10, 1, 1, 200]);
-    } else {
-        f[14] = 0x45;
+    f[6..12].copy_from_slice(&vm_mac(port).0);
+    match family {
+        Family::V4 => {
+            f[12..14].copy_from_slice(&[8, 0]);
+            f[14] = 0x45;
+        }
+        Family::V6 => {
+            // UDP from the VM's address to another of its subnet, no payload bytes.
+            f[12..14].copy_from_slice(&[0x86, 0xdd]);
+            f[14] = 0x60;
+            f[18..20].copy_from_slice(&((FRAME_LEN - 54) as u16).to_be_bytes());
+            f[20] = 17;
+            f[21] = 64;
+            f[22..38].copy_from_slice(&vm_ipv6(port).octets());
+            f[38..54].copy_from_slice(&vm_ipv6(PortId(200)).octets());
+        }
     }
-    f
+    Template { bytes: f, len: FRAME_LEN }
+}
+
+/// The VM at `port` asks for another address of its subnet (not a local VM's).
+fn request(family: Family, port: PortId) -> Template {
+    let mut f = [0u8; MAX_LEN];
+    let src = vm_mac(port);
+    f[6..12].copy_from_slice(&src.0);
+    match family {
+        Family::V4 => {
+            f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+            f[12..14].copy_from_slice(&[8, 6]);
+            f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+            f[22..28].copy_from_slice(&src.0);
+            f[28..32].copy_from_slice(&Ipv4Addr::new(10, 1, 1, src.0[5]).octets());
+            f[38..42].copy_from_slice(&[10, 1, 1, 200]);
+            Template { bytes: f, len: FRAME_LEN }
+        }
+        Family::V6 => {
+            // To the target's solicited-node group, with the source link-layer option.
+            let target = vm_ipv6(PortId(200)).octets();
+            f[0..6].copy_from_slice(&[0x33, 0x33, 0xff, target[13], target[14], target[15]]);
+            f[12..14].copy_from_slice(&[0x86, 0xdd]);
+            f[14] = 0x60;
+            f[18..20].copy_from_slice(&32u16.to_be_bytes());
+            f[20] = 58;
+            f[21] = 255;
+            f[22..38].copy_from_slice(&vm_ipv6(port).octets());
+            f[38..54]
+                .copy_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target[13], target[14], target[15]]);
+            f[54] = 135;
+            f[62..78].copy_from_slice(&target);
+            f[78..80].copy_from_slice(&[1, 1]);
+            f[80..86].copy_from_slice(&src.0);
+            Template { bytes: f, len: NS_LEN }
+        }
+    }
 }
 
 /// A switch with 64 VMs in 8 segments and a table of `entries` MACs (the VMs, the gateway
 /// per segment, and MACs behind the VMs to fill it), with bursts of the mixed workload.
 /// A burst's input port and frame templates.
-type Burst = (PortId, Vec<[u8; FRAME_LEN]>);
+type Burst = (PortId, Vec<Template>);
 
-fn setup(entries: usize) -> (Processor, Vec<Burst>) {
+fn setup(entries: usize, family: Family) -> (Processor, Vec<Burst>) {
     let mut cfg = SwitchConfig::new();
     for s in 0..SEGMENTS {
         cfg.set_segment(SegmentSlot(s), SegmentConfig::new(Encap::Vlan(VlanId::new(100 + s).unwrap()), GW)).unwrap();
@@ -161,6 +228,7 @@ fn setup(entries: usize) -> (Processor, Vec<Burst>) {
     for &p in &vms {
         let mut v = VnicConfig::new(vm_mac(p), segment_of(p));
         v.ipv4.push(Ipv4Addr::new(10, 1, 1, p.0 as u8));
+        v.ipv6.push(vm_ipv6(p));
         cfg.set_port(p, PortRole::Vnic(v)).unwrap();
     }
     let table = Arc::new(MacTable::new(entries).unwrap());
@@ -189,9 +257,9 @@ fn setup(entries: usize) -> (Processor, Vec<Burst>) {
                 .map(|_| {
                     let r = rng.next() % 1000;
                     if r < 25 {
-                        frame(MacAddr::BROADCAST, vm_mac(src), 0x0806)
+                        request(family, src)
                     } else if r < 125 {
-                        frame(MacAddr::from_u64(0x0600_0000_0000 | (rng.next() & 0xff_ffff_ffff)), vm_mac(src), 0x0800)
+                        data(family, MacAddr::from_u64(0x0600_0000_0000 | (rng.next() & 0xff_ffff_ffff)), src)
                     } else {
                         // A MAC behind another VM (one behind the sender would be a hairpin).
                         let dst = loop {
@@ -200,7 +268,7 @@ fn setup(entries: usize) -> (Processor, Vec<Burst>) {
                                 break d;
                             }
                         };
-                        frame(dst, vm_mac(src), 0x0800)
+                        data(family, dst, src)
                     }
                 })
                 .collect();
@@ -214,8 +282,15 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BURST as u64));
     g.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    for (entries, name) in [(1 << 20, "1M"), (1 << 10, "1K")] {
-        let (mut p, bursts) = setup(entries);
+    let runs = [
+        (1 << 20, "1M", Family::V4),
+        (1 << 10, "1K", Family::V4),
+        (1 << 20, "1M", Family::V6),
+        (1 << 10, "1K", Family::V6),
+    ];
+    for (entries, name, family) in runs {
+        let workload = if family == Family::V4 { "mixed" } else { "mixed6" };
+        let (mut p, bursts) = setup(entries, family);
         let mut pool: Vec<PoolFrame> = (0..BURST).map(|_| PoolFrame::new()).collect();
         let mut out: Output<PoolFrame> = Output::new();
         let mut at = 0;
@@ -250,17 +325,17 @@ fn bench(c: &mut Criterion) {
                 t2 - t1
             }
         };
-        g.bench_function(format!("roam/mixed/{name}"), |b| {
+        g.bench_function(format!("roam/{workload}/{name}"), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| round(false)).sum())
         });
-        g.bench_function(format!("roam_with_rx_tx/mixed/{name}"), |b| {
+        g.bench_function(format!("roam_with_rx_tx/{workload}/{name}"), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| round(true)).sum())
         });
         let total = p.counters().total();
         assert!(p.counters().balanced());
         assert_eq!(total.dropped_total(), 0, "the workload has nothing to drop");
         eprintln!(
-            "{name}: rx {} forwarded {} flooded {} dropped {} rewritten {} flood copies {}",
+            "{workload} {name}: rx {} forwarded {} flooded {} dropped {} rewritten {} flood copies {}",
             total.rx,
             total.forwarded,
             total.flooded,

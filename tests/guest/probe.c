@@ -123,21 +123,26 @@ static int client(const char *host, int port, int seconds, int interval, int gap
 
 /* Counts the ARP frames this guest receives into ARP_FILE and, if given, its neighbor
  * discovery frames that resolve or redirect (ICMPv6 NS, NA, redirect; not router or MLD
- * messages, which guests send on their own) into ND_FILE. Both files always hold the
- * count. */
+ * messages, which guests send on their own) into ND_FILE, followed by how many of them
+ * were solicitations. Both files always hold the counts. */
 static void write_count(const char *file, unsigned long n) {
     FILE *f = fopen(file, "w");
     if (f) { fprintf(f, "%lu\n", n); fclose(f); }
 }
 
+static void write_nd(const char *file, unsigned long nd, unsigned long ns) {
+    FILE *f = fopen(file, "w");
+    if (f) { fprintf(f, "%lu %lu\n", nd, ns); fclose(f); }
+}
+
 static int arp_count(const char *arp_file, const char *nd_file) {
     int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (s < 0) { perror("arp-count"); return 1; }
-    unsigned long arp = 0, nd = 0;
+    unsigned long arp = 0, nd = 0, ns = 0;
     unsigned char buf[2048];
     struct sockaddr_ll from;
     write_count(arp_file, 0);
-    if (nd_file) write_count(nd_file, 0);
+    if (nd_file) write_nd(nd_file, 0, 0);
     for (;;) {
         socklen_t len = sizeof from;
         ssize_t n = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
@@ -147,7 +152,8 @@ static int arp_count(const char *arp_file, const char *nd_file) {
             write_count(arp_file, ++arp);
         } else if (nd_file && type == ETH_P_IPV6 && n >= 14 + 40 + 1 && buf[14 + 6] == 58 &&
                    buf[14 + 40] >= 135 && buf[14 + 40] <= 137) {
-            write_count(nd_file, ++nd);
+            if (buf[14 + 40] == 135) ++ns;
+            write_nd(nd_file, ++nd, ns);
         }
     }
 }

@@ -412,7 +412,16 @@ impl Guest {
     /// How many IPv6 neighbor solicitations, advertisements and redirects the guest has
     /// received.
     pub fn nd_count(&mut self) -> u64 {
-        self.run("cat /tmp/nd-count").trim().parse().expect("a count")
+        self.nd_counts().0
+    }
+
+    /// How many IPv6 neighbor discovery frames (as [`Guest::nd_count`]) and, of them,
+    /// neighbor solicitations the guest has received.
+    pub fn nd_counts(&mut self) -> (u64, u64) {
+        let out = self.run("cat /tmp/nd-count");
+        let n: Vec<u64> = out.split_whitespace().map(|w| w.parse().expect("a count")).collect();
+        assert_eq!(n.len(), 2, "guest {}: /tmp/nd-count holds {out:?}", self.name);
+        (n[0], n[1])
     }
 
     /// The guest's neighbour entry for `ip` (the MAC), if any.
