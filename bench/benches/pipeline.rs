@@ -6,7 +6,9 @@
 //! same mix in IPv6: unicast frames from the VM's IPv6 address (which port security
 //! checks, where it checks no IPv4 source) and multicast neighbor solicitations (86 bytes,
 //! with the source link-layer option, which port security checks too) in place of the
-//! ARP broadcasts.
+//! ARP broadcasts. `mixed_vxlan` is the IPv4 mix with every segment carried as VXLAN
+//! (VNI per segment) instead of 802.1Q: what goes to the uplink gets 50 bytes of outer
+//! headers, a flow hash for the UDP source port and an IPv4 header checksum.
 //!
 //! Two numbers per table size: `roam` times `Processor::process` alone; `roam_with_rx_tx`
 //! also times writing the frames into their buffers and taking them back afterwards.
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::table::{key, key_parts, port_of, value, EntryKind, MacTable};
+use pipeline::vxlan::{RemoteVtep, Underlay};
 use pipeline::{
-    Encap, Frame, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId,
+    Encap, Frame, MacAddr, Output, PortId, PortRole, Processor, SegmentConfig, SegmentSlot, SwitchConfig, VlanId, Vni,
     VnicConfig,
 };
 
@@ -38,7 +41,7 @@ const FRAME_LEN: usize = 64;
 /// A neighbor solicitation with its source link-layer address option.
 const NS_LEN: usize = 14 + 40 + 32;
 const MAX_LEN: usize = NS_LEN;
-const HEADROOM: usize = 16;
+const HEADROOM: usize = 64;
 
 type Buf = Box<[u8; HEADROOM + 128]>;
 
@@ -218,10 +221,25 @@ fn request(family: Family, port: PortId) -> Template {
 /// A burst's input port and frame templates.
 type Burst = (PortId, Vec<Template>);
 
-fn setup(entries: usize, family: Family) -> (Processor, Vec<Burst>) {
+fn setup(entries: usize, family: Family, vxlan: bool) -> (Processor, Vec<Burst>) {
     let mut cfg = SwitchConfig::new();
+    if vxlan {
+        let leaf = RemoteVtep { ip: Ipv4Addr::new(192, 168, 100, 1), mac: Some(MacAddr([2, 0, 0, 0, 0, 1])) };
+        let underlay = Underlay {
+            ip: Ipv4Addr::new(192, 168, 100, 2),
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            remotes: vec![leaf],
+            mtu: 1500,
+        };
+        cfg.set_underlay(Some(underlay)).unwrap();
+    }
     for s in 0..SEGMENTS {
-        cfg.set_segment(SegmentSlot(s), SegmentConfig::new(Encap::Vlan(VlanId::new(100 + s).unwrap()), GW)).unwrap();
+        let encap = if vxlan {
+            Encap::Vxlan(Vni::new(5000 + s as u32).unwrap())
+        } else {
+            Encap::Vlan(VlanId::new(100 + s).unwrap())
+        };
+        cfg.set_segment(SegmentSlot(s), SegmentConfig::new(encap, GW)).unwrap();
     }
     cfg.set_port(UPLINK, PortRole::Uplink).unwrap();
     let vms: Vec<PortId> = (1..=SEGMENTS * VMS_PER_SEGMENT).map(PortId).collect();
@@ -288,9 +306,17 @@ fn bench(c: &mut Criterion) {
         (1 << 20, "1M", Family::V6),
         (1 << 10, "1K", Family::V6),
     ];
-    for (entries, name, family) in runs {
-        let workload = if family == Family::V4 { "mixed" } else { "mixed6" };
-        let (mut p, bursts) = setup(entries, family);
+    let runs = runs
+        .iter()
+        .map(|&(e, n, f)| (e, n, f, false))
+        .chain([(1 << 20, "1M", Family::V4, true), (1 << 10, "1K", Family::V4, true)]);
+    for (entries, name, family, vxlan) in runs {
+        let workload = match (family, vxlan) {
+            (Family::V4, false) => "mixed",
+            (Family::V6, _) => "mixed6",
+            (Family::V4, true) => "mixed_vxlan",
+        };
+        let (mut p, bursts) = setup(entries, family, vxlan);
         let mut pool: Vec<PoolFrame> = (0..BURST).map(|_| PoolFrame::new()).collect();
         let mut out: Output<PoolFrame> = Output::new();
         let mut at = 0;

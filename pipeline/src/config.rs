@@ -3,13 +3,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::ids::{SegmentSlot, VlanId};
+use crate::ids::{SegmentSlot, VlanId, Vni};
 #[cfg(feature = "table")]
 use crate::table::{key, value, EntryKind, Key, Value};
 use crate::wire::mac::MacAddr;
 use hashbrown::HashMap;
 
-use crate::encap::{Decap, Encap};
+use crate::encap::{Decap, Encap, Wrap};
+use crate::vxlan::{Underlay, VxlanTx, MIN_MTU};
 
 pub use crate::net::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -76,6 +77,14 @@ pub enum ConfigError {
     NativeInUse(SegmentSlot),
     #[error("VLAN {vlan} is already used by segment slot {slot}")]
     VlanInUse { vlan: VlanId, slot: SegmentSlot },
+    #[error("VNI {vni} is already used by segment slot {slot}")]
+    VniInUse { vni: Vni, slot: SegmentSlot },
+    #[error("a VXLAN segment needs the uplink's underlay (a local VTEP and the leaf's) first")]
+    NoUnderlay,
+    #[error("the underlay still carries VXLAN segment slot {0}")]
+    UnderlayInUse(SegmentSlot),
+    #[error("bad underlay: {0}")]
+    BadUnderlay(String),
     #[error("segment slot {0} is not configured")]
     NoSegment(SegmentSlot),
     #[error("a segment's anycast MAC must be unicast")]
@@ -105,8 +114,10 @@ pub struct SwitchConfig {
     ports: Vec<Option<PortRole>>,
     segments: Vec<Option<SegmentConfig>>,
     uplink: Option<PortId>,
+    underlay: Option<Underlay>,
     // Derived:
     decap: Decap,
+    vxlan_tx: VxlanTx,
     members: Vec<Vec<PortId>>,
     local_ipv4: HashMap<(SegmentSlot, Ipv4Addr), MacAddr>,
     local_ipv6: HashMap<(SegmentSlot, Ipv6Addr), MacAddr>,
@@ -125,10 +136,14 @@ impl SwitchConfig {
         if seg.anycast.is_multicast() || seg.anycast == MacAddr::ZERO {
             return Err(ConfigError::BadAnycast);
         }
+        if matches!(seg.encap, Encap::Vxlan(_)) && self.underlay.is_none() {
+            return Err(ConfigError::NoUnderlay);
+        }
         if let Some(other) = self.decap.segment_of(seg.encap).filter(|s| *s != slot) {
             return Err(match seg.encap {
                 Encap::Native => ConfigError::NativeInUse(other),
                 Encap::Vlan(vlan) => ConfigError::VlanInUse { vlan, slot: other },
+                Encap::Vxlan(vni) => ConfigError::VniInUse { vni, slot: other },
             });
         }
         let i = slot.index();
@@ -138,6 +153,54 @@ impl SwitchConfig {
         self.segments[i] = Some(seg);
         self.rebuild();
         Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) the uplink's VXLAN underlay: this host's VTEP and the
+    /// leaf's. Removing it is refused while a VXLAN segment uses it.
+    pub fn set_underlay(&mut self, underlay: Option<Underlay>) -> Result<(), ConfigError> {
+        let bad = |why: &str| Err(ConfigError::BadUnderlay(why.to_string()));
+        match &underlay {
+            None => {
+                if let Some((slot, _)) = self.segments().find(|(_, s)| matches!(s.encap, Encap::Vxlan(_))) {
+                    return Err(ConfigError::UnderlayInUse(slot));
+                }
+            }
+            Some(u) => {
+                let unicast = |ip: std::net::Ipv4Addr| !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast());
+                if !unicast(u.ip) {
+                    return bad("the local VTEP address must be a unicast address");
+                }
+                if u.mac.is_multicast() || u.mac == MacAddr::ZERO {
+                    return bad("the local VTEP MAC must be unicast");
+                }
+                if u.remotes.is_empty() {
+                    return bad("at least one leaf VTEP is needed");
+                }
+                if let Some(r) = u.remotes.iter().find(|r| !unicast(r.ip) || r.ip == u.ip) {
+                    return bad(&format!("leaf VTEP {} is not a unicast address apart from the local one", r.ip));
+                }
+                if u.remotes.iter().any(|r| r.mac.is_some_and(|m| m.is_multicast() || m == MacAddr::ZERO)) {
+                    return bad("a leaf VTEP's MAC must be unicast");
+                }
+                if u.mtu < MIN_MTU {
+                    return bad(&format!("the underlay MTU must be at least {MIN_MTU}"));
+                }
+            }
+        }
+        self.underlay = underlay;
+        self.rebuild();
+        Ok(())
+    }
+
+    /// The uplink's VXLAN underlay, if any.
+    pub fn underlay(&self) -> Option<&Underlay> {
+        self.underlay.as_ref()
+    }
+
+    /// A segment's encapsulation, ready to write.
+    #[inline]
+    pub fn wrap(&self, encap: Encap) -> Wrap<'_> {
+        Wrap { encap, vxlan: &self.vxlan_tx }
     }
 
     /// Configures port `id`.
@@ -196,7 +259,8 @@ impl SwitchConfig {
 
     fn rebuild(&mut self) {
         self.uplink = self.ports.iter().position(|p| matches!(p, Some(PortRole::Uplink))).map(|p| PortId(p as u16));
-        self.decap = Decap::new(self.segments().map(|(slot, s)| (slot, s.encap)));
+        self.decap = Decap::new(self.segments().map(|(slot, s)| (slot, s.encap)), self.underlay.as_ref());
+        self.vxlan_tx = self.underlay.as_ref().map(VxlanTx::new).unwrap_or_default();
         self.members = vec![Vec::new(); self.segments.len()];
         self.local_ipv4.clear();
         self.local_ipv6.clear();

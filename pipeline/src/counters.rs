@@ -1,5 +1,6 @@
 //! Counters, kept per worker as plain integers (no atomics on the hot path) and summed on
-//! read. For every input port: frames in = forwarded + flooded + dropped, exactly.
+//! read. For every input port: frames in = forwarded + flooded + underlay + dropped,
+//! exactly.
 
 use crate::ids::PortId;
 
@@ -76,8 +77,26 @@ drop_reasons! {
     PortNotReady => "port_not_ready",
     /// The frame's buffer is shared and could not be rewritten.
     Unwritable => "unwritable",
-    /// No headroom to push a tag.
+    /// No headroom to push a tag (or VXLAN's outer headers).
     NoHeadroom => "no_headroom",
+    /// For the host's VTEP, but too short for its outer IPv4, UDP and VXLAN headers, or
+    /// their lengths disagree with each other or the frame.
+    VxlanTruncated => "vxlan_truncated",
+    /// For the host's VTEP with a bad outer IPv4 header (version, length, checksum), a
+    /// fragment (never reassembled), or a VXLAN header without its valid-VNI flag.
+    VxlanBadHeader => "vxlan_bad_header",
+    /// VXLAN from an address that is none of the leaf's VTEPs.
+    VxlanUnknownVtep => "vxlan_unknown_vtep",
+    /// VXLAN for a VNI no segment here has.
+    VxlanUnknownVni => "vxlan_unknown_vni",
+    /// VXLAN whose inner frame is shorter than an Ethernet header, or tagged.
+    VxlanBadInner => "vxlan_bad_inner",
+    /// For the host's VTEP address, but neither VXLAN (UDP port 4789) nor ARP.
+    UnderlayOther => "underlay_other",
+    /// For a VXLAN segment, and no leaf VTEP's MAC is resolved yet.
+    VtepUnresolved => "vtep_unresolved",
+    /// For a VXLAN segment, and longer than the underlay's MTU allows.
+    VxlanTooBig => "vxlan_too_big",
 }
 
 /// One port's counters, as seen by one worker. The API's `stats` shows them (serde) with
@@ -90,6 +109,8 @@ pub struct PortCounters {
     pub forwarded: u64,
     /// Of those: flooded (the original; its copies are counted in `flood_copies`).
     pub flooded: u64,
+    /// Of those: for the control plane (the leaf VTEPs' ARP replies, uplink only).
+    pub underlay: u64,
     /// Of those: dropped, by reason.
     #[serde(skip)]
     pub dropped: [u64; DropReason::COUNT],
@@ -118,15 +139,16 @@ impl PortCounters {
         self.dropped.iter().sum()
     }
 
-    /// rx = forwarded + flooded + dropped.
+    /// rx = forwarded + flooded + underlay + dropped.
     pub fn balanced(&self) -> bool {
-        self.rx == self.forwarded + self.flooded + self.dropped_total()
+        self.rx == self.forwarded + self.flooded + self.underlay + self.dropped_total()
     }
 
     pub fn add(&mut self, o: &PortCounters) {
         self.rx += o.rx;
         self.forwarded += o.forwarded;
         self.flooded += o.flooded;
+        self.underlay += o.underlay;
         for (a, b) in self.dropped.iter_mut().zip(o.dropped) {
             *a += b;
         }

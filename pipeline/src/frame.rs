@@ -58,8 +58,8 @@ pub struct ByteFrame {
 }
 
 impl ByteFrame {
-    /// Headroom every new frame gets (room for a few tags).
-    pub const HEADROOM: usize = 16;
+    /// Headroom every new frame gets (room for VXLAN's outer headers and a tag).
+    pub const HEADROOM: usize = 64;
 
     pub fn new(bytes: &[u8]) -> ByteFrame {
         let mut buf = vec![0u8; Self::HEADROOM + bytes.len()];

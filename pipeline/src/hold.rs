@@ -160,7 +160,7 @@ impl<F: Frame> HeldFrames<F> {
             b[0..6].copy_from_slice(&mac.0);
             if uplink.is_some() && uplink == Some(h.in_port) {
                 let encap = h.segment.and_then(|s| cfg.segment(s)).map_or(Encap::Native, |s| s.encap);
-                if !encap.encapsulate(&mut h.frame) {
+                if cfg.wrap(encap).encapsulate(&mut h.frame).is_err() {
                     self.count(h.port).dropped += 1;
                     continue;
                 }

@@ -2,7 +2,7 @@
 //! a port ([`PortId`], DPDK's port id), a segment ([`SegmentId`], up to 24 bits, what the
 //! operator configures), its dense slot ([`SegmentSlot`], 16 bits, what the MAC table's keys
 //! and the per-segment arrays hold) and an 802.1Q VLAN id ([`VlanId`], 12 bits, one way of
-//! carrying a segment on the uplink). [`SegmentSlots`] gives segments their slots.
+//! carrying a segment on the uplink, as a VXLAN [`Vni`] is another). [`SegmentSlots`] gives segments their slots.
 
 use std::fmt;
 
@@ -109,6 +109,12 @@ impl fmt::Display for SegmentSlot {
 bounded_id! {
     /// An 802.1Q VLAN id, 1..=4094 (0 and 4095 are reserved).
     VlanId(u16, "u16"), max: 4094, what: "VLAN"
+}
+
+bounded_id! {
+    /// A VXLAN network identifier, 1..=16777215 (24 bits; 0 is left out, as most VTEPs
+    /// reserve it).
+    Vni(u32, "u32"), max: MAX_SEGMENT_ID, what: "VNI"
 }
 
 /// Why a segment got no slot.

@@ -1,5 +1,5 @@
 //! Roam's data path: what happens to every frame. Zero-copy views of Ethernet, 802.1Q,
-//! ARP, IPv4, IPv6 and neighbor discovery ([`wire`]); the builders of ARP fix-up frames
+//! ARP, IPv4, IPv6 and neighbor discovery ([`wire`]); VXLAN encapsulation ([`vxlan`]); the builders of ARP fix-up frames
 //! ([`fixup`]); and burst processing ([`Processor`]) that classifies, looks up, rewrites,
 //! floods and drops with a named reason, over any buffer type that implements [`Frame`].
 //! No DPDK here: vswitchd implements [`Frame`] for mbufs.
@@ -21,6 +21,9 @@ mod output;
 mod process;
 #[cfg(feature = "table")]
 pub mod table;
+#[cfg(feature = "table")]
+mod uplink;
+pub mod vxlan;
 pub mod wire;
 
 pub use config::{ConfigError, IpNet, Ipv4Net, Ipv6Net, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
@@ -28,7 +31,7 @@ pub use counters::{Counters, DropReason, PortCounters};
 pub use encap::Encap;
 pub use frame::{ByteFrame, Frame};
 pub use hold::{HeldFrames, HoldCounters, Released};
-pub use ids::{PortId, SegmentId, SegmentSlot, SegmentSlots, TooManySegments, VlanId, MAX_SEGMENT_ID};
+pub use ids::{PortId, SegmentId, SegmentSlot, SegmentSlots, TooManySegments, VlanId, Vni, MAX_SEGMENT_ID};
 #[cfg(feature = "table")]
 pub use process::{Output, Processor};
 #[cfg(feature = "table")]

@@ -10,11 +10,14 @@ use crate::table::BATCH;
 pub struct Output<F> {
     pub(crate) queues: Vec<Vec<F>>,
     pub drops: Vec<(F, DropReason)>,
+    /// Frames for the control plane: the leaf VTEPs' ARP replies (see
+    /// [`crate::vxlan::leaf_vtep_of`]).
+    pub underlay: Vec<F>,
 }
 
 impl<F> Default for Output<F> {
     fn default() -> Self {
-        Output { queues: Vec::new(), drops: Vec::with_capacity(BATCH) }
+        Output { queues: Vec::new(), drops: Vec::with_capacity(BATCH), underlay: Vec::new() }
     }
 }
 
@@ -55,5 +58,6 @@ impl<F> Output<F> {
     pub fn clear(&mut self) {
         self.queues.iter_mut().for_each(Vec::clear);
         self.drops.clear();
+        self.underlay.clear();
     }
 }

@@ -12,7 +12,7 @@ use crate::wire::mac::MacAddr;
 use crate::announce::is_gratuitous;
 use crate::config::{PortId, PortRole, SegmentConfig, SwitchConfig, VnicConfig};
 use crate::counters::{Counters, DropReason};
-use crate::encap::{Encap, Strip};
+use crate::encap::Wrap;
 use crate::frame::Frame;
 pub use crate::output::Output;
 use crate::wire::arp::{self, ArpPacket};
@@ -31,6 +31,8 @@ pub(crate) enum Verdict {
     Reply(MacAddr),
     /// A neighbor solicitation the local responder answers with this MAC.
     NdReply(MacAddr),
+    /// For the control plane (a leaf VTEP's ARP reply).
+    Underlay,
     Drop(DropReason),
 }
 
@@ -95,7 +97,7 @@ impl Processor {
         counters.at(in_port).rx += burst.len() as u64;
         match cfg.port(in_port) {
             Some(PortRole::Vnic(v)) => from_vnic(cfg, reader, counters, in_port, v, burst, out),
-            Some(PortRole::Uplink) => from_uplink(cfg, reader, counters, in_port, burst, out),
+            Some(PortRole::Uplink) => crate::uplink::from_uplink(cfg, reader, counters, in_port, burst, out),
             None => {
                 for f in burst.iter_mut().filter_map(Option::take) {
                     drop_frame(counters, in_port, f, DropReason::UnknownPort, out);
@@ -106,13 +108,13 @@ impl Processor {
 }
 
 #[inline]
-fn drop_frame<F>(counters: &mut Counters, in_port: PortId, f: F, reason: DropReason, out: &mut Output<F>) {
+pub(crate) fn drop_frame<F>(counters: &mut Counters, in_port: PortId, f: F, reason: DropReason, out: &mut Output<F>) {
     counters.at(in_port).dropped[reason as usize] += 1;
     out.drops.push((f, reason));
 }
 
 #[inline]
-fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) {
+pub(crate) fn enqueue<F>(counters: &mut Counters, port: PortId, f: F, out: &mut Output<F>) {
     counters.at(port).tx += 1;
     out.queues[port.index()].push(f);
 }
@@ -192,7 +194,7 @@ fn responder_answer(
 }
 
 /// Turns an ARP request into the reply "target IP is at `mac`", back to its sender.
-fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
+pub(crate) fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
     let Some(b) = f.bytes_mut() else { return false };
     let requester = MacAddr::at(b, 6);
     let (eth, payload) = b.split_at_mut(HEADER_LEN);
@@ -212,27 +214,31 @@ fn to_uplink<F: Frame>(
     counters: &mut Counters,
     in_port: PortId,
     uplink: PortId,
-    encap: Encap,
+    wrap: Wrap,
     mut f: F,
     out: &mut Output<F>,
 ) -> bool {
-    if encap.encapsulate(&mut f) {
-        enqueue(counters, uplink, f, out);
-        true
-    } else {
-        drop_frame(counters, in_port, f, DropReason::NoHeadroom, out);
-        false
+    match wrap.encapsulate(&mut f) {
+        Ok(()) => {
+            enqueue(counters, uplink, f, out);
+            true
+        }
+        Err(reason) => {
+            drop_frame(counters, in_port, f, reason, out);
+            false
+        }
     }
 }
 
 /// Classifies every frame of a burst and looks all unicast destinations up in one batched
-/// table call. Returns each frame's verdict and, for lookups, what the table holds (both
-/// indexed by the frame's place in the burst).
+/// table call. `classify` gives a frame's verdict, its segment and where its own
+/// destination MAC is (past outer headers). Returns each frame's verdict and, for lookups,
+/// what the table holds (both indexed by the frame's place in the burst).
 #[inline(always)]
-fn classify_and_look_up<F: Frame>(
+pub(crate) fn classify_and_look_up<F: Frame>(
     burst: &[Option<F>],
     reader: &mut Reader,
-    mut classify: impl FnMut(usize, &[u8]) -> (Verdict, SegmentSlot),
+    mut classify: impl FnMut(usize, &[u8]) -> (Verdict, SegmentSlot, usize),
 ) -> ([Verdict; BATCH], [Option<Value>; BATCH]) {
     let mut verdicts = [Verdict::Lookup; BATCH];
     let mut keys = [Key::from_raw(0); BATCH];
@@ -241,10 +247,10 @@ fn classify_and_look_up<F: Frame>(
     for (i, f) in burst.iter().enumerate() {
         let Some(f) = f else { continue };
         let b = f.bytes();
-        let (verdict, slot) = classify(i, b);
+        let (verdict, slot, at) = classify(i, b);
         verdicts[i] = verdict;
         if let Verdict::Lookup = verdict {
-            keys[m] = key(MacAddr::at(b, 0), slot);
+            keys[m] = key(MacAddr::at(b, at), slot);
             frame_of[m] = i as u8;
             m += 1;
         }
@@ -276,11 +282,11 @@ fn from_vnic<F: Frame>(
     };
     let anycast = seg.anycast;
     let uplink = cfg.uplink();
-    let uplink_encap = seg.encap;
+    let uplink_encap = cfg.wrap(seg.encap);
 
     // 1-2. Classify, then one batched lookup for the whole burst.
     let (verdicts, found) =
-        classify_and_look_up(burst, reader, |_, b| (classify_vnic(b, cfg, in_port, v, seg, anycast), slot));
+        classify_and_look_up(burst, reader, |_, b| (classify_vnic(b, cfg, in_port, v, seg, anycast), slot, 0));
 
     // 3. Act, in arrival order.
     for (i, f) in burst.iter_mut().enumerate() {
@@ -362,6 +368,7 @@ fn from_vnic<F: Frame>(
                 }
             }
             // Without an uplink there is no leaf to trap it: an ordinary broadcast.
+            Verdict::Underlay => unreachable!("a VM's frame never goes to the control plane"),
             Verdict::Flood | Verdict::Announce => {
                 let others = cfg.members(slot).iter().copied().filter(|p| *p != in_port);
                 flood(counters, in_port, f, others, uplink.map(|u| (u, uplink_encap)), out);
@@ -373,12 +380,12 @@ fn from_vnic<F: Frame>(
 /// Sends `f` to every port of `vnics` and to the uplink (tagged) when there is one. Never
 /// back out of the input port; never rewritten. The VMs get shared handles on the frame
 /// (no copy); only an uplink that needs a tag gets a copy of its own to write.
-fn flood<F: Frame>(
+pub(crate) fn flood<F: Frame>(
     counters: &mut Counters,
     in_port: PortId,
     f: F,
     vnics: impl Iterator<Item = PortId> + Clone,
-    uplink: Option<(PortId, Encap)>,
+    uplink: Option<(PortId, Wrap)>,
     out: &mut Output<F>,
 ) {
     let targets = vnics.clone().count();
@@ -426,71 +433,5 @@ fn flood<F: Frame>(
             enqueue(counters, p, f, out);
         }
         (None, None) => unreachable!("targets > 0 when the original does not go up"),
-    }
-}
-
-/// The verdict for a frame from the uplink, its segment, and whether it is tagged.
-#[inline]
-fn classify_uplink(b: &[u8], cfg: &SwitchConfig) -> (Verdict, SegmentSlot, Strip) {
-    if b.len() < HEADER_LEN {
-        return (Verdict::Drop(DropReason::Runt), SegmentSlot(0), Strip::Nothing);
-    }
-    let (slot, strip) = match cfg.decap().classify(b) {
-        Ok(s) => s,
-        Err(r) => return (Verdict::Drop(r), SegmentSlot(0), Strip::Nothing),
-    };
-    let src = MacAddr::at(b, 6);
-    if src.is_multicast() || src == MacAddr::ZERO {
-        return (Verdict::Drop(DropReason::BadSourceMac), slot, strip);
-    }
-    (if b[0] & 1 != 0 { Verdict::Flood } else { Verdict::Lookup }, slot, strip)
-}
-
-fn from_uplink<F: Frame>(
-    cfg: &SwitchConfig,
-    reader: &mut Reader,
-    counters: &mut Counters,
-    in_port: PortId,
-    burst: &mut [Option<F>],
-    out: &mut Output<F>,
-) {
-    let mut slots: [SegmentSlot; BATCH] = [SegmentSlot(0); BATCH];
-    let mut strip = [Strip::Nothing; BATCH];
-    let (verdicts, found) = classify_and_look_up(burst, reader, |i, b| {
-        let verdict;
-        (verdict, slots[i], strip[i]) = classify_uplink(b, cfg);
-        (verdict, slots[i])
-    });
-
-    for (i, f) in burst.iter_mut().enumerate() {
-        let Some(mut f) = f.take() else { continue };
-        match verdicts[i] {
-            Verdict::Drop(r) => drop_frame(counters, in_port, f, r, out),
-            Verdict::Lookup => {
-                let local = found[i].filter(|v| v.kind() != EntryKind::Anycast && port_of(*v) != in_port);
-                match local {
-                    // A port the table has and this snapshot does not (see `from_vnic`).
-                    Some(v) if cfg.vnic(port_of(v)).is_none() => {
-                        drop_frame(counters, in_port, f, DropReason::PortNotReady, out)
-                    }
-                    Some(v) if strip[i].apply(&mut f) => {
-                        counters.at(in_port).forwarded += 1;
-                        enqueue(counters, port_of(v), f, out);
-                    }
-                    Some(_) => drop_frame(counters, in_port, f, DropReason::Unwritable, out),
-                    None => drop_frame(counters, in_port, f, DropReason::UplinkUnknownUnicast, out),
-                }
-            }
-            Verdict::Flood => {
-                if !strip[i].apply(&mut f) {
-                    drop_frame(counters, in_port, f, DropReason::Unwritable, out);
-                    continue;
-                }
-                flood(counters, in_port, f, cfg.members(slots[i]).iter().copied(), None, out);
-            }
-            Verdict::Reply(_) | Verdict::NdReply(_) | Verdict::Announce => {
-                unreachable!("classify_uplink neither answers nor traps")
-            }
-        }
     }
 }

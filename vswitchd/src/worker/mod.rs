@@ -287,6 +287,8 @@ impl Worker {
             txb.clear();
         }
         out.drops.clear();
+        // No underlay is configured yet: the pipeline hands nothing to the control plane.
+        out.underlay.clear();
     }
 
     /// Keeps what `port` refused; `in_port` is where the frames came in (None: each
