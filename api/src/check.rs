@@ -7,7 +7,7 @@ use std::path::Path;
 
 use pipeline::{Encap, IpNet, MacAddr};
 
-use crate::{ArpAnnounce, Attach, MacRange, Segment};
+use crate::{ArpAnnounce, Attach, MacRange, Segment, Underlay};
 
 /// Why a request was refused before it reached the switch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,8 +32,10 @@ pub enum Invalid {
     Subnet(String),
     #[error("{0} is no VM address: it must be unicast (not unspecified, loopback, multicast or broadcast)")]
     Address(std::net::IpAddr),
-    #[error("segment {0}: give exactly one uplink encapsulation, a VLAN (--vlan ID) or native (--native)")]
+    #[error("segment {0}: give exactly one uplink encapsulation: a VLAN (--vlan ID), native (--native) or VXLAN (--vni VNI)")]
     Encapsulation(u32),
+    #[error("underlay: {0}")]
+    Underlay(String),
 }
 
 /// What an attachment's port is.
@@ -132,9 +134,10 @@ fn socket_path(path: &Path) -> Result<String, Invalid> {
 
 impl Segment {
     pub fn check(&self) -> Result<CheckedSegment, Invalid> {
-        let encap = match (self.vlan, self.native) {
-            (Some(v), false) => Encap::Vlan(v),
-            (None, true) => Encap::Native,
+        let encap = match (self.vlan, self.native, self.vni) {
+            (Some(v), false, None) => Encap::Vlan(v),
+            (None, true, None) => Encap::Native,
+            (None, false, Some(v)) => Encap::Vxlan(v),
             _ => return Err(Invalid::Encapsulation(self.segment.get())),
         };
         let mac = unicast_mac("anycast MAC", self.mac)?;
@@ -144,6 +147,29 @@ impl Segment {
             .map(|n| n.parse::<IpNet>().map_err(|_| Invalid::Subnet(n.chars().take(64).collect())))
             .collect::<Result<_, _>>()?;
         Ok(CheckedSegment { mac, subnets, encap })
+    }
+}
+
+impl Underlay {
+    /// The data path's underlay, with `uplink_mac` for a missing MAC and no leaf VTEP
+    /// resolved yet; the rest of the checks are the configuration's
+    /// ([`pipeline::SwitchConfig::set_underlay`]), done here too so that a refusal says why
+    /// before anything changes.
+    pub fn check(&self, uplink_mac: MacAddr) -> Result<pipeline::vxlan::Underlay, Invalid> {
+        let mut leaf = self.leaf.clone();
+        leaf.sort();
+        leaf.dedup();
+        if leaf.len() != self.leaf.len() {
+            return Err(Invalid::Underlay("a leaf VTEP is listed twice".into()));
+        }
+        let u = pipeline::vxlan::Underlay {
+            ip: self.local,
+            mac: self.mac.unwrap_or(uplink_mac),
+            remotes: self.leaf.iter().map(|ip| pipeline::vxlan::RemoteVtep { ip: *ip, mac: None }).collect(),
+            mtu: self.mtu,
+        };
+        pipeline::SwitchConfig::new().set_underlay(Some(u.clone())).map_err(|e| Invalid::Underlay(e.to_string()))?;
+        Ok(u)
     }
 }
 
@@ -230,6 +256,7 @@ mod tests {
             subnets: vec!["10.1.1.0/24".into(), "2001:db8:1::/64".into()],
             arp_responder: false,
             native: false,
+            vni: None,
         };
         assert_eq!(s.check().unwrap().subnets.len(), 2);
         assert_eq!(s.check().unwrap().encap, Encap::Vlan(VlanId::new(100).unwrap()));
@@ -248,6 +275,12 @@ mod tests {
         assert_eq!(Segment { vlan: None, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { native: true, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
         assert_eq!(Segment { vlan: None, native: true, ..s.clone() }.check().unwrap().encap, Encap::Native);
+        let vni = pipeline::Vni::new(5000);
+        assert_eq!(Segment { vni, ..s.clone() }.check(), Err(Invalid::Encapsulation(100)));
+        assert_eq!(Segment { vlan: None, vni, ..s.clone() }.check().unwrap().encap, Encap::Vxlan(vni.unwrap()));
+        assert!(seg(r#"{"op":"set-anycast","segment":7,"vni":16777216,"mac":"00:00:5e:00:01:01"}"#)
+            .unwrap_err()
+            .contains("VNI 16777216 is out of range"));
         for bad in ["10.0.0.0/40", "2001:db8::/129", "2001:db8::"] {
             assert!(matches!(Segment { subnets: vec![bad.into()], ..s.clone() }.check(), Err(Invalid::Subnet(_))));
         }

@@ -16,7 +16,7 @@ pub mod views;
 pub use check::{CheckedAttach, CheckedSegment, Invalid, PortSpec};
 pub use client::{Client, ClientError, Events};
 /// The data path's types the protocol carries, so that a client needs only this crate.
-pub use pipeline::{MacAddr, PortId, SegmentId, VlanId};
+pub use pipeline::{MacAddr, PortId, SegmentId, VlanId, Vni};
 pub use views::PortTx;
 
 /// The protocol version `hello` reports. It changes when a request, a view or an event
@@ -96,6 +96,9 @@ pub enum Request {
     Detach { name: String },
     /// Configure a segment's anycast gateway (creates the segment).
     SetAnycast(Segment),
+    /// Configure the uplink's VXLAN underlay (this host's VTEP and the leaf's), which
+    /// VXLAN segments need.
+    SetUnderlay(Underlay),
     /// The MAC table.
     Fdb {},
     /// Counters per port and per drop reason.
@@ -173,11 +176,15 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct Segment {
     /// The segment id, up to 24 bits (1..=16777215); how it is carried on the uplink is
-    /// `vlan` or `native`, exactly one of them.
+    /// `vlan`, `native` or `vni`, exactly one of them.
     pub segment: SegmentId,
     /// Carry this segment 802.1Q-tagged with this VLAN id (1..=4094) on the uplink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanId>,
+    /// Carry this segment as VXLAN with this VNI (1..=16777215) to the leaf's VTEPs (see
+    /// [`Underlay`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<Vni>,
     /// The anycast gateway MAC.
     pub mac: MacAddr,
     /// The anycast gateway IP (informational; the leaf owns it).
@@ -192,6 +199,29 @@ pub struct Segment {
     /// Carry this segment untagged on the uplink (the trunk's native VLAN; one at most).
     #[serde(default)]
     pub native: bool,
+}
+
+/// The uplink's VXLAN underlay (also what the state file keeps): this host's VTEP and the
+/// leaf's. vswitchd answers ARP for `local` on the uplink and resolves each leaf VTEP's MAC
+/// by ARP (`show` says which are resolved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Underlay {
+    /// This host's VTEP address.
+    pub local: Ipv4Addr,
+    /// This host's VTEP MAC [default: the uplink port's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// The leaf's VTEP addresses (one or more; with several, flows are spread over them).
+    pub leaf: Vec<Ipv4Addr>,
+    /// The underlay's IP MTU: a VM's frames may be up to `mtu - 36` bytes (its MTU
+    /// `mtu - 50`); longer ones are dropped as `vxlan_too_big` [default: 1500].
+    #[serde(default = "default_underlay_mtu")]
+    pub mtu: u16,
+}
+
+fn default_underlay_mtu() -> u16 {
+    1500
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

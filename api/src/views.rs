@@ -22,6 +22,29 @@ pub struct ShowView {
     pub segments: Vec<Segment>,
     pub workers: Vec<WorkerView>,
     pub mbufs: MbufsView,
+    /// The uplink's VXLAN underlay, if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<UnderlayView>,
+}
+
+/// The VXLAN underlay as the data path uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnderlayView {
+    /// This host's VTEP.
+    pub local: Ipv4Addr,
+    pub mac: MacAddr,
+    /// The underlay's IP MTU, and the MTU a VM's frames fit in (50 less).
+    pub mtu: u16,
+    pub vm_mtu: u16,
+    pub leaf: Vec<LeafVtepView>,
+}
+
+/// A leaf VTEP, with its MAC once ARP resolved it (until then, VXLAN frames are dropped as
+/// `vtep_unresolved`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafVtepView {
+    pub ip: Ipv4Addr,
+    pub mac: Option<MacAddr>,
 }
 
 /// A port: the uplink or a VM's.

@@ -285,3 +285,21 @@ pub fn leaf_vtep_of(b: &[u8]) -> Option<(Ipv4Addr, MacAddr)> {
     let a = ArpPacket::new_checked(b.get(HEADER_LEN..)?).ok()?;
     Some((a.sender_ip(), a.sender_mac()))
 }
+
+/// The ARP request (broadcast, padded to 60 bytes) the host's VTEP (`mac`, `ip`) sends to
+/// resolve a leaf VTEP's MAC.
+pub fn vtep_arp_request(mac: MacAddr, ip: Ipv4Addr, leaf: Ipv4Addr) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[0..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    f[6..12].copy_from_slice(&mac.0);
+    f[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
+    crate::wire::arp::ArpRepr {
+        operation: op::REQUEST,
+        sender_mac: mac,
+        sender_ip: ip,
+        target_mac: MacAddr::ZERO,
+        target_ip: leaf,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[HEADER_LEN..HEADER_LEN + 28]));
+    f
+}

@@ -46,6 +46,44 @@ impl Leaf {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// A tenant's routing domain behind this leaf: its own namespace holding a VXLAN
+    /// device for `vni` whose UDP socket stays in the leaf's namespace (on `local`, towards
+    /// `remote`), with the tenant's gateway MAC and address on it. The returned `Leaf`'s
+    /// `leaf_if` is that device (it has no veth: `host_if` is empty).
+    pub fn tenant(&self, vni: u32, local: &str, remote: &str, gateway_mac: &str, gateway_cidr: &str) -> Leaf {
+        let id = format!("{vni}-{}", std::process::id() % 100_000);
+        let t = Leaf { ns: format!("roam-tenant-{id}"), host_if: String::new(), leaf_if: format!("vx{vni}") };
+        let _ = Command::new("ip").args(["netns", "del", &t.ns]).output();
+        ip(&["netns", "add", &t.ns]);
+        let vni_s = vni.to_string();
+        let dev = &self.leaf_if;
+        let vx = [
+            &t.leaf_if, "type", "vxlan", "id", &vni_s, "local", local, "remote", remote, "dstport", "4789", "dev", dev,
+        ];
+        self.exec(&[&["ip", "link", "add"][..], &vx[..]].concat());
+        self.exec(&["ip", "link", "set", &t.leaf_if, "netns", &t.ns]);
+        t.exec(&["ip", "link", "set", &t.leaf_if, "address", gateway_mac]);
+        t.exec(&["ip", "addr", "add", gateway_cidr, "dev", &t.leaf_if]);
+        t.exec(&["ip", "link", "set", &t.leaf_if, "up"]);
+        t.exec(&["ip", "link", "set", "lo", "up"]);
+        t
+    }
+
+    /// Sends each frame once on the leaf's interface.
+    pub fn send(&self, frames: &[Vec<u8>]) {
+        const SCRIPT: &str = r#"
+import socket, sys, binascii
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for h in sys.argv[2:]:
+    s.send(binascii.unhexlify(h))
+"#;
+        let hex: Vec<String> = frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
+        let mut cmd = vec!["python3", "-c", SCRIPT, &self.leaf_if];
+        cmd.extend(hex.iter().map(String::as_str));
+        self.exec(&cmd);
+    }
+
     /// The uplink device string for vswitchd.
     pub fn uplink(&self) -> String {
         format!("net_af_packet0,iface={}", self.host_if)
@@ -105,7 +143,9 @@ while time.time() < end:
 
 impl Drop for Leaf {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        if !self.host_if.is_empty() {
+            let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
 }

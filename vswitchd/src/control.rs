@@ -95,6 +95,7 @@ fn execute(switch: &Mutex<Switch>, request: Request) -> Response {
         Request::Attach(a) => answer(s.attach(a)),
         Request::Detach { name } => answer(s.detach(&name)),
         Request::SetAnycast(seg) => answer(s.set_anycast(seg)),
+        Request::SetUnderlay(u) => answer(s.set_underlay(u)),
         Request::Fdb {} => Response::ok(&s.fdb()),
         Request::Stats {} => answer(s.stats()),
         Request::ArpAnnounce(a) => answer(s.arp_announce(&a)),

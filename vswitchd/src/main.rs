@@ -145,10 +145,12 @@ fn run(args: Args) -> Result<()> {
 
     let mut commands = Vec::new();
     let mut worker_threads = Vec::new();
+    // Leaf VTEPs' ARP answers, from the workers to the control thread.
+    let (learned_tx, learned) = crossbeam::channel::bounded(256);
     for w in 0..cfg.workers {
         let (tx, rx) = crossbeam::channel::unbounded();
         let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
-        let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode, cfg.workers);
+        let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode, cfg.workers, learned_tx.clone());
         let eal = eal.clone();
         worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || {
             // An lcore id for the worker: the mempool's per-lcore cache then serves its
@@ -165,7 +167,8 @@ fn run(args: Args) -> Result<()> {
         commands.push(tx);
     }
 
-    let switch = Arc::new(Mutex::new(Switch::new(eal.clone(), pool.clone(), table, commands, cfg.state.clone())));
+    let switch =
+        Arc::new(Mutex::new(Switch::new(eal.clone(), pool.clone(), table, commands, cfg.state.clone(), learned)));
     if args.debug_api {
         switch.lock().enable_debug_api();
     }
@@ -192,7 +195,9 @@ fn run(args: Args) -> Result<()> {
     // memory read).
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(5));
-        switch.lock().poll_links();
+        let mut s = switch.lock();
+        s.poll_links();
+        s.poll_underlay();
     }
     tracing::info!("shutting down");
     switch.lock().stop();

@@ -139,6 +139,13 @@ impl Workers {
         Ok((released, injects.iter().map(|w| w.recv_timeout(ANSWER).unwrap_or(0)).collect()))
     }
 
+    /// Sends `frames` out of `port` (by its owner), without waiting for the answer.
+    pub fn inject(&self, port: PortId, frames: Vec<Vec<u8>>) -> Result<()> {
+        let owner = self.owner(port).ok_or_else(|| anyhow!("no worker owns port {port}"))?;
+        let (done, _) = bounded(1);
+        owner.send(Command::Inject { port, frames, done }).map_err(|_| anyhow!("the worker has stopped"))
+    }
+
     /// Every worker's counters, summed.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut total = Snapshot { pipeline: Default::default(), worker: Default::default() };

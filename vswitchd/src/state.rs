@@ -6,13 +6,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Attach, Segment};
+use crate::api::{Attach, Segment, Underlay};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     #[serde(default)]
     pub segments: Vec<Segment>,
+    /// The uplink's VXLAN underlay, if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<Underlay>,
     #[serde(default)]
     pub attachments: Vec<Attach>,
     /// Attachments whose restore failed: kept, with the reason, and tried again at the next
@@ -74,7 +77,14 @@ mod tests {
                 subnets: vec![],
                 arp_responder: false,
                 native: false,
+                vni: None,
             }],
+            underlay: Some(crate::api::Underlay {
+                local: "192.168.100.2".parse().unwrap(),
+                mac: None,
+                leaf: vec!["192.168.100.1".parse().unwrap()],
+                mtu: 1500,
+            }),
             attachments: vec![],
             failed: vec![],
         };

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use pipeline::{MacAddr, SegmentId, VlanId};
+use pipeline::{MacAddr, SegmentId, VlanId, Vni};
 use vswitchd::api::views::{FdbView, ShowView, StatsView};
-use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment};
+use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment, Underlay};
 
 #[derive(Parser)]
 #[command(version, about = "Control Roam's vswitchd")]
@@ -68,9 +68,12 @@ enum Cmd {
         /// Segment id, up to 24 bits.
         #[arg(long)]
         segment: SegmentId,
-        /// Carry the segment tagged with this VLAN id on the uplink (or --native).
-        #[arg(long, required_unless_present = "native", conflicts_with = "native")]
+        /// Carry the segment tagged with this VLAN id on the uplink (or --native, or --vni).
+        #[arg(long, required_unless_present_any = ["native", "vni"], conflicts_with_all = ["native", "vni"])]
         vlan: Option<VlanId>,
+        /// Carry the segment as VXLAN with this VNI (needs `set-underlay` first).
+        #[arg(long, conflicts_with = "native")]
+        vni: Option<Vni>,
         #[arg(long)]
         mac: MacAddr,
         #[arg(long)]
@@ -84,6 +87,22 @@ enum Cmd {
         /// Carry the segment untagged on the uplink (native VLAN; one segment at most).
         #[arg(long)]
         native: bool,
+    },
+    /// Configure the uplink's VXLAN underlay: this host's VTEP and the leaf's (VXLAN
+    /// segments need it; vswitchd answers ARP for LOCAL and resolves each leaf VTEP).
+    SetUnderlay {
+        /// This host's VTEP address.
+        #[arg(long)]
+        local: Ipv4Addr,
+        /// A leaf VTEP address (repeat for several).
+        #[arg(long = "leaf", required = true)]
+        leaf: Vec<Ipv4Addr>,
+        /// This host's VTEP MAC [default: the uplink port's].
+        #[arg(long)]
+        mac: Option<MacAddr>,
+        /// The underlay's IP MTU (a VM's MTU should be 50 less).
+        #[arg(long, default_value_t = 1500)]
+        mtu: u16,
     },
     /// Tell the named VMs, and only them, that IP is at MAC (gratuitous ARP or NA).
     ArpAnnounce {
@@ -157,9 +176,10 @@ fn run(args: Args) -> Result<()> {
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
         Cmd::Stats => Request::Stats {},
-        Cmd::SetAnycast { segment, vlan, mac, gateway, subnets, arp_responder, native } => {
-            Request::SetAnycast(Segment { segment, vlan, mac, gateway, subnets, arp_responder, native })
+        Cmd::SetAnycast { segment, vlan, vni, mac, gateway, subnets, arp_responder, native } => {
+            Request::SetAnycast(Segment { segment, vlan, vni, mac, gateway, subnets, arp_responder, native })
         }
+        Cmd::SetUnderlay { local, leaf, mac, mtu } => Request::SetUnderlay(Underlay { local, leaf, mac, mtu }),
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
         Cmd::Retry { name } => Request::Retry { name },
@@ -248,10 +268,27 @@ fn print_show(r: &ShowView) {
         });
     }
     println!("\nSegments:");
-    table(&["SEGMENT", "VLAN", "NATIVE", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"], &r.segments, |s| {
-        let (seg, vlan, native, mac) = (s.segment.to_string(), opt(&s.vlan), s.native.to_string(), s.mac.to_string());
-        vec![seg, vlan, native, mac, opt(&s.gateway), list(&s.subnets), s.arp_responder.to_string()]
+    table(&["SEGMENT", "ENCAP", "ANYCAST MAC", "GATEWAY", "SUBNETS", "ARP RESPONDER"], &r.segments, |s| {
+        let encap = match (s.vlan, s.vni) {
+            (Some(v), _) => format!("vlan {v}"),
+            (None, Some(v)) => format!("vxlan vni={v}"),
+            (None, None) => "native".to_string(),
+        };
+        vec![
+            s.segment.to_string(),
+            encap,
+            s.mac.to_string(),
+            opt(&s.gateway),
+            list(&s.subnets),
+            s.arp_responder.to_string(),
+        ]
     });
+    if let Some(u) = &r.underlay {
+        println!("\nUnderlay: VTEP {} at {}, MTU {} (VMs {}); leaf VTEPs:", u.local, u.mac, u.mtu, u.vm_mtu);
+        table(&["LEAF VTEP", "MAC"], &u.leaf, |l| {
+            vec![l.ip.to_string(), l.mac.map_or_else(|| "unresolved".into(), |m| m.to_string())]
+        });
+    }
     println!("\nmbufs: {} of {} free", r.mbufs.available, r.mbufs.capacity);
 }
 
@@ -264,9 +301,11 @@ fn print_fdb(r: &FdbView) {
 }
 
 fn print_stats(r: &StatsView) {
-    println!("In (rx = forwarded + flooded + dropped):");
-    table(&["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "DROPPED", "REWRITTEN", "BALANCED"], &r.ports, |p| {
-        let n = [p.input.rx, p.input.forwarded, p.input.flooded, p.dropped, p.input.rewritten].map(|c| c.to_string());
+    println!("In (rx = forwarded + flooded + underlay + dropped):");
+    let headers = ["PORT", "NAME", "RX", "FORWARDED", "FLOODED", "UNDERLAY", "DROPPED", "REWRITTEN", "BALANCED"];
+    table(&headers, &r.ports, |p| {
+        let i = &p.input;
+        let n = [i.rx, i.forwarded, i.flooded, i.underlay, p.dropped, i.rewritten].map(|c| c.to_string());
         [p.port.to_string(), p.name.clone()].into_iter().chain(n).chain([p.balanced.to_string()]).collect()
     });
     for p in r.ports.iter().filter(|p| !p.drops.is_empty()) {

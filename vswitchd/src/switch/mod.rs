@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Receiver, Sender};
 use dpdk::{Eal, Mempool, Port, PortConfig};
 use pipeline::table::{key, value, EntryKind, Key, MacTable, Value};
 use pipeline::{
@@ -18,12 +18,15 @@ use pipeline::{
 };
 
 use crate::api::views::{Announced, Attached, CrashRequested, Detached, Retried, SegmentSet};
-use crate::api::{ApiError, ArpAnnounce, Attach, CheckedAttach, CheckedSegment, ErrorCode, Event, PortSpec, Segment};
+use crate::api::{
+    ApiError, ArpAnnounce, Attach, CheckedAttach, CheckedSegment, ErrorCode, Event, PortSpec, Segment, Underlay,
+};
 use crate::placement::Workers;
 use crate::state::{FailedAttachment, State};
 use crate::worker::Command;
 
 mod presence;
+mod underlay;
 mod views;
 
 use presence::Presence;
@@ -68,6 +71,11 @@ pub struct Switch {
     subscribers: Vec<Sender<Event>>,
     /// How long a VM's link may stay down (its connection open) before it is away.
     away_after: Duration,
+    /// The underlay as configured (what the state file keeps).
+    underlay: Option<Underlay>,
+    resolver: underlay::Resolver,
+    /// Leaf VTEPs' ARP answers, from the workers.
+    learned: Receiver<(std::net::Ipv4Addr, MacAddr)>,
 }
 
 impl Switch {
@@ -77,6 +85,7 @@ impl Switch {
         table: Arc<MacTable>,
         workers: Vec<Sender<Command>>,
         state_path: PathBuf,
+        learned: Receiver<(std::net::Ipv4Addr, MacAddr)>,
     ) -> Switch {
         Switch {
             eal,
@@ -93,6 +102,9 @@ impl Switch {
             state_path,
             subscribers: Vec::new(),
             away_after: AWAY_AFTER,
+            underlay: None,
+            resolver: underlay::Resolver::default(),
+            learned,
         }
     }
 
@@ -125,9 +137,12 @@ impl Switch {
     /// device refuses, its socket path is taken) is kept as failed, with the reason: in
     /// the state file, in `show`, and tried again by `retry` and at the next start.
     pub fn restore(&mut self, state: State) -> Result<()> {
+        if let Some(u) = state.underlay {
+            self.set_underlay(u).context("restoring the underlay")?;
+        }
         for mut s in state.segments {
             // State files from before segments and VLANs were separate: the id was the VLAN.
-            if s.vlan.is_none() && !s.native {
+            if s.vlan.is_none() && !s.native && s.vni.is_none() {
                 tracing::info!(
                     segment = %s.segment,
                     "restoring a segment saved without its encapsulation: VLAN {}",
@@ -185,6 +200,7 @@ impl Switch {
     fn save(&self) -> Result<()> {
         let state = State {
             segments: self.segments.values().cloned().collect(),
+            underlay: self.underlay.clone(),
             attachments: self.vms.values().map(|v| v.attach.clone()).collect(),
             failed: self.failed.values().cloned().collect(),
         };

@@ -79,6 +79,7 @@ impl Switch {
                 .map(|w| WorkerView { id: w, ports: self.workers.owned(w).map(|p| self.port_name(p)).collect() })
                 .collect(),
             mbufs: MbufsView { capacity: self.pool.capacity() as u64, available: self.pool.available() as u64 },
+            underlay: self.underlay_view(),
         }
     }
 

@@ -5,7 +5,7 @@
 //! configuration, frames to inject, counter snapshots) come from the control thread over a
 //! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,8 @@ pub struct Worker {
     counters: WorkerCounters,
     /// Frames held for ports whose link is down.
     held: HeldFrames<MbufFrame>,
+    /// Where the leaf VTEPs' ARP answers go (the control thread).
+    learned: Sender<(Ipv4Addr, MacAddr)>,
 }
 
 const IDLE_LOOPS_BEFORE_SLEEP: u32 = 256;
@@ -157,6 +159,7 @@ impl Worker {
         pool: Arc<Mempool>,
         mode: PollMode,
         workers: usize,
+        learned: Sender<(Ipv4Addr, MacAddr)>,
     ) -> Worker {
         Worker {
             processor,
@@ -167,6 +170,7 @@ impl Worker {
             mode,
             counters: WorkerCounters::default(),
             handoffs: workers > 1,
+            learned,
             held: HeldFrames::new(HeldFrames::<MbufFrame>::LIMIT, HeldFrames::<MbufFrame>::MAX_AGE),
         }
     }
@@ -288,8 +292,13 @@ impl Worker {
             txb.clear();
         }
         out.drops.clear();
-        // No underlay is configured yet: the pipeline hands nothing to the control plane.
-        out.underlay.clear();
+        // The leaf VTEPs' ARP answers: their address and MAC to the control thread (a full
+        // channel loses one; the next answer comes within a second).
+        for f in out.underlay.drain(..) {
+            if let Some(vtep) = pipeline::vxlan::leaf_vtep_of(pipeline::Frame::bytes(&f)) {
+                let _ = self.learned.try_send(vtep);
+            }
+        }
     }
 
     /// Returns false on Stop.

@@ -382,6 +382,7 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         subnets: Vec::new(),
         arp_responder: false,
         native: true,
+        vni: None,
     };
     let mut client = vs_client(&socket)?;
     client.set_anycast(segment)?;
