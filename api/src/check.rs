@@ -162,10 +162,17 @@ impl Underlay {
         if leaf.len() != self.leaf.len() {
             return Err(Invalid::Underlay("a leaf VTEP is listed twice".into()));
         }
+        if let Some(ip) = self.leaf_macs.keys().find(|ip| !self.leaf.contains(ip)) {
+            return Err(Invalid::Underlay(format!("a MAC is given for {ip}, which is no leaf VTEP")));
+        }
         let u = pipeline::vxlan::Underlay {
             ip: self.local,
             mac: self.mac.unwrap_or(uplink_mac),
-            remotes: self.leaf.iter().map(|ip| pipeline::vxlan::RemoteVtep { ip: *ip, mac: None }).collect(),
+            remotes: self
+                .leaf
+                .iter()
+                .map(|ip| pipeline::vxlan::RemoteVtep { ip: *ip, mac: self.leaf_macs.get(ip).copied() })
+                .collect(),
             mtu: self.mtu,
         };
         pipeline::SwitchConfig::new().set_underlay(Some(u.clone())).map_err(|e| Invalid::Underlay(e.to_string()))?;

@@ -92,6 +92,10 @@ impl Client {
         self.request(&Request::SetAnycast(s))
     }
 
+    pub fn set_underlay(&mut self, u: crate::Underlay) -> Result<crate::views::UnderlayView, ClientError> {
+        self.request(&Request::SetUnderlay(u))
+    }
+
     pub fn arp_announce(&mut self, a: ArpAnnounce) -> Result<Announced, ClientError> {
         self.request(&Request::ArpAnnounce(a))
     }

@@ -214,6 +214,9 @@ pub struct Underlay {
     pub mac: Option<MacAddr>,
     /// The leaf's VTEP addresses (one or more; with several, flows are spread over them).
     pub leaf: Vec<Ipv4Addr>,
+    /// Leaf VTEP MACs known in advance (never asked for by ARP); the others are resolved.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub leaf_macs: std::collections::BTreeMap<Ipv4Addr, MacAddr>,
     /// The underlay's IP MTU: a VM's frames may be up to `mtu - 36` bytes (its MTU
     /// `mtu - 50`); longer ones are dropped as `vxlan_too_big` [default: 1500].
     #[serde(default = "default_underlay_mtu")]

@@ -83,6 +83,7 @@ mod tests {
                 local: "192.168.100.2".parse().unwrap(),
                 mac: None,
                 leaf: vec!["192.168.100.1".parse().unwrap()],
+                leaf_macs: Default::default(),
                 mtu: 1500,
             }),
             attachments: vec![],

@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         Request::ArpAnnounce(f) => {
             let _ = f.check();
         }
+        Request::SetUnderlay(u) => {
+            let _ = u.check(roam_api::MacAddr([2, 0, 0, 0, 0, 1]));
+        }
         _ => {}
     }
     let line = serde_json::to_vec(&request).expect("a decoded request encodes");

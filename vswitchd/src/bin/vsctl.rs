@@ -100,6 +100,9 @@ enum Cmd {
         /// This host's VTEP MAC [default: the uplink port's].
         #[arg(long)]
         mac: Option<MacAddr>,
+        /// A leaf VTEP's MAC known in advance, `IP=MAC` (repeat; the others are resolved by ARP).
+        #[arg(long = "leaf-mac", value_parser = parse_leaf_mac)]
+        leaf_macs: Vec<(Ipv4Addr, MacAddr)>,
         /// The underlay's IP MTU (a VM's MTU should be 50 less).
         #[arg(long, default_value_t = 1500)]
         mtu: u16,
@@ -179,7 +182,9 @@ fn run(args: Args) -> Result<()> {
         Cmd::SetAnycast { segment, vlan, vni, mac, gateway, subnets, arp_responder, native } => {
             Request::SetAnycast(Segment { segment, vlan, vni, mac, gateway, subnets, arp_responder, native })
         }
-        Cmd::SetUnderlay { local, leaf, mac, mtu } => Request::SetUnderlay(Underlay { local, leaf, mac, mtu }),
+        Cmd::SetUnderlay { local, leaf, mac, leaf_macs, mtu } => {
+            Request::SetUnderlay(Underlay { local, leaf, mac, leaf_macs: leaf_macs.into_iter().collect(), mtu })
+        }
         Cmd::ArpAnnounce { to, ip, mac } => Request::ArpAnnounce(ArpAnnounce { to, ip, mac }),
         Cmd::Events => Request::Events {},
         Cmd::Retry { name } => Request::Retry { name },
@@ -207,6 +212,15 @@ fn run(args: Args) -> Result<()> {
         _ => println!("{}", serde_json::to_string(&result)?),
     }
     Ok(())
+}
+
+/// `IP=MAC`, for `--leaf-mac`.
+fn parse_leaf_mac(s: &str) -> Result<(Ipv4Addr, MacAddr), String> {
+    let (ip, mac) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected IP=MAC"))?;
+    Ok((
+        ip.parse().map_err(|_| format!("`{ip}` is no IPv4 address"))?,
+        mac.parse().map_err(|_| format!("`{mac}` is no MAC"))?,
+    ))
 }
 
 /// A list of items as text (`-` when empty).

@@ -36,7 +36,7 @@ impl Switch {
         let mut checked = u.check(uplink_mac).map_err(ApiError::from)?;
         let known = self.config.underlay().map(|o| o.remotes.clone()).unwrap_or_default();
         for r in &mut checked.remotes {
-            r.mac = known.iter().find(|k| k.ip == r.ip).and_then(|k| k.mac);
+            r.mac = r.mac.or_else(|| known.iter().find(|k| k.ip == r.ip).and_then(|k| k.mac));
         }
         let mut cfg = self.config.clone();
         cfg.set_underlay(Some(checked)).map_err(|e| refuse(ErrorCode::Invalid, e.to_string()))?;
@@ -70,7 +70,8 @@ impl Switch {
         let Some(u) = self.config.underlay().cloned() else { return };
         let mut updated = u.clone();
         for (ip, mac) in self.learned.try_iter() {
-            if let Some(r) = updated.remotes.iter_mut().find(|r| r.ip == ip && r.mac != Some(mac)) {
+            let fixed = self.underlay.as_ref().is_some_and(|u| u.leaf_macs.contains_key(&ip));
+            if let Some(r) = updated.remotes.iter_mut().find(|r| r.ip == ip && r.mac != Some(mac) && !fixed) {
                 tracing::info!(vtep = %ip, %mac, previous = ?r.mac, "leaf VTEP resolved");
                 r.mac = Some(mac);
             }
@@ -85,7 +86,8 @@ impl Switch {
         let Some(up) = self.uplink.as_ref().map(|p| PortId(p.id())) else { return };
         let now = Instant::now();
         let mut frames = Vec::new();
-        for r in &updated.remotes {
+        let fixed = self.underlay.as_ref().map(|u| u.leaf_macs.clone()).unwrap_or_default();
+        for r in updated.remotes.iter().filter(|r| !fixed.contains_key(&r.ip)) {
             let every = if r.mac.is_some() { ASK_RESOLVED } else { ASK_UNRESOLVED };
             let asked = &mut self.resolver.asked;
             let due = match asked.iter_mut().find(|(ip, _)| *ip == r.ip) {

@@ -6,6 +6,11 @@
 //! - Open vSwitch 3.1 with DPDK (Debian's `openvswitch-switch-dpdk`): a private database
 //!   and run directory, a netdev bridge with the NORMAL action, static MAC entries.
 //!
+//! The first table size at the first frame length also runs as a VXLAN workload: vswitchd
+//! carries the segment as VXLAN (a VTEP on the `net_null` uplink, the leaf VTEP's MAC given
+//! in advance), so every frame for the uplink is encapsulated; testpmd runs the same pcap
+//! as the reference, OVS is left out of it (its VXLAN needs a tunnel port and routes).
+//!
 //! A contender's rate is the median of its per-second receive rates on the pcap port,
 //! the first two seconds left out; a contender whose ports sent nothing in that time has
 //! failed (in a smoke run, the harness fails). testpmd runs in interactive mode, driven
@@ -20,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use pipeline::{MacAddr, SegmentId};
-use roam_api::{Attach, Client, MacRange, Segment};
+use roam_api::{Attach, Client, MacRange, Segment, Underlay};
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
 use roam_bench::{steady_rate, testpmd, Killed};
@@ -64,6 +69,9 @@ struct Args {
     /// A short run that only checks that every contender forwards (CI smoke test).
     #[arg(long)]
     smoke: bool,
+    /// Leave out the VXLAN workload.
+    #[arg(long)]
+    no_vxlan: bool,
 }
 
 /// EAL memory arguments for one setting.
@@ -125,6 +133,8 @@ struct Case {
     workload: Workload,
     pcap: PathBuf,
     memory: Memory,
+    /// vswitchd carries the segment as VXLAN (else untagged).
+    vxlan: bool,
 }
 
 fn main() -> Result<()> {
@@ -157,14 +167,22 @@ fn main() -> Result<()> {
         for (i, &t) in args.tables.iter().enumerate() {
             let frames = if t > 65536 { 65536 } else { 8192 };
             let lens: Vec<usize> = if i == 0 { args.frame_lens.clone() } else { args.frame_lens[..1].to_vec() };
-            for len in lens {
+            for (j, len) in lens.into_iter().enumerate() {
                 let w = Workload { frames, frame_len: len, ..Workload::mixed(t) };
-                cases.push(Case {
-                    name: format!("{} MACs, {} B, {}", human(t), len + 4, memory.name()),
-                    pcap: out.join(format!("mixed-{t}-{len}.pcap")),
-                    workload: w,
-                    memory,
-                });
+                let vxlan = i == 0 && j == 0 && !args.no_vxlan;
+                for encap in [false, vxlan] {
+                    let tail = if encap { ", VXLAN" } else { "" };
+                    cases.push(Case {
+                        name: format!("{} MACs, {} B, {}{tail}", human(t), len + 4, memory.name()),
+                        pcap: out.join(format!("mixed-{t}-{len}.pcap")),
+                        workload: w.clone(),
+                        memory,
+                        vxlan: encap,
+                    });
+                    if !vxlan {
+                        break;
+                    }
+                }
             }
         }
     }
@@ -181,7 +199,7 @@ fn main() -> Result<()> {
     for round in 1..=args.rounds {
         for (ci, case) in cases.iter().enumerate() {
             for (k, contender) in args.contenders.iter().enumerate() {
-                if contender == "ovs" && case.workload.table_macs > args.ovs_max_table {
+                if contender == "ovs" && (case.workload.table_macs > args.ovs_max_table || case.vxlan) {
                     continue;
                 }
                 let rate = match contender.as_str() {
@@ -381,10 +399,20 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         gateway: None,
         subnets: Vec::new(),
         arp_responder: false,
-        native: true,
-        vni: None,
+        native: !case.vxlan,
+        vni: case.vxlan.then(|| pipeline::Vni::new(5000).expect("a valid VNI")),
     };
     let mut client = vs_client(&socket)?;
+    if case.vxlan {
+        let leaf = "192.168.100.1".parse()?;
+        client.set_underlay(Underlay {
+            local: "192.168.100.2".parse()?,
+            mac: None,
+            leaf: vec![leaf],
+            leaf_macs: [(leaf, MacAddr([0x02, 0, 0, 0, 0, 0x01]))].into(),
+            mtu: 1500,
+        })?;
+    }
     client.set_anycast(segment)?;
     for k in 0..SINKS {
         let (base, count) = w.sink_range(k);
@@ -406,6 +434,15 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         Ok([rx, tx])
     };
     let [rx, tx] = sample_rates(secs, counts)?;
+    if case.vxlan {
+        // Every frame for the uplink was encapsulated and sent, none refused.
+        let s = client.stats()?;
+        let (up, src) = (s.port("uplink").context("no uplink")?, s.port("src").context("no src")?);
+        let refused: u64 = ["vtep_unresolved", "vxlan_too_big", "no_headroom"].iter().map(|r| src.drops(r)).sum();
+        if up.out.sent == 0 || refused > 0 {
+            bail!("VXLAN: the uplink sent {} frames, {refused} were refused", up.out.sent);
+        }
+    }
     Ok(Rates { rx: steady_rate(&rx).context("vswitchd took no frames in")?, tx: steady_rate(&tx).unwrap_or(0.0) })
 }
 
