@@ -1,7 +1,9 @@
 //! leafd with real GoBGP and real vswitchd processes, without guests (fast): host routes
 //! travel between the leaves with their host and sequence communities, the kernel routes
 //! follow, a VM's port coming up on another host moves its /32 with the selective fix-ups,
-//! and a detach withdraws it. VM ports are `net_null` devices here.
+//! and a detach withdraws it. VM ports are `net_null` devices here. And tenants: one
+//! address in two tenants' VRFs travels as two VPN routes, each reaching only its own
+//! tenant's leafd, with its host and sequence communities.
 
 use std::time::Duration;
 
@@ -80,4 +82,72 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     wait_for("leaf 1's kernel route to C removed", Duration::from_secs(10), || {
         leaf1.route("10.1.1.3").trim().is_empty().then_some(())
     });
+}
+
+/// Tenant routes through real GoBGP as VPN routes (RFC 4364), with leafd's own client: the
+/// same address in two tenants, each seen only by its tenant, host and sequence intact.
+#[test]
+fn tenant_routes_travel_as_vpn_routes_and_reach_their_own_tenant_only() {
+    use leafd::bgp::Gobgp;
+    use leafd::logic::{Input, Path};
+    use leafd::vpn::VrfConfig;
+
+    let dir = TestDir::new("vpn");
+    let fabric = Fabric::new(&dir, "v");
+    let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
+    let vrf = |name: &str, n: u32| {
+        let (rd, rt) = (format!("65000:{n}"), format!("65000:{n}"));
+        VrfConfig { name: name.into(), rd, rt }.check().unwrap()
+    };
+    let (t1, t2) = (vrf("t1", 5000), vrf("t2", 5001));
+    let client = |api: &str, v: &leafd::vpn::Vrf| {
+        let g = Gobgp::new(api, Some(v.clone())).unwrap();
+        g.ensure_vrf().unwrap();
+        g.ensure_vrf().expect("an existing VRF is kept");
+        g
+    };
+    let (a1, a2) = (client(&leaf1.api, &t1), client(&leaf1.api, &t2));
+    for v in [&t1, &t2] {
+        client(&leaf2.api, v);
+    }
+    let watch = |v: &leafd::vpn::Vrf| {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let (api, v) = (leaf2.api.clone(), v.clone());
+        std::thread::spawn(move || Gobgp::monitor(&api, Some(v), tx));
+        rx
+    };
+    let (w1, w2) = (watch(&t1), watch(&t2));
+    let ip: std::net::IpAddr = "10.1.1.1".parse().unwrap();
+    let nexthop: std::net::IpAddr = leaf1.fabric_ip.parse().unwrap();
+    a1.advertise(ip, nexthop, 1, 0).unwrap();
+    a2.advertise(ip, nexthop, 7, 3).unwrap();
+    let ip6: std::net::IpAddr = "2001:db8:1::1".parse().unwrap();
+    a2.advertise(ip6, leaf1.fabric_ip6.parse().unwrap(), 7, 3).unwrap();
+    // (address, path, withdrawn) of the next path a watch reports.
+    let next = |rx: &crossbeam::channel::Receiver<leafd::Event>| {
+        let event = rx.recv_timeout(Duration::from_secs(20)).expect("a path within 20 s");
+        match event.input {
+            Input::Best(i, p) => (i, p, false),
+            Input::Withdrawn(i, p) => (i, p, true),
+            other => panic!("not a path: {other:?}"),
+        }
+    };
+    let want = |host, seq| (ip, Path { nexthop, host, seq }, false);
+    assert_eq!(next(&w1), want(1, 0), "tenant 1's leafd sees tenant 1's route");
+    let seen = [next(&w2), next(&w2)];
+    let v6 = (ip6, Path { nexthop: leaf1.fabric_ip6.parse().unwrap(), host: 7, seq: 3 }, false);
+    assert!(seen.contains(&want(7, 3)) && seen.contains(&v6), "tenant 2's: {seen:?}");
+    // Nothing else arrives: neither tenant sees the other's route.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!((w1.try_iter().count(), w2.try_iter().count()), (0, 0));
+    // GoBGP itself imported each into its tenant's VRF only.
+    let rib = leaf2.gobgp(&["vrf", "t2", "rib"]);
+    assert!(rib.contains("10.1.1.1/32") && rib.contains("65010:7"), "{rib}");
+    // A withdrawal in tenant 2 reaches tenant 2 only.
+    a2.withdraw(ip).unwrap();
+    let (gone, _, withdrawn) = next(&w2);
+    assert_eq!((gone, withdrawn), (ip, true));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w1.try_iter().count(), 0, "tenant 1 heard tenant 2's withdrawal");
+    assert!(leaf2.gobgp(&["vrf", "t1", "rib"]).contains("10.1.1.1/32"), "tenant 1's route stays");
 }

@@ -24,6 +24,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::logic::{Input, Path};
+use crate::vpn::{msg, Vrf};
 use crate::Event;
 
 pub const HOST_COMMUNITY: u16 = 65010;
@@ -174,7 +175,8 @@ pub mod api {
     }
 }
 
-fn any(name: &str, m: &impl Message) -> Any {
+/// An `apipb` message packed as `Any`.
+pub(crate) fn any(name: &str, m: &impl Message) -> Any {
     Any { type_url: api::type_url(name), value: m.encode_to_vec() }
 }
 
@@ -254,6 +256,8 @@ pub struct Gobgp {
     target: String,
     runtime: tokio::runtime::Runtime,
     channel: Channel,
+    /// The tenant's VRF, if leafd serves one (see `vpn`): its routes go there.
+    vrf: Option<Vrf>,
 }
 
 /// How long one call may take.
@@ -271,14 +275,14 @@ fn channel(target: &str) -> Result<Channel> {
 }
 
 impl Gobgp {
-    pub fn new(target: &str) -> Result<Gobgp> {
+    pub fn new(target: &str, vrf: Option<Vrf>) -> Result<Gobgp> {
         let runtime = runtime()?;
         // The lazy channel's connector needs the runtime it will run on.
         let channel = {
             let _guard = runtime.enter();
             channel(target)?
         };
-        Ok(Gobgp { target: target.to_string(), runtime, channel })
+        Ok(Gobgp { target: target.to_string(), runtime, channel, vrf })
     }
 
     fn unary<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp>
@@ -301,9 +305,23 @@ impl Gobgp {
             .with_context(|| format!("GoBGP {method} at {}", self.target))
     }
 
-    /// Originates `ip/32` or `ip/128`.
+    /// Creates the tenant's VRF (once GoBGP is up; an existing one is kept).
+    pub fn ensure_vrf(&self) -> Result<()> {
+        let Some(v) = &self.vrf else { return Ok(()) };
+        match self.unary::<_, ()>("/apipb.GobgpApi/AddVrf", v.add_request()) {
+            Err(e) if format!("{e:#}").contains("already exists") => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Originates `ip/32` or `ip/128` (in the tenant's VRF, if any).
     pub fn advertise(&self, ip: IpAddr, nexthop: IpAddr, host: u16, seq: u32) -> Result<()> {
-        let req = api::AddPathRequest { table_type: api::TABLE_GLOBAL, path: Some(host_path(ip, nexthop, host, seq)) };
+        let path = Some(host_path(ip, nexthop, host, seq));
+        if let Some(v) = &self.vrf {
+            let req = msg::AddPathRequest { table_type: msg::TABLE_VRF, vrf_id: v.name.clone(), path };
+            return self.unary::<_, api::AddPathResponse>("/apipb.GobgpApi/AddPath", req).map(|_| ());
+        }
+        let req = api::AddPathRequest { table_type: api::TABLE_GLOBAL, path };
         self.unary::<_, api::AddPathResponse>("/apipb.GobgpApi/AddPath", req).map(|_| ())
     }
 
@@ -315,6 +333,11 @@ impl Gobgp {
         };
         let mut path = host_path(ip, unspecified, 0, 0);
         path.is_withdraw = true;
+        if let Some(v) = &self.vrf {
+            let (vrf_id, family, path) = (v.name.clone(), unicast(ip), Some(path));
+            let req = msg::DeletePathRequest { table_type: msg::TABLE_VRF, vrf_id, family, path };
+            return self.unary::<_, ()>("/apipb.GobgpApi/DeletePath", req);
+        }
         let req = api::DeletePathRequest { table_type: api::TABLE_GLOBAL, family: unicast(ip), path: Some(path) };
         self.unary::<_, ()>("/apipb.GobgpApi/DeletePath", req)
     }
@@ -322,9 +345,9 @@ impl Gobgp {
     /// Streams other leaves' best /32 and /128 paths into `tx` (the current ones first), forever,
     /// on its own connection; watches again if the stream ends (gobgpd not up yet, or
     /// restarted).
-    pub fn monitor(target: &str, tx: Sender<Event>) {
+    pub fn monitor(target: &str, vrf: Option<Vrf>, tx: Sender<Event>) {
         loop {
-            match Gobgp::new(target).and_then(|g| g.watch(&tx)) {
+            match Gobgp::new(target, vrf.clone()).and_then(|g| g.watch(&tx)) {
                 Ok(()) => return, // leafd is stopping: nobody reads the events
                 Err(e) => tracing::warn!("GoBGP watch: {e:#}; watching again"),
             }
@@ -350,7 +373,12 @@ impl Gobgp {
                 .into_inner();
             while let Some(event) = stream.message().await.map_err(|s| anyhow!("WatchEvent: {}", s.message()))? {
                 let at = SystemTime::now();
-                for (ip, path, withdrawn) in event.table.iter().flat_map(|t| t.paths.iter()).filter_map(peer_path) {
+                let paths = event.table.iter().flat_map(|t| t.paths.iter());
+                let ours = |p: &api::Path| match &self.vrf {
+                    Some(v) => v.peer_path(p),
+                    None => peer_path(p),
+                };
+                for (ip, path, withdrawn) in paths.filter_map(ours) {
                     let input = if withdrawn { Input::Withdrawn(ip, path) } else { Input::Best(ip, path) };
                     if tx.send(Event { input, at }).is_err() {
                         return Ok(());

@@ -12,6 +12,8 @@
 //!
 //! [bgp]
 //! api = "unix:///run/leaf1/gobgp.sock"  # gobgpd's gRPC API (its `--api-hosts`)
+//! # optional, one leafd per tenant: the tenant's VRF (VPN routes, RFC 4364)
+//! vrf = { name = "t2", rd = "65000:5001", rt = "65000:5001" }
 //!
 //! [[downlinks]]
 //! iface = "down1"                     # the veth/port towards one vswitchd host
@@ -52,6 +54,10 @@ pub struct Config {
 pub struct BgpConfig {
     /// gobgpd's gRPC API, as given to its `--api-hosts` (`unix:///PATH.sock`).
     pub api: String,
+    /// The tenant's VRF in that GoBGP, when this leafd serves one tenant of several (its
+    /// routes are then VPN routes; see `vpn`).
+    #[serde(default)]
+    pub vrf: Option<crate::vpn::VrfConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +83,7 @@ pub struct Checked {
     pub anycast: MacAddr,
     /// (gateway address, its subnet), IPv4 and IPv6.
     pub gateways: Vec<(IpAddr, IpNet)>,
+    pub vrf: Option<crate::vpn::Vrf>,
 }
 
 impl Checked {
@@ -138,7 +145,8 @@ pub fn parse(text: &str) -> Result<Checked> {
             raw.route_protocol
         );
     }
-    Ok(Checked { raw, anycast, gateways })
+    let vrf = raw.bgp.vrf.as_ref().map(|v| v.check()).transpose()?;
+    Ok(Checked { raw, anycast, gateways, vrf })
 }
 
 #[cfg(test)]

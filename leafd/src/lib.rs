@@ -7,6 +7,7 @@ pub mod config;
 pub mod kernel;
 pub mod logic;
 pub mod trap;
+pub mod vpn;
 pub mod vswitch;
 
 use std::net::IpAddr;

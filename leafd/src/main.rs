@@ -54,7 +54,16 @@ fn run(args: Args) -> Result<()> {
     for d in &cfg.raw.downlinks {
         kernel.setup_downlink(&d.iface, cfg.anycast, &gateways)?;
     }
-    let gobgp = Gobgp::new(&cfg.raw.bgp.api)?;
+    let gobgp = Gobgp::new(&cfg.raw.bgp.api, cfg.vrf.clone())?;
+    if let Some(v) = &cfg.vrf {
+        // gobgpd may still be starting: try for a while.
+        let mut tries = 0;
+        while let Err(e) = gobgp.ensure_vrf() {
+            tries += 1;
+            anyhow::ensure!(tries < 50, "creating VRF {} in GoBGP: {e:#}", v.name);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     let (tx, rx) = crossbeam::channel::unbounded::<Event>();
     for (i, d) in cfg.raw.downlinks.iter().enumerate() {
         trap::spawn(i, &d.iface, tx.clone())?;
@@ -64,8 +73,8 @@ fn run(args: Args) -> Result<()> {
             .spawn(move || vswitch::watch(i, socket, tx))?;
     }
     {
-        let (api, tx) = (cfg.raw.bgp.api.clone(), tx.clone());
-        std::thread::Builder::new().name("bgp".into()).spawn(move || Gobgp::monitor(&api, tx))?;
+        let (api, vrf, tx) = (cfg.raw.bgp.api.clone(), cfg.vrf.clone(), tx.clone());
+        std::thread::Builder::new().name("bgp".into()).spawn(move || Gobgp::monitor(&api, vrf, tx))?;
     }
     drop(tx);
     let mut report = match &cfg.raw.report {

@@ -1,5 +1,6 @@
 //! Two leaves for end-to-end tests: network namespaces joined by a fabric link, GoBGP
-//! (Debian's `gobgpd`) in each as one iBGP AS, and `leafd` in each, with a downlink veth
+//! (Debian's `gobgpd`) in each as one iBGP AS (unicast and L3VPN families, IPv4 and
+//! IPv6), and `leafd` in each, with a downlink veth
 //! whose host end is a vswitchd's uplink.
 
 use std::collections::BTreeMap;
@@ -285,6 +286,12 @@ impl Fabric {
                     [[neighbors.afi-safis]]
                     [neighbors.afi-safis.config]
                     afi-safi-name = \"ipv6-unicast\"
+                    [[neighbors.afi-safis]]
+                    [neighbors.afi-safis.config]
+                    afi-safi-name = \"l3vpn-ipv4-unicast\"
+                    [[neighbors.afi-safis]]
+                    [neighbors.afi-safis.config]
+                    afi-safi-name = \"l3vpn-ipv6-unicast\"
                     "
                 ),
             )
