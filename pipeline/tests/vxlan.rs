@@ -288,3 +288,26 @@ fn the_configuration_refuses_what_cannot_work() {
     assert!(bad(&|u| u.mtu = 500));
     assert_eq!((Vni::new(0), Vni::new(1 << 24)), (None, None));
 }
+
+#[test]
+fn a_held_frame_from_the_leaf_goes_back_up_wrapped_for_its_vni_when_released() {
+    use std::time::{Duration, Instant};
+    let cfg = vxlan_config(true, 1500);
+    let mut p = processor(cfg.clone());
+    // From the leaf to E, whose link is down: the worker holds what E's port refuses.
+    let inner = ipv4(mac(A), GW3);
+    let mut out = run(&mut p, UPLINK, &[outer(&inner, VNI, LEAF_VTEP)]);
+    let to_e: Vec<(PortId, pipeline::ByteFrame)> = out.queue(E).drain(..).map(|f| (UPLINK, f)).collect();
+    assert_eq!(to_e.len(), 1);
+    let mut held = pipeline::HeldFrames::new(16, Duration::from_secs(2));
+    held.hold(&cfg, E, to_e, Instant::now());
+    // The fix-up for the frame's destination (10.1.1.2 in `ipv4`) sends it back up: the
+    // leaf routes that address elsewhere now.
+    let released = held.release(&cfg, "10.1.1.2".parse().unwrap(), GW3);
+    assert_eq!((released.rerun.len(), released.to_uplink.len()), (0, 1));
+    let back = pipeline::Frame::bytes(&released.to_uplink[0]).to_vec();
+    let (again, _) = unwrap_checked(&back, VNI);
+    let mut expected = inner;
+    expected[0..6].copy_from_slice(&GW3.0);
+    assert_eq!(again, expected);
+}
