@@ -193,8 +193,27 @@ fn responder_answer(
     }
 }
 
+/// Answers an ARP request in place with `mac`, back out of the port it came in on.
+#[inline]
+pub(crate) fn answer_arp<F: Frame>(
+    counters: &mut Counters,
+    in_port: PortId,
+    mut f: F,
+    mac: MacAddr,
+    out: &mut Output<F>,
+) {
+    if make_arp_reply(&mut f, mac) {
+        let c = counters.at(in_port);
+        c.forwarded += 1;
+        c.arp_replies += 1;
+        enqueue(counters, in_port, f, out);
+    } else {
+        drop_frame(counters, in_port, f, DropReason::Unwritable, out);
+    }
+}
+
 /// Turns an ARP request into the reply "target IP is at `mac`", back to its sender.
-pub(crate) fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
+fn make_arp_reply<F: Frame>(f: &mut F, mac: MacAddr) -> bool {
     let Some(b) = f.bytes_mut() else { return false };
     let requester = MacAddr::at(b, 6);
     let (eth, payload) = b.split_at_mut(HEADER_LEN);
@@ -339,16 +358,7 @@ fn from_vnic<F: Frame>(
                     counters.at(in_port).forwarded += 1;
                 }
             }
-            Verdict::Reply(mac) => {
-                if make_arp_reply(&mut f, mac) {
-                    let c = counters.at(in_port);
-                    c.forwarded += 1;
-                    c.arp_replies += 1;
-                    enqueue(counters, in_port, f, out);
-                } else {
-                    drop_frame(counters, in_port, f, DropReason::Unwritable, out);
-                }
-            }
+            Verdict::Reply(mac) => answer_arp(counters, in_port, f, mac, out),
             Verdict::NdReply(mac) => match f.bytes_mut() {
                 Some(b) => {
                     crate::ndp::make_na_reply(b, mac);

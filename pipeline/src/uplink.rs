@@ -8,7 +8,7 @@ use crate::counters::{Counters, DropReason};
 use crate::encap::{Strip, Uplinked};
 use crate::frame::Frame;
 use crate::ids::SegmentSlot;
-use crate::process::{classify_and_look_up, drop_frame, enqueue, flood, make_arp_reply, Output, Verdict};
+use crate::process::{answer_arp, classify_and_look_up, drop_frame, enqueue, flood, Output, Verdict};
 use crate::table::{port_of, EntryKind, Reader, BATCH};
 use crate::vxlan::VtepArp;
 use crate::wire::ethernet::HEADER_LEN;
@@ -78,16 +78,7 @@ pub(crate) fn from_uplink<F: Frame>(
                 flood(counters, in_port, f, cfg.members(slots[i]).iter().copied(), None, out);
             }
             // ARP for the host's VTEP: answered straight back, untagged.
-            Verdict::Reply(mac) => {
-                if make_arp_reply(&mut f, mac) {
-                    let c = counters.at(in_port);
-                    c.forwarded += 1;
-                    c.arp_replies += 1;
-                    enqueue(counters, in_port, f, out);
-                } else {
-                    drop_frame(counters, in_port, f, DropReason::Unwritable, out);
-                }
-            }
+            Verdict::Reply(mac) => answer_arp(counters, in_port, f, mac, out),
             Verdict::Underlay => {
                 counters.at(in_port).underlay += 1;
                 out.underlay.push(f);
