@@ -53,6 +53,27 @@ impl Switch {
         Ok(self.underlay_view().expect("just configured"))
     }
 
+    /// Puts the leaf VTEPs' MACs the workers passed on into the data path's configuration
+    /// (not those configured in advance).
+    fn learn_leaf_vteps(&mut self, learned: &[(Ipv4Addr, MacAddr)]) {
+        let (Some(u), Some(configured)) = (self.config.underlay(), self.underlay.as_ref()) else { return };
+        let mut updated = u.clone();
+        for &(ip, mac) in learned {
+            let fixed = configured.leaf_macs.contains_key(&ip);
+            if let Some(r) = updated.remotes.iter_mut().find(|r| r.ip == ip && r.mac != Some(mac) && !fixed) {
+                tracing::info!(vtep = %ip, %mac, previous = ?r.mac, "leaf VTEP resolved");
+                r.mac = Some(mac);
+            }
+        }
+        if Some(&updated) != self.config.underlay() {
+            let mut cfg = self.config.clone();
+            if cfg.set_underlay(Some(updated)).is_ok() {
+                self.config = cfg;
+                self.workers.push_config(&self.config);
+            }
+        }
+    }
+
     /// The underlay as `show` reports it.
     pub(super) fn underlay_view(&self) -> Option<UnderlayView> {
         let u = self.config.underlay()?;
@@ -67,27 +88,15 @@ impl Switch {
 
     /// Takes the leaf VTEPs' answers the workers passed on, and asks those due.
     pub fn poll_underlay(&mut self) {
-        let Some(u) = self.config.underlay().cloned() else { return };
-        let mut updated = u.clone();
-        for (ip, mac) in self.learned.try_iter() {
-            let fixed = self.underlay.as_ref().is_some_and(|u| u.leaf_macs.contains_key(&ip));
-            if let Some(r) = updated.remotes.iter_mut().find(|r| r.ip == ip && r.mac != Some(mac) && !fixed) {
-                tracing::info!(vtep = %ip, %mac, previous = ?r.mac, "leaf VTEP resolved");
-                r.mac = Some(mac);
-            }
-        }
-        if updated != u {
-            let mut cfg = self.config.clone();
-            if cfg.set_underlay(Some(updated.clone())).is_ok() {
-                self.config = cfg;
-                self.workers.push_config(&self.config);
-            }
+        let learned: Vec<(Ipv4Addr, MacAddr)> = self.learned.try_iter().collect();
+        if !learned.is_empty() {
+            self.learn_leaf_vteps(&learned);
         }
         let Some(up) = self.uplink.as_ref().map(|p| PortId(p.id())) else { return };
         let now = Instant::now();
+        let (Some(u), Some(configured)) = (self.config.underlay(), self.underlay.as_ref()) else { return };
         let mut frames = Vec::new();
-        let fixed = self.underlay.as_ref().map(|u| u.leaf_macs.clone()).unwrap_or_default();
-        for r in updated.remotes.iter().filter(|r| !fixed.contains_key(&r.ip)) {
+        for r in u.remotes.iter().filter(|r| !configured.leaf_macs.contains_key(&r.ip)) {
             let every = if r.mac.is_some() { ASK_RESOLVED } else { ASK_UNRESOLVED };
             let asked = &mut self.resolver.asked;
             let due = match asked.iter_mut().find(|(ip, _)| *ip == r.ip) {
@@ -102,7 +111,7 @@ impl Switch {
                 }
             };
             if due {
-                frames.push(vtep_arp_request(updated.mac, updated.ip, r.ip).to_vec());
+                frames.push(vtep_arp_request(u.mac, u.ip, r.ip).to_vec());
             }
         }
         if !frames.is_empty() {
