@@ -19,13 +19,14 @@
 //! iface = "down1"                     # the veth/port towards one vswitchd host
 //! vswitchd = "/run/roam/host1.ctl"    # that vswitchd's control socket
 //! host = 1                            # the host's fabric-wide id (carried in BGP)
+//! segment = 5001                      # optional: only that segment's VMs (one tenant's)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use pipeline::{IpNet, MacAddr};
+use pipeline::{IpNet, MacAddr, SegmentId};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +67,9 @@ pub struct DownlinkConfig {
     pub iface: String,
     pub vswitchd: PathBuf,
     pub host: u16,
+    /// The segment on that vswitchd this leafd serves (a tenant's); every VM when absent.
+    #[serde(default)]
+    pub segment: Option<SegmentId>,
 }
 
 fn default_protocol() -> u8 {
@@ -192,6 +196,7 @@ host = 1
             (GOOD.replace("name = ", "nmae = "), "unknown field"),
             (GOOD.replace("[bgp]", "route_protocol = 186\n[bgp]"), "reserved"),
             (GOOD.to_string() + "[[downlinks]]\niface = \"d1\"\nvswitchd = \"/x\"\nhost = 2\n", "twice"),
+            (GOOD.replace("host = 1", "host = 1\nsegment = 16777216"), "out of range"),
         ] {
             let e = format!("{:#}", parse(&bad).unwrap_err());
             assert!(e.contains(why), "{why}: {e}");

@@ -67,10 +67,10 @@ fn run(args: Args) -> Result<()> {
     let (tx, rx) = crossbeam::channel::unbounded::<Event>();
     for (i, d) in cfg.raw.downlinks.iter().enumerate() {
         trap::spawn(i, &d.iface, tx.clone())?;
-        let (socket, tx) = (d.vswitchd.clone(), tx.clone());
+        let (socket, segment, tx) = (d.vswitchd.clone(), d.segment, tx.clone());
         std::thread::Builder::new()
             .name(format!("vswitchd-{}", d.host))
-            .spawn(move || vswitch::watch(i, socket, tx))?;
+            .spawn(move || vswitch::watch(i, socket, segment, tx))?;
     }
     {
         let (api, vrf, tx) = (cfg.raw.bgp.api.clone(), cfg.vrf.clone(), tx.clone());

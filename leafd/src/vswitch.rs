@@ -1,13 +1,14 @@
 //! leafd's side of vswitchd's control socket: the VMs attached (`show`, then the `events`
 //! stream) and the fix-ups (`arp-announce`: gratuitous ARPs, or NAs for IPv6 addresses).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Result};
 use crossbeam::channel::Sender;
-use pipeline::MacAddr;
+use pipeline::{MacAddr, SegmentId};
 use roam_api::views::Announced;
 use roam_api::{ArpAnnounce, Client, Event as ApiEvent};
 
@@ -63,27 +64,44 @@ impl Announcer {
 /// Follows a vswitchd: subscribes to its events, then reads `show` (so nothing falls
 /// between the two), and forwards attach/detach as inputs. Reconnects when vswitchd
 /// restarts.
-pub fn watch(d: Downlink, socket: PathBuf, tx: Sender<Event>) {
+/// With `segment` set, only that segment's VMs exist for this leafd (one tenant's leafd
+/// beside other tenants' on the same vswitchd).
+pub fn watch(d: Downlink, socket: PathBuf, segment: Option<SegmentId>, tx: Sender<Event>) {
     loop {
-        if let Err(e) = watch_once(d, &socket, &tx) {
+        if let Err(e) = watch_once(d, &socket, segment, &tx) {
             tracing::debug!("vswitchd at {}: {e:#}", socket.display());
         }
         std::thread::sleep(Duration::from_millis(300));
     }
 }
 
-fn watch_once(d: Downlink, socket: &Path, tx: &Sender<Event>) -> Result<()> {
+fn watch_once(d: Downlink, socket: &Path, segment: Option<SegmentId>, tx: &Sender<Event>) -> Result<()> {
+    let ours = |s: SegmentId| segment.is_none_or(|m| m == s);
     let events = Client::connect(socket, None)?.events()?;
     let show = client(socket)?.show()?;
-    let vms: Vec<Vm> =
-        show.vms.into_iter().map(|v| Vm { name: v.name, mac: v.mac, ipv4: v.ipv4, ipv6: v.ipv6 }).collect();
+    let vms: Vec<Vm> = show
+        .vms
+        .into_iter()
+        .filter(|v| ours(v.segment))
+        .map(|v| Vm { name: v.name, mac: v.mac, ipv4: v.ipv4, ipv6: v.ipv6 })
+        .collect();
     tracing::info!("vswitchd at {}: {} VMs", socket.display(), vms.len());
+    // The names of this leafd's VMs there: link events carry only a name.
+    let mut names: HashSet<String> = vms.iter().map(|v| v.name.clone()).collect();
     tx.send(Event { input: Input::Sync(d, vms), at: SystemTime::now() })?;
     for e in events {
         let input = match e? {
-            ApiEvent::Attach { name, mac, ipv4, ipv6, .. } => Some(Input::Attached(d, Vm { name, mac, ipv4, ipv6 })),
-            ApiEvent::Detach { name, .. } => Some(Input::Detached(d, name)),
-            ApiEvent::Link { name, up: true } => Some(Input::LinkUp(d, name)),
+            ApiEvent::Attach { name, mac, segment, ipv4, ipv6 } if ours(segment) => {
+                names.insert(name.clone());
+                Some(Input::Attached(d, Vm { name, mac, ipv4, ipv6 }))
+            }
+            ApiEvent::Detach { name, segment, .. } if ours(segment) => {
+                names.remove(&name);
+                Some(Input::Detached(d, name))
+            }
+            ApiEvent::Attach { .. } | ApiEvent::Detach { .. } => None,
+            ApiEvent::Link { name, up: true } if names.contains(&name) => Some(Input::LinkUp(d, name)),
+            ApiEvent::Link { up: true, .. } => None,
             // The move is decided where the VM arrives (its port up there, or its
             // announcement) and by BGP; a VM that stopped or left here changes nothing yet.
             ApiEvent::Link { up: false, .. } | ApiEvent::Away { .. } => None,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -83,6 +83,8 @@ pub struct LeafNode {
     pub fabric_ip: String,
     /// Its IPv6 fabric address, the next hop of its /128s.
     pub fabric_ip6: String,
+    /// Its end of the fabric link.
+    pub fabric_if: String,
     pub api: String,
     gobgpd: Child,
     leafd: Option<Child>,
@@ -142,47 +144,25 @@ impl LeafNode {
 
     /// Starts leafd for this leaf with one downlink to `vswitchd` (host id `host`).
     pub fn start_leafd(&mut self, vswitchd: &std::path::Path, host: u16, fixups: bool) {
-        let config = self.dir.join(format!("{}-leafd.toml", self.name));
-        std::fs::write(
-            &config,
-            format!(
-                "name = \"{name}\"\nanycast_mac = \"{anycast}\"\ngateways = [\"10.1.1.254/24\", \"2001:db8:1::fe/64\"]\nfabric_address = \"{fip}\"\nfabric_address6 = \"{fip6}\"\nfixups = {fixups}\nreport = \"{report}\"\n\n[bgp]\napi = \"{api}\"\n\n[[downlinks]]\niface = \"{iface}\"\nvswitchd = \"{vs}\"\nhost = {host}\n",
-                name = self.name,
-                anycast = crate::fabric::ANYCAST,
-                fip = self.fabric_ip,
-                fip6 = self.fabric_ip6,
-                report = self.report.display(),
-                api = self.api,
-                iface = self.leaf.leaf_if,
-                vs = vswitchd.display(),
-            ),
-        )
-        .expect("writing leafd's config");
-        let log = self.dir.join(format!("{}-leafd.log", self.name));
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.leaf.ns])
-            .arg(bin("leafd"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info");
-        self.leafd = Some(spawn_logged(&mut cmd, &log, "leafd"));
-        let (ns, iface) = (self.leaf.ns.clone(), self.leaf.leaf_if.clone());
-        wait_for("leafd to configure its downlink", Duration::from_secs(20), || {
-            let out = Command::new("ip")
-                .args(["netns", "exec", &ns, "ip", "-4", "addr", "show", "dev", &iface])
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout).contains("10.1.1.254/32").then_some(())
-        });
+        let config = LeafdConfig {
+            name: &self.name,
+            fabric_ip: &self.fabric_ip,
+            fabric_ip6: &self.fabric_ip6,
+            api: &self.api,
+            report: &self.report,
+            fixups,
+            vrf: None,
+            iface: &self.leaf.leaf_if,
+            vswitchd,
+            host,
+            segment: None,
+        };
+        self.leafd = Some(config.spawn(&self.dir, &self.leaf.ns));
     }
 
     /// The moves leafd has reported so far (one JSON object each).
     pub fn moves(&self) -> Vec<MoveReport> {
-        std::fs::read_to_string(&self.report)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        moves_in(&self.report)
     }
 
     /// Waits for leafd's report of `ip` moving `direction` (`in` or `out`).
@@ -193,13 +173,88 @@ impl LeafNode {
     /// Waits for leafd's first report of `ip` moving `direction` triggered at or after
     /// `since_us` (µs since the epoch).
     pub fn wait_move_since(&self, direction: &str, ip: &str, since_us: u64) -> MoveReport {
-        wait_for(&format!("{}'s report of {ip} moving {direction}", self.name), Duration::from_secs(10), || {
-            self.moves().into_iter().find(|m| {
-                m.direction.as_deref() == Some(direction)
-                    && m.ip.is_some_and(|a| a.to_string() == ip)
-                    && m.trigger.at_us >= since_us
-            })
+        wait_move_in(&self.name, &self.report, direction, ip, since_us)
+    }
+}
+
+/// The moves a leafd has reported so far in `report` (one JSON object each).
+pub fn moves_in(report: &Path) -> Vec<MoveReport> {
+    std::fs::read_to_string(report).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Waits for the first report in `report` (leafd `name`'s) of `ip` moving `direction`
+/// triggered at or after `since_us` (µs since the epoch).
+pub fn wait_move_in(name: &str, report: &Path, direction: &str, ip: &str, since_us: u64) -> MoveReport {
+    wait_for(&format!("{name}'s report of {ip} moving {direction}"), Duration::from_secs(10), || {
+        moves_in(report).into_iter().find(|m| {
+            m.direction.as_deref() == Some(direction)
+                && m.ip.is_some_and(|a| a.to_string() == ip)
+                && m.trigger.at_us >= since_us
         })
+    })
+}
+
+/// One leafd's configuration: the harness's gateways (10.1.1.254/24, 2001:db8:1::fe/64),
+/// the leaf's fabric addresses and GoBGP, one downlink.
+pub struct LeafdConfig<'a> {
+    pub name: &'a str,
+    pub fabric_ip: &'a str,
+    pub fabric_ip6: &'a str,
+    pub api: &'a str,
+    pub report: &'a Path,
+    pub fixups: bool,
+    /// A tenant's VRF (`{ name = …, rd = …, rt = … }`), for one tenant's leafd.
+    pub vrf: Option<String>,
+    pub iface: &'a str,
+    pub vswitchd: &'a Path,
+    pub host: u16,
+    /// The tenant's segment on that vswitchd.
+    pub segment: Option<u32>,
+}
+
+impl LeafdConfig<'_> {
+    fn toml(&self) -> String {
+        let mut t = format!(
+            "name = \"{}\"\nanycast_mac = \"{ANYCAST}\"\ngateways = [\"10.1.1.254/24\", \"2001:db8:1::fe/64\"]\nfabric_address = \"{}\"\nfabric_address6 = \"{}\"\nfixups = {}\nreport = \"{}\"\n\n[bgp]\napi = \"{}\"\n",
+            self.name,
+            self.fabric_ip,
+            self.fabric_ip6,
+            self.fixups,
+            self.report.display(),
+            self.api
+        );
+        if let Some(v) = &self.vrf {
+            t += &format!("vrf = {v}\n");
+        }
+        t += &format!(
+            "\n[[downlinks]]\niface = \"{}\"\nvswitchd = \"{}\"\nhost = {}\n",
+            self.iface,
+            self.vswitchd.display(),
+            self.host
+        );
+        if let Some(s) = self.segment {
+            t += &format!("segment = {s}\n");
+        }
+        t
+    }
+
+    /// Writes the configuration into `dir`, runs leafd in namespace `ns` (its log beside
+    /// it), and waits for it to configure its downlink.
+    pub fn spawn(&self, dir: &Path, ns: &str) -> Child {
+        let config = dir.join(format!("{}-leafd.toml", self.name));
+        std::fs::write(&config, self.toml()).expect("writing leafd's config");
+        let log = dir.join(format!("{}-leafd.log", self.name));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(bin("leafd")).arg("--config").arg(&config).env("RUST_LOG", "info");
+        let child = spawn_logged(&mut cmd, &log, "leafd");
+        wait_for(&format!("{} to configure its downlink", self.name), Duration::from_secs(20), || {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "ip", "-4", "addr", "show", "dev", self.iface])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout).contains("10.1.1.254/32").then_some(())
+        });
+        child
     }
 }
 
@@ -254,7 +309,7 @@ impl Fabric {
             leaf.exec(&["ip", "-6", "addr", "add", &format!("fd00::{}/64", i + 1), "dev", end, "nodad"]);
             leaf.exec(&["ip", "link", "set", end, "up"]);
         }
-        for (i, leaf) in nodes.into_iter().enumerate() {
+        for (i, (leaf, fabric_if)) in nodes.into_iter().zip([fa, fb]).enumerate() {
             let name = format!("leaf{}", i + 1);
             let (me, peer) = (format!("192.168.0.{}", i + 1), format!("192.168.0.{}", 2 - i));
             // Leaf 2 only listens: when both sides connect at once, GoBGP's collision
@@ -306,6 +361,7 @@ impl Fabric {
                 name,
                 fabric_ip: me,
                 fabric_ip6: format!("fd00::{}", i + 1),
+                fabric_if,
                 api,
                 gobgpd,
                 leafd: None,

@@ -51,22 +51,31 @@ impl Leaf {
     /// `remote`), with the tenant's gateway MAC and address on it. The returned `Leaf`'s
     /// `leaf_if` is that device (it has no veth: `host_if` is empty).
     pub fn tenant(&self, vni: u32, local: &str, remote: &str, gateway_mac: &str, gateway_cidr: &str) -> Leaf {
-        let id = format!("{vni}-{}", std::process::id() % 100_000);
-        let t = Leaf { ns: format!("roam-tenant-{id}"), host_if: String::new(), leaf_if: format!("vx{vni}") };
-        let _ = Command::new("ip").args(["netns", "del", &t.ns]).output();
-        ip(&["netns", "add", &t.ns]);
-        let vni_s = vni.to_string();
-        let dev = &self.leaf_if;
-        let vx = [
-            &t.leaf_if, "type", "vxlan", "id", &vni_s, "local", local, "remote", remote, "dstport", "4789", "dev", dev,
-        ];
-        self.exec(&[&["ip", "link", "add"][..], &vx[..]].concat());
-        self.exec(&["ip", "link", "set", &t.leaf_if, "netns", &t.ns]);
+        let t = self.tenant_bare(vni, local, remote);
         t.exec(&["ip", "link", "set", &t.leaf_if, "address", gateway_mac]);
         t.exec(&["ip", "addr", "add", gateway_cidr, "dev", &t.leaf_if]);
-        t.exec(&["ip", "link", "set", &t.leaf_if, "up"]);
+        t
+    }
+
+    /// As [`Leaf::tenant`], the device up and bare (a tenant's leafd configures it).
+    pub fn tenant_bare(&self, vni: u32, local: &str, remote: &str) -> Leaf {
+        let t = Leaf { ns: format!("{}-t{vni}", self.ns), host_if: String::new(), leaf_if: format!("vx{vni}") };
+        let _ = Command::new("ip").args(["netns", "del", &t.ns]).output();
+        ip(&["netns", "add", &t.ns]);
+        self.vxlan_into(&t, &t.leaf_if, vni, local, remote, 4789);
         t.exec(&["ip", "link", "set", "lo", "up"]);
         t
+    }
+
+    /// A VXLAN device `name` for `vni` in the tenant namespace `t`, its UDP socket in this
+    /// leaf's namespace (from `local` to `remote`, destination port `port`), up.
+    pub fn vxlan_into(&self, t: &Leaf, name: &str, vni: u32, local: &str, remote: &str, port: u16) {
+        let (vni, port) = (vni.to_string(), port.to_string());
+        self.exec(&[
+            "ip", "link", "add", name, "type", "vxlan", "id", &vni, "local", local, "remote", remote, "dstport", &port,
+        ]);
+        self.exec(&["ip", "link", "set", name, "netns", &t.ns]);
+        t.exec(&["ip", "link", "set", name, "up"]);
     }
 
     /// Sends each frame once on the leaf's interface.
@@ -92,6 +101,11 @@ for h in sys.argv[2:]:
     /// Captures frames arriving on the leaf's interface for `secs` seconds (in the
     /// background); `Capture::frames` returns them.
     pub fn capture(&self, secs: f64) -> Capture {
+        self.capture_on(&self.leaf_if, secs)
+    }
+
+    /// As [`Leaf::capture`], on another interface of the namespace.
+    pub fn capture_on(&self, iface: &str, secs: f64) -> Capture {
         // Kernel receive timestamps (SO_TIMESTAMPNS): right even when the capture itself
         // waits for the CPU, so it runs at the guests' low priority.
         const SCRIPT: &str = r#"
@@ -116,19 +130,7 @@ while time.time() < end:
         print('%d %s' % (at, binascii.hexlify(d[:64]).decode()), flush=True)
 "#;
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                "nice",
-                "-n",
-                "10",
-                "python3",
-                "-c",
-                SCRIPT,
-                &self.leaf_if,
-                &secs.to_string(),
-            ])
+            .args(["netns", "exec", &self.ns, "nice", "-n", "10", "python3", "-c", SCRIPT, iface, &secs.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -14,6 +14,7 @@ mod streams;
 pub use failed::FailedMove;
 pub use moved::Move;
 use moved::{stall, GAP_MS};
+pub use streams::quiet_neighbours;
 use streams::{v6_of, PerStream, FAMILIES};
 
 use roam_api::views::PortStats;

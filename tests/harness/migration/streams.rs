@@ -27,7 +27,7 @@ pub(super) fn start(others: &mut [Guest]) {
 
 /// Waits until none of `guests` has received an ARP, NS, NA or redirect frame for 6 s
 /// (Linux's own neighbour upkeep after the set-up traffic); returns their (ARP, ND) counts.
-pub(super) fn quiet_neighbours(guests: &mut [&mut Guest]) -> Vec<(u64, u64)> {
+pub fn quiet_neighbours(guests: &mut [&mut Guest]) -> Vec<(u64, u64)> {
     let count = |gs: &mut [&mut Guest]| gs.iter_mut().map(|g| (g.arp_count(), g.nd_count())).collect::<Vec<_>>();
     let mut counts = count(guests);
     for round in 0.. {
