@@ -108,10 +108,10 @@ fn two_tenants_with_one_address_plan_stay_apart_and_a_migration_in_one_is_unhear
     let captures = |secs: f64| -> Vec<Capture> {
         let mut c =
             vec![leaf1.leaf.capture(secs), leaf2.leaf.capture(secs), leaf1.leaf.capture_on(&leaf1.fabric_if, secs)];
-        for t in 0..2 {
+        for (t, vni) in VNIS.iter().enumerate() {
             let ns = &fab.tenant(1, t).ns;
             c.push(ns.capture(secs));
-            c.push(ns.capture_on(&format!("tr{}", VNIS[t]), secs));
+            c.push(ns.capture_on(&format!("tr{vni}"), secs));
         }
         c
     };

@@ -271,9 +271,13 @@ impl Drop for LeafNode {
 
 pub const ANYCAST: &str = "00:00:5e:00:01:01";
 
-/// Two leaves joined by a fabric link, with BGP established between them.
+/// Leaves with BGP established between them: two in a full mesh (`Fabric::new`), or
+/// any number with FRR route reflectors (`Fabric::reflected`, `reflectors.rs`).
 pub struct Fabric {
     pub leaves: Vec<LeafNode>,
+    pub reflectors: Vec<crate::reflectors::Reflector>,
+    /// The namespace holding the reflected fabric's switch (a Linux bridge).
+    pub(crate) _switch: Option<Leaf>,
 }
 
 impl Fabric {
@@ -281,102 +285,115 @@ impl Fabric {
     /// each leaf (fix-ups on or off).
     pub fn with_hosts(dir: &TestDir, tag: &str, fixups: bool) -> (Fabric, Vswitchd, Vswitchd) {
         let mut fabric = Fabric::new(dir, tag);
-        let vs1 = Vswitchd::start(dir, "host1", Some(&fabric.leaves[0].leaf.uplink()));
-        let vs2 = Vswitchd::start(dir, "host2", Some(&fabric.leaves[1].leaf.uplink()));
-        for vs in [&vs1, &vs2] {
+        let [vs1, vs2]: [Vswitchd; 2] = fabric.start_hosts(dir, fixups).try_into().unwrap_or_else(|_| unreachable!());
+        (fabric, vs1, vs2)
+    }
+
+    /// A host (vswitchd `hostN`) under each leaf N, segment 100 native on its uplink, and
+    /// leafd on each leaf (fix-ups on or off).
+    pub fn start_hosts(&mut self, dir: &TestDir, fixups: bool) -> Vec<Vswitchd> {
+        let mut hosts = Vec::new();
+        for (i, l) in self.leaves.iter_mut().enumerate() {
+            let vs = Vswitchd::start(dir, &format!("host{}", i + 1), Some(&l.leaf.uplink()));
             // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
             vs.ok(
                 json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24", "2001:db8:1::/64"], "native": true }),
             );
+            l.start_leafd(&vs.socket, i as u16 + 1, fixups);
+            hosts.push(vs);
         }
-        fabric.leaves[0].start_leafd(&vs1.socket, 1, fixups);
-        fabric.leaves[1].start_leafd(&vs2.socket, 2, fixups);
-        (fabric, vs1, vs2)
+        hosts
     }
 
+    /// Two leaves in a full mesh (one iBGP session) over one fabric link.
     pub fn new(dir: &TestDir, tag: &str) -> Fabric {
-        let mut leaves = Vec::new();
         let id = std::process::id() % 100_000;
         let (fa, fb) = (format!("fa{tag}{id}"), format!("fb{tag}{id}"));
-        let mut nodes = Vec::new();
-        for i in 0..2 {
-            nodes.push(Leaf::bare(&format!("{tag}{}", i + 1)));
-        }
+        let nodes: Vec<Leaf> = (0..2).map(|i| Leaf::bare(&format!("{tag}{}", i + 1))).collect();
         ip(&["link", "add", &fa, "type", "veth", "peer", "name", &fb]);
         for (i, (leaf, end)) in nodes.iter().zip([&fa, &fb]).enumerate() {
             ip(&["link", "set", end, "netns", &leaf.ns]);
-            leaf.exec(&["ip", "addr", "add", &format!("192.168.0.{}/30", i + 1), "dev", end]);
-            leaf.exec(&["ip", "-6", "addr", "add", &format!("fd00::{}/64", i + 1), "dev", end, "nodad"]);
-            leaf.exec(&["ip", "link", "set", end, "up"]);
+            fabric_addresses(leaf, end, i + 1, 30);
         }
+        let mut leaves = Vec::new();
         for (i, (leaf, fabric_if)) in nodes.into_iter().zip([fa, fb]).enumerate() {
-            let name = format!("leaf{}", i + 1);
-            let (me, peer) = (format!("192.168.0.{}", i + 1), format!("192.168.0.{}", 2 - i));
             // Leaf 2 only listens: when both sides connect at once, GoBGP's collision
             // handling once kept closing the session for over a minute.
-            let passive = i == 1;
-            let conf = dir.path(&format!("{name}-gobgpd.toml"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "[global.config]
-                    as = {ASN}
-                    router-id = \"{me}\"
-                    local-address-list = [\"{me}\"]
-
-                    [[neighbors]]
-                    [neighbors.config]
-                    neighbor-address = \"{peer}\"
-                    peer-as = {ASN}
-                    [neighbors.timers.config]
-                    connect-retry = 1
-                    hold-time = 9
-                    keepalive-interval = 3
-                    [neighbors.transport.config]
-                    local-address = \"{me}\"
-                    passive-mode = {passive}
-                    [[neighbors.afi-safis]]
-                    [neighbors.afi-safis.config]
-                    afi-safi-name = \"ipv4-unicast\"
-                    [[neighbors.afi-safis]]
-                    [neighbors.afi-safis.config]
-                    afi-safi-name = \"ipv6-unicast\"
-                    [[neighbors.afi-safis]]
-                    [neighbors.afi-safis.config]
-                    afi-safi-name = \"l3vpn-ipv4-unicast\"
-                    [[neighbors.afi-safis]]
-                    [neighbors.afi-safis.config]
-                    afi-safi-name = \"l3vpn-ipv6-unicast\"
-                    "
-                ),
-            )
-            .expect("writing gobgpd's config");
-            let api = format!("unix://{}", dir.path(&format!("{name}-gobgp.sock")).display());
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &leaf.ns, "gobgpd", "-f"]).arg(&conf).args(["--api-hosts", &api, "-l", "warn"]);
-            let gobgpd = spawn_logged(&mut cmd, &dir.path(&format!("{name}-gobgpd.log")), "gobgpd");
-            leaves.push(LeafNode {
-                leaf,
-                report: dir.path(&format!("{name}-moves.jsonl")),
-                name,
-                fabric_ip: me,
-                fabric_ip6: format!("fd00::{}", i + 1),
-                fabric_if,
-                api,
-                gobgpd,
-                leafd: None,
-                dir: dir.0.clone(),
-            });
+            let peer = [(format!("192.168.0.{}", 2 - i), i == 1)];
+            leaves.push(LeafNode::start(dir, leaf, i + 1, fabric_if, &peer));
         }
-        let fabric = Fabric { leaves };
-        for l in &fabric.leaves {
-            wait_for(&format!("{}'s BGP session", l.name), Duration::from_secs(60), || {
+        let fabric = Fabric { leaves, reflectors: Vec::new(), _switch: None };
+        fabric.wait_sessions();
+        fabric
+    }
+
+    /// Waits until every leaf's every BGP session is established.
+    pub(crate) fn wait_sessions(&self) {
+        for l in &self.leaves {
+            wait_for(&format!("{}'s BGP sessions", l.name), Duration::from_secs(60), || {
                 let out = Command::new("gobgp").arg("--target").arg(&l.api).args(["neighbor", "-j"]).output().ok()?;
                 let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-                (v[0]["state"]["session_state"] == 6).then_some(())
+                let all = v.as_array()?;
+                (!all.is_empty() && all.iter().all(|n| n["state"]["session_state"] == 6)).then_some(())
             });
         }
-        fabric
+    }
+}
+
+/// Leaf `n`'s fabric addresses (192.168.0.N, fd00::N) on `iface`, up.
+pub(crate) fn fabric_addresses(leaf: &Leaf, iface: &str, n: usize, len: u8) {
+    leaf.exec(&["ip", "addr", "add", &format!("192.168.0.{n}/{len}"), "dev", iface]);
+    leaf.exec(&["ip", "-6", "addr", "add", &format!("fd00::{n}/64"), "dev", iface, "nodad"]);
+    leaf.exec(&["ip", "link", "set", iface, "up"]);
+}
+
+impl LeafNode {
+    /// Leaf `n` (named leafN, fabric address 192.168.0.N) in `leaf`'s namespace: its GoBGP
+    /// with a session to each of `peers` (address, passive), unicast and L3VPN families of
+    /// both IP versions.
+    pub(crate) fn start(dir: &TestDir, leaf: Leaf, n: usize, fabric_if: String, peers: &[(String, bool)]) -> LeafNode {
+        let name = format!("leaf{n}");
+        let me = format!("192.168.0.{n}");
+        let mut conf = format!("[global.config]\nas = {ASN}\nrouter-id = \"{me}\"\nlocal-address-list = [\"{me}\"]\n");
+        for (peer, passive) in peers {
+            conf += &format!(
+                "
+[[neighbors]]
+[neighbors.config]
+neighbor-address = \"{peer}\"
+peer-as = {ASN}
+[neighbors.timers.config]
+connect-retry = 1
+hold-time = 9
+keepalive-interval = 3
+[neighbors.transport.config]
+local-address = \"{me}\"
+passive-mode = {passive}
+"
+            );
+            for family in ["ipv4-unicast", "ipv6-unicast", "l3vpn-ipv4-unicast", "l3vpn-ipv6-unicast"] {
+                conf +=
+                    &format!("[[neighbors.afi-safis]]\n[neighbors.afi-safis.config]\nafi-safi-name = \"{family}\"\n");
+            }
+        }
+        let path = dir.path(&format!("{name}-gobgpd.toml"));
+        std::fs::write(&path, conf).expect("writing gobgpd's config");
+        let api = format!("unix://{}", dir.path(&format!("{name}-gobgp.sock")).display());
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &leaf.ns, "gobgpd", "-f"]).arg(&path).args(["--api-hosts", &api, "-l", "warn"]);
+        let gobgpd = spawn_logged(&mut cmd, &dir.path(&format!("{name}-gobgpd.log")), "gobgpd");
+        LeafNode {
+            leaf,
+            report: dir.path(&format!("{name}-moves.jsonl")),
+            name,
+            fabric_ip: me,
+            fabric_ip6: format!("fd00::{n}"),
+            fabric_if,
+            api,
+            gobgpd,
+            leafd: None,
+            dir: dir.0.clone(),
+        }
     }
 }
 
