@@ -100,3 +100,42 @@ pub fn parse(frame: &[u8]) -> Option<Announcement> {
         _ => None,
     }
 }
+
+/// A host asking for a neighbour's address: who asked (its MAC) and for which address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Solicitation {
+    pub mac: MacAddr,
+    pub target: IpAddr,
+}
+
+/// The request an untagged Ethernet frame carries, if it is one: an ARP request (not a
+/// gratuitous one, not a probe from 0.0.0.0), or a neighbor solicitation from an address
+/// (not DAD's from `::`). Broadcast, multicast and unicast requests all count (a host
+/// refreshing an entry asks by unicast). What the leaf traps to install a host route on
+/// demand.
+pub fn solicitation(frame: &[u8]) -> Option<Solicitation> {
+    if frame.len() < HEADER_LEN {
+        return None;
+    }
+    let payload = &frame[HEADER_LEN..];
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        ethertype::ARP => {
+            let a = ArpPacket::new_checked(payload).ok()?;
+            let asks =
+                a.operation() == crate::wire::arp::op::REQUEST && !a.sender_ip().is_unspecified() && !is_gratuitous(&a);
+            asks.then(|| Solicitation { mac: a.sender_mac(), target: IpAddr::V4(a.target_ip()) })
+        }
+        ethertype::IPV6 => {
+            let p = Ipv6Packet::new_checked(payload).ok()?;
+            let (nh, icmp) = p.upper_layer()?;
+            if p.src().is_unspecified() || nh != next_header::ICMPV6 || icmp.len() < 24 || icmp[0] != NEIGHBOR_SOLICIT {
+                return None;
+            }
+            let t: [u8; 16] = icmp[8..24].try_into().ok()?;
+            let mut src = [0u8; 6];
+            src.copy_from_slice(&frame[6..12]);
+            Some(Solicitation { mac: MacAddr(src), target: IpAddr::V6(t.into()) })
+        }
+        _ => None,
+    }
+}

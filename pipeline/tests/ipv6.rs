@@ -180,3 +180,23 @@ fn the_local_responder_answers_solicitations_for_local_vms_and_the_subnet() {
     assert_eq!(balanced(&p).ports[C.index()].nd_replies, 0);
     assert!(out.drops.is_empty());
 }
+
+#[test]
+fn the_leaf_recognizes_requests_for_a_neighbour_of_both_families() {
+    use pipeline::announce::{solicitation, Solicitation};
+    use pipeline::wire::arp::op;
+    let asks = |mac, target: std::net::IpAddr| Some(Solicitation { mac, target });
+    assert_eq!(solicitation(&arp_request(A, ip(B))), asks(mac(A), ip(B).into()));
+    // A unicast refresh counts too.
+    let unicast = arp(GW, mac(A), op::REQUEST, mac(A), ip(A), ip(B));
+    assert_eq!(solicitation(&unicast), asks(mac(A), ip(B).into()));
+    assert_eq!(solicitation(&ns_from(A, ip6(B))), asks(mac(A), ip6(B).into()));
+    // Not requests: an answer, a gratuitous ARP, a probe, DAD, an advertisement, garbage.
+    assert_eq!(solicitation(&arp(mac(A), mac(B), op::REPLY, mac(B), ip(B), ip(A))), None);
+    assert_eq!(solicitation(&arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), ip(A), ip(A))), None);
+    let probe = arp(MacAddr::BROADCAST, mac(A), op::REQUEST, mac(A), std::net::Ipv4Addr::UNSPECIFIED, ip(B));
+    assert_eq!(solicitation(&probe), None);
+    assert_eq!(solicitation(&ns(mac(A), Ipv6Addr::UNSPECIFIED, ip6(A), None)), None);
+    assert_eq!(solicitation(&na(mac(A), ip6(A))), None);
+    assert_eq!(solicitation(&[0xff; 13]), None);
+}
