@@ -10,6 +10,10 @@
 //! fixups = true                       # selective ARP fix-ups after a move
 //! report = "/var/log/leafd-moves.jsonl"   # optional: one JSON line per move
 //!
+//! [fib]                               # optional
+//! on_demand = true                    # remote host routes into the kernel only when in use
+//! idle_secs = 60                      # and out after this long without traffic
+//!
 //! [bgp]
 //! api = "unix:///run/leaf1/gobgp.sock"  # gobgpd's gRPC API (its `--api-hosts`)
 //! # optional, one leafd per tenant: the tenant's VRF (VPN routes, RFC 4364)
@@ -46,8 +50,32 @@ pub struct Config {
     pub fixups: bool,
     #[serde(default)]
     pub report: Option<PathBuf>,
+    #[serde(default)]
+    pub fib: FibConfig,
     pub bgp: BgpConfig,
     pub downlinks: Vec<DownlinkConfig>,
+}
+
+/// Which remote host routes go into the kernel (see `fib`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FibConfig {
+    /// Only those in use (asked for by a local VM, with traffic since); all when false.
+    #[serde(default)]
+    pub on_demand: bool,
+    /// How long an installed remote route stays without traffic.
+    #[serde(default = "default_idle")]
+    pub idle_secs: u64,
+}
+
+impl Default for FibConfig {
+    fn default() -> FibConfig {
+        FibConfig { on_demand: false, idle_secs: default_idle() }
+    }
+}
+
+fn default_idle() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +177,9 @@ pub fn parse(text: &str) -> Result<Checked> {
             raw.route_protocol
         );
     }
+    if raw.fib.on_demand && !(2..=86_400).contains(&raw.fib.idle_secs) {
+        bail!("fib.idle_secs {}: give 2 to 86400 seconds", raw.fib.idle_secs);
+    }
     let vrf = raw.bgp.vrf.as_ref().map(|v| v.check()).transpose()?;
     Ok(Checked { raw, anycast, gateways, vrf })
 }
@@ -197,6 +228,7 @@ host = 1
             (GOOD.replace("[bgp]", "route_protocol = 186\n[bgp]"), "reserved"),
             (GOOD.to_string() + "[[downlinks]]\niface = \"d1\"\nvswitchd = \"/x\"\nhost = 2\n", "twice"),
             (GOOD.replace("host = 1", "host = 1\nsegment = 16777216"), "out of range"),
+            (GOOD.replace("[bgp]", "[fib]\non_demand = true\nidle_secs = 1\n[bgp]"), "idle_secs"),
         ] {
             let e = format!("{:#}", parse(&bad).unwrap_err());
             assert!(e.contains(why), "{why}: {e}");

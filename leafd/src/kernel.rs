@@ -71,25 +71,110 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Loads an nftables ruleset (`rules`, for `what`) into the leaf's namespace.
+fn nft(rules: &str, what: &str) -> Result<()> {
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running nft (nftables) {what}"))?;
+    use std::io::Write;
+    nft.stdin.take().context("nft's input")?.write_all(rules.as_bytes())?;
+    let out = nft.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft {what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
 /// IPv6 has no `send_redirects`: a leaf that routes a VM's packet back down the downlink
 /// it came from (its destination moved behind the same host) would send the VM an ICMPv6
 /// redirect, and the VM would resolve the destination on the segment. An nftables rule
 /// in the leaf's namespace drops them (the table is made anew, so a restart adds nothing).
 fn no_redirects() -> Result<()> {
     let rules = "table ip6 roam_leafd\ndelete table ip6 roam_leafd\ntable ip6 roam_leafd {\n  chain output {\n    type filter hook output priority 0; policy accept;\n    icmpv6 type nd-redirect drop\n  }\n}\n";
-    let mut nft = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("running nft (nftables) to drop ICMPv6 redirects")?;
-    use std::io::Write;
-    nft.stdin.take().context("nft's input")?.write_all(rules.as_bytes())?;
-    let out = nft.wait_with_output()?;
-    if !out.status.success() {
-        bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    nft(rules, "to drop ICMPv6 redirects")
+}
+
+/// The kernel's record of the destinations it forwarded to (for on-demand routes): two
+/// nftables sets in table `inet roam_fib`, each forwarded packet's destination added or
+/// its timeout (`idle_secs`) started again, so an address in a set had traffic within the
+/// idle time. And the misses: a packet for an address of the gateways' `subnets` with no
+/// route (a VM still holding a neighbour entry for an address whose route aged out) is
+/// dropped before routing (no ICMP error) and its destination put in a miss set for 1 s.
+pub fn track_use(idle_secs: u64, subnets: &[pipeline::IpNet]) -> Result<()> {
+    let set = |name: &str, kind: &str, secs: u64| {
+        format!("  set {name} {{ type {kind}; size 1048576; flags dynamic,timeout; timeout {secs}s; }}\n")
+    };
+    let list = |v4: bool| {
+        let nets: Vec<String> =
+            subnets.iter().filter(|n| matches!(n, pipeline::IpNet::V4(_)) == v4).map(network).collect();
+        (!nets.is_empty()).then(|| nets.join(", "))
+    };
+    let mut miss = String::new();
+    if let Some(n) = list(true) {
+        miss += &format!("    ip daddr {{ {n} }} fib daddr oif missing update @missed4 {{ ip daddr }} drop\n");
     }
-    Ok(())
+    if let Some(n) = list(false) {
+        miss += &format!("    ip6 daddr {{ {n} }} fib daddr oif missing update @missed6 {{ ip6 daddr }} drop\n");
+    }
+    let rules = format!(
+        "table inet roam_fib\ndelete table inet roam_fib\ntable inet roam_fib {{\n{}{}{}{}  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    meta nfproto ipv4 update @used4 {{ ip daddr }}\n    meta nfproto ipv6 update @used6 {{ ip6 daddr }}\n  }}\n  chain prerouting {{\n    type filter hook prerouting priority 0; policy accept;\n{miss}  }}\n}}\n",
+        set("used4", "ipv4_addr", idle_secs),
+        set("used6", "ipv6_addr", idle_secs),
+        set("missed4", "ipv4_addr", 1),
+        set("missed6", "ipv6_addr", 1)
+    );
+    nft(&rules, "to record the destinations in use")
+}
+
+/// The destinations the kernel forwarded to within the idle time (see [`track_use`]).
+pub fn used() -> Result<Vec<IpAddr>> {
+    read_sets(["used4", "used6"])
+}
+
+/// The destinations it had no route for in the last second (see [`track_use`]).
+pub fn missed() -> Result<Vec<IpAddr>> {
+    read_sets(["missed4", "missed6"])
+}
+
+/// A subnet as nftables takes it: its network address and prefix length.
+fn network(n: &pipeline::IpNet) -> String {
+    match n {
+        pipeline::IpNet::V4(n) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(n.prefix_len)).unwrap_or(0);
+            format!("{}/{}", std::net::Ipv4Addr::from(u32::from(n.addr) & mask), n.prefix_len)
+        }
+        pipeline::IpNet::V6(n) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(n.prefix_len)).unwrap_or(0);
+            format!("{}/{}", std::net::Ipv6Addr::from(u128::from(n.addr) & mask), n.prefix_len)
+        }
+    }
+}
+
+fn read_sets(sets: [&str; 2]) -> Result<Vec<IpAddr>> {
+    let mut all = Vec::new();
+    for set in sets {
+        let out =
+            Command::new("nft").args(["-j", "list", "set", "inet", "roam_fib", set]).output().context("running nft")?;
+        if !out.status.success() {
+            bail!("nft list set {set}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        all.extend(parse_set(&String::from_utf8_lossy(&out.stdout))?);
+    }
+    Ok(all)
+}
+
+/// The addresses in `nft -j list set`'s output (plain or with their timeouts).
+fn parse_set(json: &str) -> Result<Vec<IpAddr>> {
+    let v: serde_json::Value = serde_json::from_str(json).context("nft's JSON")?;
+    let sets = v["nftables"].as_array().into_iter().flatten().filter_map(|o| o.get("set"));
+    let elems = sets.flat_map(|s| s["elem"].as_array().cloned().unwrap_or_default());
+    Ok(elems
+        .filter_map(|e| e.as_str().map(String::from).or_else(|| e["elem"]["val"].as_str().map(String::from)))
+        .filter_map(|a| a.parse().ok())
+        .collect())
 }
 
 impl Kernel {
@@ -310,5 +395,19 @@ impl Kernel {
         if let Ok(index) = self.index(iface) {
             let _ = self.request(RouteNetlinkMessage::DelNeighbour(self.neighbour(ip, index)), 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nft_sets_are_read_with_or_without_timeouts() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "inet", "name": "used4", "table": "roam_fib", "type": "ipv4_addr", "elem": [{"elem": {"val": "10.1.1.3", "timeout": 30, "expires": 29}}, "10.1.1.4"]}}]}"#;
+        let got = super::parse_set(json).unwrap();
+        assert_eq!(got, vec!["10.1.1.3".parse::<std::net::IpAddr>().unwrap(), "10.1.1.4".parse().unwrap()]);
+        let empty = r#"{"nftables": [{"set": {"name": "used6", "type": "ipv6_addr"}}]}"#;
+        let net = |s: &str| super::network(&s.parse().unwrap());
+        assert_eq!((net("10.1.1.254/24"), net("2001:db8:1::fe/64")), ("10.1.1.0/24".into(), "2001:db8:1::/64".into()));
+        assert!(super::parse_set(empty).unwrap().is_empty());
     }
 }

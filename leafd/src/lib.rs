@@ -4,6 +4,8 @@
 
 pub mod bgp;
 pub mod config;
+pub mod demand;
+pub mod fib;
 pub mod kernel;
 pub mod logic;
 pub mod trap;

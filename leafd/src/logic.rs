@@ -225,6 +225,11 @@ impl Leaf {
         self.owned.get(&ip).map(|o| o.downlink)
     }
 
+    /// The VM with this MAC on downlink `d`'s vswitchd, if it is attached there.
+    pub fn vm_by_mac(&self, d: Downlink, mac: MacAddr) -> Option<&Vm> {
+        self.vms[d].values().find(|v| v.mac == mac)
+    }
+
     fn attached(&mut self, d: Downlink, vm: Vm) -> Vec<Change> {
         let mut changes = Vec::new();
         if let Some(old) = self.vms[d].get(&vm.name) {

@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use leafd::bgp::Gobgp;
 use leafd::config::{self, Checked};
+use leafd::demand::OnDemand;
+use leafd::fib::Fib;
 use leafd::kernel::Kernel;
 use leafd::logic::{Action, Cause, Change, Input, Leaf};
 use leafd::{micros, trap, vswitch, Event};
@@ -64,9 +66,15 @@ fn run(args: Args) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
+    let on_demand = cfg.raw.fib.on_demand;
+    if on_demand {
+        let subnets: Vec<_> = cfg.gateways.iter().map(|(_, n)| *n).collect();
+        leafd::kernel::track_use(cfg.raw.fib.idle_secs, &subnets)?;
+    }
     let (tx, rx) = crossbeam::channel::unbounded::<Event>();
+    let (asks_tx, asks) = crossbeam::channel::unbounded::<trap::Asked>();
     for (i, d) in cfg.raw.downlinks.iter().enumerate() {
-        trap::spawn(i, &d.iface, tx.clone())?;
+        trap::spawn(i, &d.iface, tx.clone(), on_demand.then(|| asks_tx.clone()))?;
         let (socket, segment, tx) = (d.vswitchd.clone(), d.segment, tx.clone());
         std::thread::Builder::new()
             .name(format!("vswitchd-{}", d.host))
@@ -77,6 +85,7 @@ fn run(args: Args) -> Result<()> {
         std::thread::Builder::new().name("bgp".into()).spawn(move || Gobgp::monitor(&api, vrf, tx))?;
     }
     drop(tx);
+    drop(asks_tx);
     let mut report = match &cfg.raw.report {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -95,26 +104,67 @@ fn run(args: Args) -> Result<()> {
     );
     let mut leaf = Leaf::new(cfg.clone());
     let mut vswitches = vswitch::Announcer::new(cfg.raw.downlinks.iter().map(|d| d.vswitchd.clone()).collect());
-    for event in rx {
-        let trigger = describe(&event);
-        if let Input::Sync(d, _) = &event.input {
-            vswitches.connect(*d);
+    let mut demand = OnDemand::new(Fib::new(on_demand, Duration::from_secs(cfg.raw.fib.idle_secs)));
+    let (asks, tick, misses) = if on_demand {
+        let period = OnDemand::period(cfg.raw.fib.idle_secs);
+        (asks, crossbeam::channel::tick(period), crossbeam::channel::tick(OnDemand::MISSES))
+    } else {
+        (crossbeam::channel::never(), crossbeam::channel::never(), crossbeam::channel::never())
+    };
+    let mut write = |line: &Value| -> Result<()> {
+        if let Some(f) = report.as_mut() {
+            writeln!(f, "{line}").and_then(|_| f.flush()).context("writing the report")?;
         }
-        for change in leaf.handle(event.input) {
-            let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger);
-            match &change.cause {
-                Cause::MoveIn { .. } | Cause::MoveOut { .. } => {
-                    tracing::info!("move: {line}");
-                    if let Some(f) = report.as_mut() {
-                        writeln!(f, "{line}").and_then(|_| f.flush()).context("writing the report")?;
+        Ok(())
+    };
+    loop {
+        crossbeam::channel::select! {
+            recv(rx) -> event => {
+                let Ok(event) = event else { return Ok(()) };
+                let trigger = describe(&event);
+                if let Input::Sync(d, _) = &event.input {
+                    vswitches.connect(*d);
+                }
+                for mut change in leaf.handle(event.input) {
+                    change.actions = demand.fib.filter(change.actions, demand.now());
+                    let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger);
+                    match &change.cause {
+                        Cause::MoveIn { .. } | Cause::MoveOut { .. } => {
+                            tracing::info!("move: {line}");
+                            write(&line)?;
+                        }
+                        Cause::Ignored { why } => tracing::debug!("ignored: {why}"),
+                        _ => tracing::info!("{line}"),
                     }
                 }
-                Cause::Ignored { why } => tracing::debug!("ignored: {why}"),
-                _ => tracing::info!("{line}"),
             }
+            recv(asks) -> asked => {
+                let asked = asked.context("the downlinks' captures stopped")?;
+                if let Some(line) = demand.asked(&leaf, &kernel, &mut vswitches, cfg.anycast, asked) {
+                    tracing::info!("on demand: {line}");
+                    write(&line)?;
+                }
+            }
+            recv(misses) -> _ => match demand.missed(&kernel) {
+                Ok(lines) => {
+                    for line in lines {
+                        tracing::info!("on demand: {line}");
+                        write(&line)?;
+                    }
+                }
+                Err(e) => tracing::error!("reading the destinations without a route: {e:#}"),
+            },
+            recv(tick) -> _ => match demand.expire(&kernel) {
+                Ok(lines) => {
+                    for line in lines {
+                        tracing::info!("on demand: {line}");
+                        write(&line)?;
+                    }
+                }
+                Err(e) => tracing::error!("reading the destinations in use: {e:#}"),
+            },
         }
     }
-    Ok(())
 }
 
 /// `ip/32` or `ip/128`.

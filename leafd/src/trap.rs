@@ -1,6 +1,7 @@
 //! Traps announcements (gratuitous ARP, RARP, unsolicited NA, DAD probe) arriving on a downlink, with
 //! libpcap in immediate mode. The kernel does not forward them (the leaf is a router), so
-//! an announcement goes no further than this leaf.
+//! an announcement goes no further than this leaf. With on-demand routes, it also passes
+//! on the VMs' requests for their neighbours (ARP requests, neighbor solicitations).
 
 use std::time::{Duration, SystemTime};
 
@@ -11,9 +12,17 @@ use pipeline::announce;
 use crate::logic::{Downlink, Input};
 use crate::Event;
 
+/// A VM's request for a neighbour, trapped on downlink `downlink`.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub downlink: Downlink,
+    pub asked: announce::Solicitation,
+    pub at: SystemTime,
+}
+
 /// Opens the capture now (so a missing interface is an error at start) and reads it on a
 /// thread.
-pub fn spawn(d: Downlink, iface: &str, tx: Sender<Event>) -> Result<()> {
+pub fn spawn(d: Downlink, iface: &str, tx: Sender<Event>, asks: Option<Sender<Asked>>) -> Result<()> {
     let mut cap = pcap::Capture::from_device(iface)
         .with_context(|| format!("downlink {iface}"))?
         .immediate_mode(true)
@@ -27,12 +36,19 @@ pub fn spawn(d: Downlink, iface: &str, tx: Sender<Event>) -> Result<()> {
     std::thread::Builder::new().name(format!("trap-{iface}")).spawn(move || loop {
         match cap.next_packet() {
             Ok(p) => {
-                let Some(a) = announce::parse(p.data) else { continue };
                 let ts = p.header.ts;
                 let at = SystemTime::UNIX_EPOCH
                     + Duration::from_secs(ts.tv_sec as u64)
                     + Duration::from_micros(ts.tv_usec as u64);
-                if tx.send(Event { input: Input::Announced(d, a), at }).is_err() {
+                let sent = match (announce::parse(p.data), &asks) {
+                    (Some(a), _) => tx.send(Event { input: Input::Announced(d, a), at }).is_ok(),
+                    (None, Some(asks)) => match announce::solicitation(p.data) {
+                        Some(s) => asks.send(Asked { downlink: d, asked: s, at }).is_ok(),
+                        None => true,
+                    },
+                    (None, None) => true,
+                };
+                if !sent {
                     return;
                 }
             }

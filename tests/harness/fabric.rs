@@ -88,6 +88,8 @@ pub struct LeafNode {
     pub api: String,
     gobgpd: Child,
     leafd: Option<Child>,
+    /// leafd's on-demand FIB with this idle time (seconds), set before it starts.
+    pub on_demand: Option<u64>,
     pub report: PathBuf,
     dir: PathBuf,
 }
@@ -156,6 +158,7 @@ impl LeafNode {
             vswitchd,
             host,
             segment: None,
+            on_demand: self.on_demand,
         };
         self.leafd = Some(config.spawn(&self.dir, &self.leaf.ns));
     }
@@ -210,6 +213,8 @@ pub struct LeafdConfig<'a> {
     pub host: u16,
     /// The tenant's segment on that vswitchd.
     pub segment: Option<u32>,
+    /// On-demand remote routes with this idle time (seconds).
+    pub on_demand: Option<u64>,
 }
 
 impl LeafdConfig<'_> {
@@ -225,6 +230,9 @@ impl LeafdConfig<'_> {
         );
         if let Some(v) = &self.vrf {
             t += &format!("vrf = {v}\n");
+        }
+        if let Some(idle) = self.on_demand {
+            t += &format!("\n[fib]\non_demand = true\nidle_secs = {idle}\n");
         }
         t += &format!(
             "\n[[downlinks]]\niface = \"{}\"\nvswitchd = \"{}\"\nhost = {}\n",
@@ -392,6 +400,7 @@ passive-mode = {passive}
             api,
             gobgpd,
             leafd: None,
+            on_demand: None,
             dir: dir.0.clone(),
         }
     }

@@ -108,6 +108,7 @@ impl Tenants {
                     vswitchd: &hosts[i].socket,
                     host: n as u16,
                     segment: Some(vni),
+                    on_demand: None,
                 };
                 let leafd = config.spawn(&dir.0, &ns.ns);
                 here.push(TenantLeaf { name, ns, report, leafd });
