@@ -46,15 +46,8 @@ impl OnDemand {
         let mut lines = Vec::new();
         for ip in kernel::missed()? {
             let Wanted::Installed(actions) = self.fib.wanted(ip, self.now()) else { continue };
-            let mut line = json!({ "fib": "install", "ip": ip, "for": "traffic" });
-            let errors: Vec<String> =
-                actions.iter().filter_map(|x| run(kernel, x).err()).map(|e| format!("{e:#}")).collect();
-            line["done_us"] = json!(micros(std::time::SystemTime::now()));
-            if !errors.is_empty() {
-                line["errors"] = json!(errors);
-            }
-            self.sizes(&mut line);
-            lines.push(line);
+            let errors = run_all(kernel, &actions);
+            lines.push(self.finish(json!({ "fib": "install", "ip": ip, "for": "traffic" }), errors));
         }
         Ok(lines)
     }
@@ -84,18 +77,22 @@ impl OnDemand {
         let ip = a.asked.target;
         let Wanted::Installed(actions) = self.fib.wanted(ip, self.now()) else { return None };
         let mut line = json!({ "fib": "install", "ip": ip, "for": vm, "asked_us": micros(a.at) });
-        let errors: Vec<String> =
-            actions.iter().filter_map(|x| run(kernel, x).err()).map(|e| format!("{e:#}")).collect();
+        let errors = run_all(kernel, &actions);
         match vswitches.arp_announce(a.downlink, std::slice::from_ref(&vm), ip, anycast) {
             Ok(r) => line["answered"] = json!(r.sent.get(&vm).copied().unwrap_or(0)),
             Err(e) => line["answer_error"] = json!(format!("{e:#}")),
         }
+        Some(self.finish(line, errors))
+    }
+
+    /// A report line completed: when it was done, its errors, the sizes.
+    fn finish(&self, mut line: Value, errors: Vec<String>) -> Value {
         line["done_us"] = json!(micros(std::time::SystemTime::now()));
         if !errors.is_empty() {
             line["errors"] = json!(errors);
         }
         self.sizes(&mut line);
-        Some(line)
+        line
     }
 
     /// Refreshes the routes with traffic and removes the idle ones; a report line per
@@ -117,6 +114,11 @@ impl OnDemand {
         }
         Ok(lines)
     }
+}
+
+/// Runs the actions; their errors.
+fn run_all(kernel: &Kernel, actions: &[Action]) -> Vec<String> {
+    actions.iter().filter_map(|a| run(kernel, a).err()).map(|e| format!("{e:#}")).collect()
 }
 
 /// Installs or removes one remote host route.

@@ -50,10 +50,6 @@ impl Fib {
         Fib { on_demand, idle, rib: HashMap::new(), local: HashSet::new() }
     }
 
-    pub fn on_demand(&self) -> bool {
-        self.on_demand
-    }
-
     /// Remote host routes known (the RIB view).
     pub fn rib_len(&self) -> usize {
         self.rib.len()

@@ -145,24 +145,33 @@ fn run(args: Args) -> Result<()> {
                     write(&line)?;
                 }
             }
-            recv(misses) -> _ => match demand.missed(&kernel) {
-                Ok(lines) => {
-                    for line in lines {
-                        tracing::info!("on demand: {line}");
-                        write(&line)?;
-                    }
+            recv(misses) -> _ => {
+                for line in on_demand_lines(demand.missed(&kernel), "the destinations without a route") {
+                    write(&line)?;
                 }
-                Err(e) => tracing::error!("reading the destinations without a route: {e:#}"),
-            },
-            recv(tick) -> _ => match demand.expire(&kernel) {
-                Ok(lines) => {
-                    for line in lines {
-                        tracing::info!("on demand: {line}");
-                        write(&line)?;
-                    }
+            }
+            recv(tick) -> _ => {
+                for line in on_demand_lines(demand.expire(&kernel), "the destinations in use") {
+                    write(&line)?;
                 }
-                Err(e) => tracing::error!("reading the destinations in use: {e:#}"),
-            },
+            }
+        }
+    }
+}
+
+/// The report lines of an on-demand step, logged; a failure to read the kernel's `what`
+/// is logged and reported as nothing (the next period tries again).
+fn on_demand_lines(result: Result<Vec<Value>>, what: &str) -> Vec<Value> {
+    match result {
+        Ok(lines) => {
+            for line in &lines {
+                tracing::info!("on demand: {line}");
+            }
+            lines
+        }
+        Err(e) => {
+            tracing::error!("reading {what}: {e:#}");
+            Vec::new()
         }
     }
 }
