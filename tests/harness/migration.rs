@@ -1,18 +1,22 @@
-//! The live-migration scenario (the live-migration test, `scripts/migration-bench` and the
-//! demo): two hosts (two vswitchd processes), two leaves (network namespaces, GoBGP between
-//! them, leafd in each, fix-ups on or off). VM-A and VM-B on host 1, VM-C and VM-D on host
-//! 2. TCP streams B→A and C→A run while QEMU live-migrates A from host to host, as often
-//! as asked, each move with its own source-port removal: at once, some time after, or
-//! never (the source QEMU quits at once in every case, as libvirt's does). Everything the
-//! issues ask is asserted on the way; what was measured is returned.
+//! The live-migration scenario (the live-migration tests, `scripts/migration-bench` and
+//! the demo): a host (a vswitchd process) under each leaf (a network namespace with GoBGP
+//! and leafd, fix-ups on or off), two leaves in a full mesh or four over two FRR route
+//! reflectors ([`Shape`]). VM-A and VM-B on host 1, VM-C on the host A moves to, VM-D on
+//! a host where A never goes. TCP streams B→A and C→A run while QEMU live-migrates A
+//! between its two hosts, as often as asked, each move with its own source-port removal:
+//! at once, some time after, or never (the source QEMU quits at once in every case, as
+//! libvirt's does). Everything the issues ask is asserted on the way; what was measured is
+//! returned.
 
 use std::time::{Duration, SystemTime};
 
 mod failed;
 mod moved;
+mod setup;
 mod streams;
 pub use failed::FailedMove;
 pub use moved::Move;
+pub use setup::Shape;
 use moved::{stall, GAP_MS};
 pub use streams::quiet_neighbours;
 use streams::{v6_of, PerStream, FAMILIES};
@@ -24,8 +28,8 @@ use crate::timeline::Timeline;
 use crate::{micros, wait_for, EventLog, Guest, Qmp, TestDir, Vswitchd};
 
 const A_IP: &str = "10.1.1.1";
-/// The VMs other than A: (name, address, host index).
-const OTHERS: [(&str, &str, usize); 3] = [("b", "10.1.1.2", 0), ("c", "10.1.1.3", 1), ("d", "10.1.1.4", 1)];
+/// The VMs other than A: (name, address); their hosts are the shape's.
+const OTHERS: [(&str, &str); 3] = [("b", "10.1.1.2"), ("c", "10.1.1.3"), ("d", "10.1.1.4")];
 /// The first of `OTHERS` (B and C) hold TCP streams to A; the rest (D) never talk to A.
 const STREAMING: usize = 2;
 
@@ -54,14 +58,18 @@ pub fn pause() -> Duration {
     Duration::from_millis(std::env::var("ROAM_MIGRATION_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Two hosts, two leaves, four VMs, four streams to A (from B and C, over IPv4 and IPv6).
+/// A host under each leaf, four VMs, four streams to A (from B and C, over IPv4 and IPv6).
 pub struct Scenario {
     pub dir: TestDir,
     pub fabric: Fabric,
-    pub hosts: [Vswitchd; 2],
+    pub hosts: Vec<Vswitchd>,
     /// A, where it runs now, and on which host it is.
     pub a: Guest,
     a_host: usize,
+    /// The hosts of B, C and D.
+    homes: [usize; 3],
+    /// The two hosts A moves between.
+    ends: [usize; 2],
     /// B, C, D.
     pub others: Vec<Guest>,
     fixups: bool,
@@ -72,94 +80,22 @@ pub struct Scenario {
     /// "gap" lines of each stream already counted.
     gaps_seen: PerStream<usize>,
     /// Each host's events.
-    events: [EventLog; 2],
+    events: Vec<EventLog>,
 }
 
 impl Scenario {
-    /// Sets everything up and starts the streams; `rarp_only`: A cannot announce itself
-    /// (its QEMU asks vswitchd to send a RARP for it after each move).
-    pub fn start(fixups: bool, rarp_only: bool, tag: &str) -> Scenario {
-        let dir = TestDir::new(&format!("migrate-{tag}"));
-        let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, tag, fixups);
-        let hosts = [vs1, vs2];
-        let mut a = if rarp_only {
-            Guest::start_rarp_only(&dir, "a", "52:54:00:00:00:01", A_IP)
-        } else {
-            Guest::start(&dir, "a", "52:54:00:00:00:01", A_IP)
-        };
-        let mut others: Vec<Guest> = OTHERS
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ip, _))| Guest::start(&dir, name, &format!("52:54:00:00:00:0{}", i + 2), ip))
-            .collect();
-        hosts[0].attach(&a, 100);
-        for (g, (_, _, h)) in others.iter().zip(OTHERS) {
-            hosts[h].attach(g, 100);
-        }
-        a.wait_ready();
-        for g in others.iter_mut() {
-            g.wait_ready();
-        }
-        for vs in &hosts {
-            vs.wait_links_up(2, Duration::from_secs(90));
-        }
-        let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
-        wait_for("host routes in BGP", Duration::from_secs(30), || {
-            let at =
-                |l: &crate::fabric::LeafNode, prefix: &str, nh: &str| l.best_path(prefix).is_some_and(|p| p.0 == nh);
-            let a_at_1 =
-                at(leaf2, "10.1.1.1/32", &leaf1.fabric_ip) && at(leaf2, "2001:db8:1::1/128", &leaf1.fabric_ip6);
-            let c_at_2 =
-                at(leaf1, "10.1.1.3/32", &leaf2.fabric_ip) && at(leaf1, "2001:db8:1::3/128", &leaf2.fabric_ip6);
-            (a_at_1 && c_at_2).then_some(())
-        });
-        // Before any move: B reaches A directly (same host, real MAC); C through leaf 2,
-        // which answers C's ARP and NS for A by proxy with the anycast MAC.
-        a.run("roam-probe server 5001 >/dev/null 2>&1 &");
-        for g in &mut others[..STREAMING] {
-            g.ping_until_reply(A_IP);
-        }
-        streams::start(&mut others);
-        std::thread::sleep(Duration::from_secs(3));
-        for (_, a_ip, log) in FAMILIES {
-            let (b, c) = (others[0].neighbour(a_ip), others[1].neighbour(a_ip));
-            let state = |g: &mut Guest| g.run(&format!("ip addr; ip neigh; ip -6 neigh; ip -6 route; tail -n 3 {log}"));
-            if b.as_deref() != Some("52:54:00:00:00:01") || c.as_deref() != Some(ANYCAST) {
-                let (sb, sc) = (state(&mut others[0]), state(&mut others[1]));
-                panic!("B should know A ({a_ip}) by its real MAC, C by the anycast MAC (leaf 2's proxy answer): B {b:?}, C {c:?}\nB:\n{sb}\nC:\n{sc}");
-            }
-            for g in &mut others[..STREAMING] {
-                assert!(g.stream_progress_in(log).0 > 50.0, "{}'s stream to {a_ip} runs", g.name);
-            }
-        }
-        let events = [hosts[0].watch_events(), hosts[1].watch_events()];
-        Scenario {
-            events,
-            dir,
-            fabric,
-            hosts,
-            a,
-            a_host: 0,
-            others,
-            fixups,
-            tag: tag.to_string(),
-            moves: 0,
-            stale: None,
-            gaps_seen: [[0; STREAMING]; 2],
-        }
-    }
-
     /// Live-migrates A to the other host and checks the move; `removal` says when the
     /// source port goes.
     pub fn migrate(&mut self, removal: Removal) -> Move {
-        let (from, to) = (self.a_host, 1 - self.a_host);
+        let (from, to) = self.move_ends();
         self.moves += 1;
         if self.stale.take() == Some(to) {
             // The orchestrator that never removed A's old port must before A comes back.
             self.hosts[to].client().detach("a").expect("detaching A's stale port");
         }
-        // Who must hear nothing: with fix-ups, the VMs on A's new host; without, anybody.
-        let quiet: Vec<usize> = (0..OTHERS.len()).filter(|i| !self.fixups || OTHERS[*i].2 == to).collect();
+        // Who must hear nothing: with fix-ups, every VM not left on A's old host; without,
+        // anybody.
+        let quiet: Vec<usize> = (0..OTHERS.len()).filter(|i| !self.fixups || self.homes[*i] != from).collect();
         let before = self.quiet(&quiet);
         let src_stats = self.hosts[from].stats();
 
@@ -173,7 +109,9 @@ impl Scenario {
         let mut dst_qmp = Qmp::connect(&next.qmp_path);
         std::thread::sleep(Duration::from_secs(1));
         // What reaches the leaves: A's announcements, the streams' echoes that pass them.
-        let captures = [self.fabric.leaves[0].leaf.capture(8.0), self.fabric.leaves[1].leaf.capture(8.0)];
+        let captures: Vec<_> = (0..self.hosts.len())
+            .map(|i| [from, to].contains(&i).then(|| self.fabric.leaves[i].leaf.capture(8.0)))
+            .collect();
         let since = micros(SystemTime::now());
         let migration = self.a.migrate_to(port, pause());
         let resumed_us = dst_qmp.wait_event("RESUME", Duration::from_secs(10));
@@ -228,8 +166,15 @@ impl Scenario {
             }
         }
         for ((_, a_ip, _), nh) in FAMILIES.iter().zip([&new_leaf.fabric_ip, &new_leaf.fabric_ip6]) {
+            // Every other leaf's kernel routes A over the fabric to the new leaf (the old
+            // one already did when its BGP table had the new path).
             let via = old_leaf.route(a_ip);
             assert!(via.contains(&format!("via {nh}")), "[{tag}] old leaf's route for {a_ip}: {via}");
+            for l in self.fabric.leaves.iter().filter(|l| l.name != new_leaf.name) {
+                wait_for(&format!("{}'s kernel route for {a_ip} via {nh}", l.name), Duration::from_secs(5), || {
+                    l.route(a_ip).contains(&format!("via {nh}")).then_some(())
+                });
+            }
             let dev = new_leaf.route(a_ip);
             assert!(
                 dev.contains(&format!("dev {}", new_leaf.leaf.leaf_if)),
@@ -270,8 +215,7 @@ impl Scenario {
         }
         let (held, rerouted, released_by_fixup) = self.check_held(from, &src_stats, [&move_out, &move_out6]);
         let a_mac = crate::traffic::mac_bytes(&self.a.mac);
-        let [at_1, at_2] = captures.map(|c| c.timed_frames());
-        let captured = [at_1, at_2];
+        let captured: Vec<_> = captures.into_iter().map(|c| c.map(|c| c.timed_frames()).unwrap_or_default()).collect();
         let frames = &captured[to];
         let from_a = |ethertype: [u8; 2]| {
             frames.iter().filter(|(_, f)| f.len() > 14 && f[6..12] == a_mac && f[12..14] == ethertype).count()
@@ -313,7 +257,8 @@ impl Scenario {
         }
         for (i, stall) in stalls[0].iter().enumerate() {
             let times = (migration.stopped_us, resumed_us);
-            crate::timeline::stream_span(&mut timeline, &captured, OTHERS[i], (from, to), *stall, times);
+            let (name, ip) = OTHERS[i];
+            crate::timeline::stream_span(&mut timeline, &captured, (name, ip, self.homes[i]), (from, to), *stall, times);
         }
         Move {
             timeline,
@@ -331,11 +276,18 @@ impl Scenario {
             resume_to_first_frame_ms: first_from_a.map(|(at, _)| (*at as f64 - resumed_us as f64) / 1000.0),
             fixup_ms: [fixup_ms(&move_in), fixup_ms(&move_out)],
             resume_to_done_ms: (done - resumed_us as f64) / 1000.0,
+            convergence_ms: move_out.done_us.saturating_sub(move_in.trigger.at_us) as f64 / 1000.0,
             held,
             rerouted,
             released_by_fixup,
             announcements,
         }
+    }
+
+    /// The host A is on and the one it moves to next.
+    fn move_ends(&self) -> (usize, usize) {
+        let to = if self.a_host == self.ends[0] { self.ends[1] } else { self.ends[0] };
+        (self.a_host, to)
     }
 
     /// Only the VMs that need it are told, once, in each family (0: IPv4, 1: IPv6): the
@@ -344,7 +296,7 @@ impl Scenario {
     fn check_fixups(&mut self, family: usize, move_in: &MoveReport, move_out: &MoveReport, from: usize) {
         let addr = |ip: &str| if family == 0 { ip.to_string() } else { v6_of(ip) };
         let a_ip = FAMILIES[family].1;
-        let left: Vec<usize> = (0..OTHERS.len()).filter(|i| OTHERS[*i].2 == from).collect();
+        let left: Vec<usize> = (0..OTHERS.len()).filter(|i| self.homes[*i] == from).collect();
         let mut told_a: Vec<String> = move_in.fixups.iter().map(|f| f.ip.to_string()).collect();
         told_a.sort();
         let expected: Vec<String> = left.iter().map(|i| addr(OTHERS[*i].1)).collect();

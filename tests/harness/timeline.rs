@@ -124,7 +124,7 @@ impl Timeline {
 /// end of the span is that one minus (or plus) the stall the client measured.
 pub fn stream_span(
     t: &mut Timeline,
-    captured: &[Vec<(u64, Vec<u8>)>; 2],
+    captured: &[Vec<(u64, Vec<u8>)>],
     (name, ip, host): (&str, &str, usize),
     (from, to): (usize, usize),
     stall: f64,

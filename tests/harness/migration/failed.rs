@@ -64,7 +64,7 @@ impl Scenario {
     /// carries on at its source: the sessions survive, every frame held for A while it was
     /// stopped reaches it, the leaves move nothing and nobody hears an ARP or ND frame.
     pub fn fail_migration(&mut self, at: FailAt) -> FailedMove {
-        let (from, to) = (self.a_host, 1 - self.a_host);
+        let (from, to) = self.move_ends();
         self.moves += 1;
         let tag = format!("{}#{} (fails)", self.tag, self.moves);
         if self.stale.take() == Some(to) {

@@ -30,6 +30,9 @@ pub struct Move {
     pub fixup_ms: [Option<f64>; 2],
     /// The destination's `RESUME` → both leaves done (routes, BGP, fix-ups), in ms.
     pub resume_to_done_ms: f64,
+    /// The move's convergence across the fabric: the new leaf's trigger → the old leaf
+    /// done with its step back (BGP from one to the other, directly or reflected), in ms.
+    pub convergence_ms: f64,
     /// The source host: frames held for A, of them sent to the leaf when A was away or
     /// its port removed, and released by the old leaf's fix-up.
     pub held: u64,
@@ -67,13 +70,14 @@ impl Move {
             "RESUME → move seen",
             "RESUME → A's first frame",
             "trigger → last fix-up (new, old leaf)",
+            "convergence (new leaf's trigger → old leaf done)",
             "source held / rerouted / by fix-up",
         ];
         let mut t = format!("| {} |\n|{}\n", columns.join(" | "), " --- |".repeat(columns.len()));
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         for (name, m) in moves {
             t += &format!(
-                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {} / {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {} / {} / {} |\n",
+                "| {name} (host {} → {}) | {} | {} ms | {:.0} ms | {} | {} | {} / {} | {:.0} ms | {:.1} ms ({}) | {} ms | {} / {} ms | {:.1} ms | {} / {} / {} |\n",
                 m.from + 1,
                 m.to + 1,
                 m.removal.label(),
@@ -89,6 +93,7 @@ impl Move {
                 ms(m.resume_to_first_frame_ms),
                 ms(m.fixup_ms[0]),
                 ms(m.fixup_ms[1]),
+                m.convergence_ms,
                 m.held,
                 m.rerouted,
                 m.released_by_fixup
