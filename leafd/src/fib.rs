@@ -15,21 +15,17 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::logic::Action;
+use crate::routes::Rib;
 
-/// A remote route in the RIB view: its next hop, and when it was last wanted or used if
-/// it is installed (seconds on the caller's clock).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Route {
-    nexthop: IpAddr,
-    installed: Option<f64>,
-}
-
-/// The RIB view and what of it is in the kernel.
+/// The RIB view (each remote host's next hop, in `R`) and what of it is in the kernel.
 #[derive(Debug)]
-pub struct Fib {
+pub struct Fib<R = HashMap<IpAddr, IpAddr>> {
     on_demand: bool,
     idle: Duration,
-    rib: HashMap<IpAddr, Route>,
+    rib: R,
+    /// With on-demand installation: the remote routes installed, with when each was last
+    /// wanted or used (seconds on the caller's clock). Without, every route is.
+    installed: HashMap<IpAddr, f64>,
     /// Local hosts (routed to a downlink).
     local: HashSet<IpAddr>,
 }
@@ -47,7 +43,14 @@ pub enum Wanted {
 
 impl Fib {
     pub fn new(on_demand: bool, idle: Duration) -> Fib {
-        Fib { on_demand, idle, rib: HashMap::new(), local: HashSet::new() }
+        Fib::with_rib(on_demand, idle, HashMap::new())
+    }
+}
+
+impl<R: Rib<IpAddr>> Fib<R> {
+    /// A FIB whose RIB view holds `rib` already (none of it installed).
+    pub fn with_rib(on_demand: bool, idle: Duration, rib: R) -> Fib<R> {
+        Fib { on_demand, idle, rib, installed: HashMap::new(), local: HashSet::new() }
     }
 
     /// Remote host routes known (the RIB view).
@@ -57,7 +60,13 @@ impl Fib {
 
     /// Host routes in the kernel: local ones and installed remote ones.
     pub fn fib_len(&self) -> usize {
-        self.local.len() + self.rib.values().filter(|r| r.installed.is_some()).count()
+        self.local.len() + if self.on_demand { self.installed.len() } else { self.rib.len() }
+    }
+
+    /// The next hops of the remote routes in the kernel, each once: the other leaves the
+    /// kernel needs a neighbour entry for.
+    pub fn nexthops_in_use(&self) -> HashSet<IpAddr> {
+        self.installed.keys().filter_map(|ip| self.rib.get(*ip)).collect()
     }
 
     /// Passes `logic`'s actions on, keeping remote routes that are not in use out of the
@@ -68,24 +77,27 @@ impl Fib {
             match a {
                 Action::RouteLocal { ip, .. } => {
                     // Local now: out of the RIB view (the kernel's route is replaced).
-                    self.rib.remove(&ip);
+                    self.rib.remove(ip);
+                    self.installed.remove(&ip);
                     self.local.insert(ip);
                     out.push(a);
                 }
                 Action::RouteRemote { ip, nexthop, was_on } => {
-                    let was_installed = self.rib.get(&ip).and_then(|r| r.installed);
+                    let was_installed = self.installed.get(&ip).copied();
                     let was_local = self.local.remove(&ip) || was_on.is_some();
-                    // In use: every route without on-demand, an installed one, and a local
-                    // host that moved away (its neighbours were talking to it).
-                    let install = !self.on_demand || was_installed.is_some() || was_local;
-                    let installed = install.then(|| was_installed.unwrap_or(now));
-                    self.rib.insert(ip, Route { nexthop, installed });
-                    if install {
+                    self.rib.insert(ip, nexthop);
+                    if !self.on_demand {
+                        out.push(a);
+                    } else if was_installed.is_some() || was_local {
+                        // In use: an installed route, or a local host that moved away
+                        // (its neighbours were talking to it).
+                        self.installed.insert(ip, was_installed.unwrap_or(now));
                         out.push(a);
                     }
                 }
                 Action::Unroute { ip, was_on } => {
-                    let was_installed = self.rib.remove(&ip).is_some_and(|r| r.installed.is_some());
+                    let was_installed = self.installed.remove(&ip).is_some();
+                    self.rib.remove(ip);
                     let was_local = self.local.remove(&ip) || was_on.is_some();
                     if was_installed || was_local || !self.on_demand {
                         out.push(a);
@@ -99,13 +111,11 @@ impl Fib {
 
     /// A local VM asked for `ip` (ARP request, neighbour solicitation) at `now`.
     pub fn wanted(&mut self, ip: IpAddr, now: f64) -> Wanted {
-        let Some(r) = self.rib.get_mut(&ip) else { return Wanted::Unknown };
-        if r.installed.is_some() {
-            r.installed = Some(now);
+        let Some(nexthop) = self.rib.get(ip) else { return Wanted::Unknown };
+        if self.installed.insert(ip, now).is_some() {
             return Wanted::Refreshed;
         }
-        r.installed = Some(now);
-        Wanted::Installed(vec![Action::RouteRemote { ip, nexthop: r.nexthop, was_on: None }])
+        Wanted::Installed(vec![Action::RouteRemote { ip, nexthop, was_on: None }])
     }
 
     /// The kernel forwarded traffic to each of `used` recently (at `now`): their idle
@@ -116,23 +126,17 @@ impl Fib {
             return Vec::new();
         }
         for ip in used {
-            if let Some(r) = self.rib.get_mut(ip).filter(|r| r.installed.is_some()) {
-                r.installed = Some(now);
+            if let Some(at) = self.installed.get_mut(ip) {
+                *at = now;
             }
         }
         let idle = self.idle.as_secs_f64();
-        let mut gone: Vec<IpAddr> = self
-            .rib
-            .iter()
-            .filter(|(_, r)| r.installed.is_some_and(|at| now - at >= idle))
-            .map(|(ip, _)| *ip)
-            .collect();
+        let mut gone: Vec<IpAddr> =
+            self.installed.iter().filter(|(_, at)| now - **at >= idle).map(|(ip, _)| *ip).collect();
         gone.sort();
         gone.into_iter()
             .map(|ip| {
-                if let Some(r) = self.rib.get_mut(&ip) {
-                    r.installed = None;
-                }
+                self.installed.remove(&ip);
                 Action::Unroute { ip, was_on: None }
             })
             .collect()

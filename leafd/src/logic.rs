@@ -27,6 +27,7 @@ use pipeline::announce::Announcement;
 use pipeline::MacAddr;
 
 use crate::config::Checked;
+use crate::routes::{HostPaths, Paths};
 
 /// A downlink, by its index in the configuration.
 pub type Downlink = usize;
@@ -176,8 +177,8 @@ struct Owned {
     seq: u32,
 }
 
-/// The leaf's state.
-pub struct Leaf {
+/// The leaf's state; its remote best paths in `R` (leafd's: [`HostPaths`]).
+pub struct Leaf<R = HostPaths> {
     hosts: Vec<u16>,
     config: Checked,
     /// Attached VMs per downlink, by name.
@@ -185,7 +186,7 @@ pub struct Leaf {
     /// Addresses this leaf originates.
     owned: HashMap<IpAddr, Owned>,
     /// The best path another leaf offers for an address we do not own.
-    remote: HashMap<IpAddr, Path>,
+    remote: R,
     /// Addresses whose remote path was withdrawn, with that path: a VM arriving later
     /// still knows where it came from.
     gone: HashMap<IpAddr, Path>,
@@ -196,13 +197,20 @@ pub struct Leaf {
 
 impl Leaf {
     pub fn new(config: Checked) -> Leaf {
+        Leaf::with_paths(config, HostPaths::default())
+    }
+}
+
+impl<R: Paths> Leaf<R> {
+    /// A leaf that knows the remote best paths in `remote` already.
+    pub fn with_paths(config: Checked, remote: R) -> Leaf<R> {
         let hosts: Vec<u16> = config.raw.downlinks.iter().map(|d| d.host).collect();
         Leaf {
             vms: vec![HashMap::new(); hosts.len()],
             hosts,
             config,
             owned: HashMap::new(),
-            remote: HashMap::new(),
+            remote,
             gone: HashMap::new(),
             departed: HashMap::new(),
         }
@@ -240,7 +248,7 @@ impl Leaf {
         }
         let mut actions = Vec::new();
         for ip in vm.addrs() {
-            let elsewhere = self.owned.get(&ip).is_some_and(|o| o.downlink != d) || self.remote.contains_key(&ip);
+            let elsewhere = self.owned.get(&ip).is_some_and(|o| o.downlink != d) || self.remote.get(ip).is_some();
             if elsewhere || self.owned.contains_key(&ip) {
                 // Someone else has it: wait for the VM to announce itself here.
                 continue;
@@ -346,13 +354,9 @@ impl Leaf {
                     .collect();
                 self.owned.remove(&ip);
                 (Some(self.hosts[o.downlink]), Some(o.seq), former)
-            } else if let Some(p) = self.remote.remove(&ip).or_else(|| self.gone.remove(&ip)) {
-                let former = self
-                    .remote
-                    .iter()
-                    .filter(|(a, x)| x.host == p.host && **a != ip && self.same_subnet(**a, ip))
-                    .map(|(a, _)| *a)
-                    .collect();
+            } else if let Some(p) = self.remote.remove(ip).or_else(|| self.gone.remove(&ip)) {
+                let former =
+                    self.remote.on_host(p.host).into_iter().filter(|a| *a != ip && self.same_subnet(*a, ip)).collect();
                 (Some(p.host), Some(p.seq), former)
             } else if let Some((o, _)) = self.departed.remove(&ip) {
                 (Some(self.hosts[o.downlink]), Some(o.seq), Vec::new())
@@ -416,10 +420,10 @@ impl Leaf {
     }
 
     fn withdrawn(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
-        if self.remote.get(&ip).is_none_or(|p| p.nexthop != path.nexthop) {
+        if self.remote.get(ip).is_none_or(|p| p.nexthop != path.nexthop) {
             return Vec::new();
         }
-        self.remote.remove(&ip);
+        self.remote.remove(ip);
         self.gone.insert(ip, path);
         if self.owned.contains_key(&ip) {
             return Vec::new();
@@ -436,7 +440,7 @@ impl Leaf {
     /// Stops originating `ip` (its VM left downlink `d`).
     fn step_back(&mut self, ip: IpAddr, d: Downlink) -> Vec<Action> {
         self.owned.remove(&ip);
-        let route = match self.remote.get(&ip) {
+        let route = match self.remote.get(ip) {
             Some(p) => Action::RouteRemote { ip, nexthop: p.nexthop, was_on: Some(d) },
             None => Action::Unroute { ip, was_on: Some(d) },
         };
