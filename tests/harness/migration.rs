@@ -16,8 +16,8 @@ mod setup;
 mod streams;
 pub use failed::FailedMove;
 pub use moved::Move;
-pub use setup::Shape;
 use moved::{stall, GAP_MS};
+pub use setup::Shape;
 pub use streams::quiet_neighbours;
 use streams::{v6_of, PerStream, FAMILIES};
 
@@ -258,7 +258,14 @@ impl Scenario {
         for (i, stall) in stalls[0].iter().enumerate() {
             let times = (migration.stopped_us, resumed_us);
             let (name, ip) = OTHERS[i];
-            crate::timeline::stream_span(&mut timeline, &captured, (name, ip, self.homes[i]), (from, to), *stall, times);
+            crate::timeline::stream_span(
+                &mut timeline,
+                &captured,
+                (name, ip, self.homes[i]),
+                (from, to),
+                *stall,
+                times,
+            );
         }
         Move {
             timeline,

@@ -46,9 +46,11 @@ fn everywhere(leaves: &[LeafNode], prefix: &str, owner: usize) {
     let o = &leaves[owner];
     let nh = if prefix.contains(':') { &o.fabric_ip6 } else { &o.fabric_ip };
     for l in leaves.iter().filter(|l| l.name != o.name) {
-        crate::wait_for(&format!("{}'s best path for {prefix} from {}", l.name, o.name), Duration::from_secs(30), || {
-            l.best_path(prefix).filter(|p| p.0 == *nh)
-        });
+        crate::wait_for(
+            &format!("{}'s best path for {prefix} from {}", l.name, o.name),
+            Duration::from_secs(30),
+            || l.best_path(prefix).filter(|p| p.0 == *nh),
+        );
     }
 }
 
