@@ -11,10 +11,12 @@
 use std::time::{Duration, SystemTime};
 
 mod failed;
+mod model;
 mod moved;
 mod setup;
 mod streams;
 pub use failed::FailedMove;
+pub use model::Counts;
 pub use moved::Move;
 use moved::{stall, GAP_MS};
 pub use setup::Shape;

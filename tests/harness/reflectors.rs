@@ -122,3 +122,37 @@ impl Fabric {
         }
     }
 }
+
+impl crate::fabric::LeafNode {
+    /// UPDATE messages this leaf's GoBGP has sent to and received from all its peers
+    /// (GoBGP's message counters).
+    pub fn bgp_updates(&self) -> (u64, u64) {
+        let list = self.gobgp(&["neighbor"]);
+        let peers: Vec<&str> = list
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.parse::<std::net::IpAddr>().is_ok())
+            .collect();
+        let mut total = (0, 0);
+        for p in peers {
+            let detail = self.gobgp(&["neighbor", p]);
+            let line = detail.lines().find(|l| l.trim_start().starts_with("Updates:"));
+            let n: Vec<u64> =
+                line.map(|l| l.split_whitespace().filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
+            assert_eq!(n.len(), 2, "{}: no update counters for {p}: {detail}", self.name);
+            total = (total.0 + n[0], total.1 + n[1]);
+        }
+        total
+    }
+
+    /// Host routes (/32 and /128) leafd has in this leaf's kernel.
+    pub fn kernel_host_routes(&self) -> usize {
+        ["-4", "-6"]
+            .iter()
+            .map(|f| {
+                let out = self.leaf.exec(&["ip", f, "route", "show", "proto", "200"]);
+                out.lines().filter(|l| l.split_whitespace().next().is_some_and(|d| !d.contains('/'))).count()
+            })
+            .sum()
+    }
+}
