@@ -59,8 +59,8 @@ pub struct LeafTables {
     /// installation (after the idle time: only those in use).
     pub fib_all: usize,
     pub fib_on_demand: usize,
-    /// Neighbour entries: permanent ones for local hosts, and the other leaves (next hops)
-    /// with every route installed and with on-demand installation.
+    /// Neighbour entries: permanent ones for local hosts, and the other leaves' next hops
+    /// (one per address family) with every route installed and with on-demand installation.
     pub neighbours_local: usize,
     pub neighbours_fabric_all: usize,
     pub neighbours_fabric_on_demand: usize,
@@ -286,7 +286,13 @@ impl Fabric {
                 used[l].extend(self.base.vm_addrs[*p as usize].iter().copied());
             }
         }
-        let leaves_with_vms: HashSet<u32> = self.at.iter().map(|h| self.layout.hosts[*h as usize].leaf).collect();
+        // Every leaf's next hop of each family its VMs have addresses of.
+        let nexthops: HashSet<(u32, bool)> = (0..self.layout.vms.len())
+            .flat_map(|vm| {
+                let l = self.layout.hosts[self.at[vm] as usize].leaf;
+                self.base.vm_addrs[vm].iter().map(move |a| (l, a.is_ipv4()))
+            })
+            .collect();
         (0..self.leaves.len())
             .map(|l| {
                 let s = &mut self.leaves[l];
@@ -296,7 +302,7 @@ impl Fabric {
                     fib_all: local[l] + s.fib.rib_len(),
                     fib_on_demand: s.fib.fib_len(),
                     neighbours_local: local[l],
-                    neighbours_fabric_all: leaves_with_vms.iter().filter(|x| **x as usize != l).count(),
+                    neighbours_fabric_all: nexthops.iter().filter(|(x, _)| *x as usize != l).count(),
                     neighbours_fabric_on_demand: s.fib.nexthops_in_use().len(),
                 }
             })

@@ -131,3 +131,19 @@ fn layouts_that_cannot_be_built_are_refused() {
     s.mix = [0.0, 0.0, 0.0];
     assert!(s.layout().is_err());
 }
+
+#[test]
+fn a_dual_stack_move_moves_both_addresses_and_a_leaf_has_a_next_hop_per_family() {
+    let mut spec = spec();
+    spec.dual_stack = true;
+    let mut fabric = Fabric::new(spec.layout().expect("layout")).expect("fabric");
+    let c = fabric.migrate(0, 7);
+    assert_eq!(c.addresses, 2);
+    // Twice the single-stack move: both families, one UPDATE stream each.
+    assert_eq!((c.fixup_frames, c.vms_told, c.flood_frames), (8, 3, 46), "{c:?}");
+    assert_eq!((c.bgp.sent, c.bgp.received), (8, 16), "{c:?}");
+    let tables = fabric.tables();
+    assert!(tables.iter().all(|t| t.fib_all == 48 && t.neighbours_fabric_all == 6), "{tables:?}");
+    // Nobody talks: no next hop in use on demand.
+    assert!(tables.iter().all(|t| t.neighbours_fabric_on_demand == 0), "{tables:?}");
+}
