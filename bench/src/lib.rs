@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod contender;
+pub mod ovs;
 pub mod report;
 pub mod testpmd;
 pub mod workload;

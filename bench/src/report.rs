@@ -1,4 +1,4 @@
-//! switch_bench's output: the Markdown table with ratios, and the PNG chart.
+//! The end-to-end harnesses' output: the Markdown table with ratios, and the PNG chart.
 
 use std::path::Path;
 
@@ -11,21 +11,23 @@ pub fn spread(v: &[f64]) -> String {
     format!("{:.2}–{:.2}", lo / 1e6, hi / 1e6)
 }
 
-/// The Markdown table of rates and ratios; `cases` are the workloads' names.
-pub fn report(cases: &[String], results: &[Vec<(String, Vec<f64>)>]) -> String {
+/// The Markdown table of rates, and of vswitchd's ratios to each contender of `against`;
+/// `cases` are the workloads' names.
+pub fn report(cases: &[String], results: &[Vec<(String, Vec<f64>)>], against: &[&str]) -> String {
     let mut t =
         String::from("| workload | contender | Mpps (median) | spread over rounds |\n| --- | --- | --- | --- |\n");
-    let mut ratios = String::from("\n| workload | vswitchd / OVS | vswitchd / testpmd macswap | vswitchd / testpmd io |\n| --- | --- | --- | --- |\n");
+    let heads: Vec<String> = against.iter().map(|a| format!(" vswitchd / {a} |")).collect();
+    let mut ratios = format!("\n| workload |{}\n| --- |{}\n", heads.concat(), " --- |".repeat(against.len()));
     for (c, r) in cases.iter().zip(results) {
         let get = |name: &str| r.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| median(v));
         for (name, v) in r.iter().filter(|(_, v)| !v.is_empty()) {
             t += &format!("| {} | {name} | {:.2} | {} |\n", c, median(v) / 1e6, spread(v));
         }
         let ratio = |other: &str| match (get("vswitchd"), get(other)) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "-".into(),
+            (Some(a), Some(b)) if b > 0.0 => format!(" {:.2} |", a / b),
+            _ => " - |".into(),
         };
-        ratios += &format!("| {} | {} | {} | {} |\n", c, ratio("ovs"), ratio("testpmd-macswap"), ratio("testpmd-io"));
+        ratios += &format!("| {c} |{}\n", against.iter().map(|a| ratio(a)).collect::<String>());
     }
     t + &ratios
 }

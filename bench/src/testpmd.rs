@@ -17,12 +17,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::Killed;
 
-/// One `show port stats all`: when its answer arrived, and the counters summed over ports.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One `show port stats all`: when its answer arrived, the counters summed over ports,
+/// and each port's (`[rx, tx]`, in port order).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub at: Instant,
     pub rx: u64,
     pub tx: u64,
+    pub ports: Vec<[u64; 2]>,
 }
 
 /// Per-second rates (packets per second) between consecutive samples.
@@ -57,7 +59,10 @@ pub fn parse_samples(lines: &[(Instant, String)]) -> Vec<Sample> {
         let l = line.trim();
         if l.contains("NIC statistics for port") {
             if l.contains("NIC statistics for port 0 ") {
-                samples.push(Sample { at: *at, rx: 0, tx: 0 });
+                samples.push(Sample { at: *at, rx: 0, tx: 0, ports: Vec::new() });
+            }
+            if let Some(s) = samples.last_mut() {
+                s.ports.push([0, 0]);
             }
             in_block = true;
             continue;
@@ -66,9 +71,17 @@ pub fn parse_samples(lines: &[(Instant, String)]) -> Vec<Sample> {
             in_block = false;
         }
         let Some(s) = samples.last_mut().filter(|_| in_block) else { continue };
-        for (field, acc) in [("RX-packets:", &mut s.rx), ("TX-packets:", &mut s.tx)] {
+        for (i, field) in ["RX-packets:", "TX-packets:"].into_iter().enumerate() {
             if let Some(rest) = l.strip_prefix(field) {
-                *acc += rest.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                let n = rest.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                if i == 0 {
+                    s.rx += n
+                } else {
+                    s.tx += n
+                }
+                if let Some(p) = s.ports.last_mut() {
+                    p[i] += n;
+                }
             }
         }
     }
@@ -90,6 +103,21 @@ pub fn run(
     seconds: u64,
     startup: Duration,
 ) -> Result<(Rates, Vec<String>)> {
+    let (samples, out, ()) = run_with(eal, app, ports, seconds, startup, || Ok(()))?;
+    Ok((Rates::from_samples(&samples), out))
+}
+
+/// [`run`], with `during` called once testpmd has been started (before its counters are
+/// read): what it returns (a peer process, say) is kept until the measurement is over.
+/// Returns the samples from the first one whose counters moved.
+pub fn run_with<T>(
+    eal: &[String],
+    app: &[String],
+    ports: usize,
+    seconds: u64,
+    startup: Duration,
+    during: impl FnOnce() -> Result<T>,
+) -> Result<(Vec<Sample>, Vec<String>, T)> {
     // Line-buffered: we read the answers while it runs.
     let mut cmd = Command::new("stdbuf");
     cmd.args(["-oL", "-eL", "dpdk-testpmd"]).args(eal).arg("--").arg("-i").args(app);
@@ -115,6 +143,7 @@ pub fn run(
     }
     drop(tx);
     let mut seen: Vec<(Instant, String)> = Vec::new();
+    let kept = during()?;
     writeln!(stdin, "start").context("writing to testpmd")?;
     let begun = Instant::now();
     let mut moving_since: Option<usize> = None;
@@ -155,9 +184,9 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(50));
     }
     seen.extend(lines.try_iter());
-    let samples = parse_samples(&seen);
-    let first = moving_since.unwrap_or(0);
-    Ok((Rates::from_samples(&samples[first..]), seen.into_iter().map(|(_, l)| l).collect()))
+    let mut samples = parse_samples(&seen);
+    samples.drain(..moving_since.unwrap_or(0).min(samples.len()));
+    Ok((samples, seen.into_iter().map(|(_, l)| l).collect(), kept))
 }
 
 /// Complete answers to `show port stats all` for `ports` ports so far.
@@ -206,6 +235,8 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(answers(&lines, 2), 1, "one answer has both of its blocks closed");
         assert_eq!((s[0].rx, s[0].tx, s[1].rx, s[1].tx, s[2].tx), (10, 10, 1010, 1010, 3010));
+        assert_eq!(s[0].ports, vec![[10, 5], [0, 5]]);
+        assert_eq!(s[2].ports, vec![[0, 1505], [0, 1505]]);
         let r = Rates::from_samples(&s);
         // 0 -> 500 ms is too close to say anything; 500 -> 1500 ms: 2000 frames a second.
         assert_eq!(r.tx, vec![2000.0]);

@@ -111,6 +111,43 @@ impl Workload {
     }
 }
 
+/// The vhost-user workload: a VM with two vNICs sends out of vNIC 0, from `macs` source MACs
+/// behind it, to `macs` MACs behind vNIC 1 (the switch must look each up), UDP frames of
+/// one length. With one MAC each side, the MACs are the vNICs' own.
+#[derive(Debug, Clone)]
+pub struct VmPair {
+    pub macs: usize,
+    pub frame_len: usize,
+    pub frames: usize,
+    pub seed: u64,
+}
+
+impl VmPair {
+    /// vNIC `k`'s own MAC (k = 0, 1).
+    pub fn vnic(k: usize) -> [u8; 6] {
+        VmPair::behind(k, 0)
+    }
+
+    /// The i-th MAC behind vNIC `k` (i = 0 is the vNIC's own).
+    pub fn behind(k: usize, i: usize) -> [u8; 6] {
+        // Consecutive: behind(k, i) is vnic(k) + i as a 48-bit number (a MAC range).
+        [0x52, 0x54, 0x00, 0x20 + k as u8, (i >> 8) as u8, i as u8]
+    }
+
+    /// Every frame, in file order.
+    pub fn build(&self) -> Result<Vec<Vec<u8>>> {
+        ensure!(self.frame_len >= 60 && self.frame_len <= 1514, "frame length must be 60..=1514");
+        ensure!((1..=65536).contains(&self.macs), "MACs per vNIC 1..=65536");
+        let mut rng = Rng(self.seed | 1);
+        Ok((0..self.frames)
+            .map(|n| {
+                let (s, d) = ((rng.next() % self.macs as u64) as usize, (rng.next() % self.macs as u64) as usize);
+                udp(VmPair::behind(1, d), VmPair::behind(0, s), self.frame_len, n as u16)
+            })
+            .collect())
+    }
+}
+
 fn udp(dst: [u8; 6], src: [u8; 6], len: usize, id: u16) -> Vec<u8> {
     let mut f = vec![0u8; len];
     f[0..6].copy_from_slice(&dst);
@@ -215,5 +252,21 @@ mod tests {
         assert_eq!(&bytes[0..4], &0xa1b2_c3d4u32.to_le_bytes());
         let broadcasts = w.build().unwrap().iter().filter(|f| f[0] == 0xff).count();
         assert_eq!(bytes.len(), 24 + 10 * 16 + (10 - broadcasts) * 508 + broadcasts * 60);
+    }
+
+    #[test]
+    fn a_vm_pair_sends_from_its_first_vnics_macs_to_its_seconds() {
+        let w = VmPair { macs: 1024, frame_len: 1514, frames: 4096, seed: 3 };
+        let frames = w.build().unwrap();
+        let own: std::collections::HashSet<[u8; 6]> = (0..1024).map(|i| VmPair::behind(0, i)).collect();
+        let theirs: std::collections::HashSet<[u8; 6]> = (0..1024).map(|i| VmPair::behind(1, i)).collect();
+        assert_eq!((own.len(), theirs.len()), (1024, 1024));
+        assert!(own.is_disjoint(&theirs));
+        assert_eq!((VmPair::behind(0, 0), VmPair::behind(1, 0)), (VmPair::vnic(0), VmPair::vnic(1)));
+        let dsts: std::collections::HashSet<[u8; 6]> = frames.iter().map(|f| f[0..6].try_into().unwrap()).collect();
+        assert!(dsts.len() > 1000 && dsts.is_subset(&theirs));
+        assert!(frames.iter().all(|f| f.len() == 1514 && own.contains(&f[6..12]) && checksum(&f[14..34]) == 0));
+        let two = VmPair { macs: 1, frame_len: 60, frames: 8, seed: 3 }.build().unwrap();
+        assert!(two.iter().all(|f| f[0..6] == VmPair::vnic(1) && f[6..12] == VmPair::vnic(0)));
     }
 }

@@ -19,16 +19,16 @@
 //! `--out`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use pipeline::{MacAddr, SegmentId};
-use roam_api::{Attach, Client, MacRange, Segment, Underlay};
+use roam_api::{Attach, MacRange, Segment, Underlay};
+use roam_bench::contender::{reserve_hugepages, sample_rates, Memory, VswitchdRun};
 use roam_bench::report::{chart, report};
 use roam_bench::workload::{Workload, ANYCAST, SINKS};
-use roam_bench::{steady_rate, testpmd, Killed};
+use roam_bench::{contender::sibling, steady_rate, testpmd};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -74,57 +74,14 @@ struct Args {
     no_vxlan: bool,
 }
 
-/// EAL memory arguments for one setting.
-#[derive(Clone, Copy, PartialEq)]
-enum Memory {
-    NoHuge,
-    Huge,
-}
-
-impl Memory {
-    /// EAL memory arguments for a workload of `frames` frames (the pcap is preloaded into
-    /// mbufs; the large workload needs more memory).
-    fn eal(self, frames: usize) -> Vec<&'static str> {
-        let mb = if frames > 8192 { "2048" } else { "1024" };
-        match self {
-            Memory::NoHuge => vec!["--no-huge", "-m", mb],
-            // --huge-unlink: the page files go when the process does, so a contender
-            // stopped by a signal leaves no hugepages behind (one run had left 1,024).
-            Memory::Huge => vec!["-m", mb, "--huge-unlink"],
-        }
+/// EAL memory (MiB) for a workload (the pcap is preloaded into mbufs; the large workload
+/// needs more).
+fn memory_mb(w: &Workload) -> &'static str {
+    if w.frames > 8192 {
+        "2048"
+    } else {
+        "1024"
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Memory::NoHuge => "4K pages",
-            Memory::Huge => "2M hugepages",
-        }
-    }
-}
-
-/// Reserves enough 2 MiB hugepages for one contender at a time (and a margin).
-fn reserve_hugepages() -> Result<()> {
-    let want = 1100;
-    let path = "/proc/sys/vm/nr_hugepages";
-    let have: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
-    if have < want {
-        std::fs::write(path, want.to_string()).context("reserving hugepages (root needed)")?;
-    }
-    let got: usize = std::fs::read_to_string(path)?.trim().parse().unwrap_or(0);
-    if got < 1030 {
-        bail!("only {got} hugepages could be reserved");
-    }
-    // EAL finds hugepages through a mounted hugetlbfs.
-    let mounts = std::fs::read_to_string("/proc/mounts")?;
-    if !mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")) {
-        std::fs::create_dir_all("/dev/hugepages")?;
-        let status =
-            Command::new("mount").args(["-t", "hugetlbfs", "nodev", "/dev/hugepages"]).status().context("mount")?;
-        if !status.success() {
-            bail!("could not mount hugetlbfs on /dev/hugepages");
-        }
-    }
-    Ok(())
 }
 
 /// One workload of the run, under one memory setting.
@@ -148,20 +105,14 @@ fn main() -> Result<()> {
         args.frame_lens = vec![60];
         args.memory = vec!["nohuge".into()];
     }
-    let mut memories = Vec::new();
-    for m in &args.memory {
-        memories.push(match m.as_str() {
-            "nohuge" => Memory::NoHuge,
-            "huge" => Memory::Huge,
-            other => bail!("--memory {other}: nohuge or huge"),
-        });
-    }
+    let memories = args.memory.iter().map(|m| Memory::parse(m)).collect::<Result<Vec<_>>>()?;
     if memories.contains(&Memory::Huge) {
-        reserve_hugepages()?;
+        // One contender at a time, and a margin.
+        reserve_hugepages(1100, 1030)?;
     }
     std::fs::create_dir_all(&args.out)?;
     let out = args.out.canonicalize()?;
-    let vswitchd = sibling_or_release("vswitchd")?;
+    let vswitchd = sibling("vswitchd")?;
     let mut cases = Vec::new();
     for &memory in &memories {
         for (i, &t) in args.tables.iter().enumerate() {
@@ -236,7 +187,7 @@ fn main() -> Result<()> {
         }
     }
     let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
-    let report = report(&names, &results);
+    let report = report(&names, &results, &["ovs", "testpmd-macswap", "testpmd-io"]);
     println!("\n{report}");
     std::fs::write(out.join("results.md"), &report)?;
     let json: Vec<Value> = cases
@@ -280,15 +231,6 @@ struct Rates {
     tx: f64,
 }
 
-/// vswitchd, testpmd, ovs-vswitchd: a binary of this workspace next to this one.
-fn sibling_or_release(name: &str) -> Result<PathBuf> {
-    let p = std::env::current_exe()?.with_file_name(name);
-    if p.exists() {
-        return Ok(p);
-    }
-    bail!("{} not found; build with `cargo build --release --workspace`", p.display())
-}
-
 fn mbufs_for(w: &Workload) -> usize {
     // net_pcap keeps the whole file in mbufs, plus rings and bursts in flight.
     (w.frames * 2 + 16384).next_power_of_two() - 1
@@ -302,7 +244,7 @@ use ovs::run_ovs;
 fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates> {
     let main_core = if core == 0 { 1 } else { 0 };
     let mut eal: Vec<String> = vec!["-l".into(), format!("{main_core},{core}")];
-    eal.extend(case.memory.eal(case.workload.frames).iter().map(|s| s.to_string()));
+    eal.extend(case.memory.eal(memory_mb(&case.workload)).iter().map(|s| s.to_string()));
     eal.extend(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"].map(String::from));
     eal.extend([
         "--vdev".into(),
@@ -318,10 +260,6 @@ fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates>
 }
 
 // ---- vswitchd
-
-fn vs_client(socket: &Path) -> Result<Client> {
-    Ok(Client::connect(socket, Some(Duration::from_secs(60)))?)
-}
 
 /// The benchmark's one segment, untagged on the uplink.
 fn bench_segment() -> SegmentId {
@@ -347,51 +285,16 @@ fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) 
 
 fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> Result<Rates> {
     let w = &case.workload;
-    let dir = out.join("vswitchd");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let (socket, config) = (dir.join("vswitchd.sock"), dir.join("vswitchd.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "eal = [{}, \"--no-pci\", \"--no-telemetry\", \"--file-prefix\", \"roam-bench-vswitchd\", \"--log-level\", \"lib.eal:error\"]
-            socket = \"{}\"
-            state = \"{}\"
-            uplink = \"net_null0,no-rx=1\"
-            poll_mode = \"busy\"
-            workers = 1
-            mbufs = {}
-            fdb_capacity = {}
-            ",
-            case.memory.eal(case.workload.frames).iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", "),
-            socket.display(),
-            dir.join("state.json").display(),
-            mbufs_for(w),
-            (w.table_macs + w.sources + 16).next_power_of_two() * 2,
-        ),
-    )?;
-    let log = std::fs::File::create(dir.join("vswitchd.log"))?;
-    // The whole process on the forwarding core: its only other thread, the control
-    // thread, sleeps between requests.
-    let child = Command::new("taskset")
-        .arg("-c")
-        .arg(core.to_string())
-        .arg(bin)
-        .arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting vswitchd")?;
-    let _guard = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        if Instant::now() > deadline {
-            bail!("vswitchd did not come up; see {}", dir.join("vswitchd.log").display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let run = VswitchdRun {
+        bin,
+        dir: out.join("vswitchd"),
+        memory: case.memory.eal(memory_mb(w)),
+        uplink: "net_null0,no-rx=1",
+        mbufs: mbufs_for(w),
+        fdb_capacity: (w.table_macs + w.sources + 16).next_power_of_two() * 2,
+        core,
+    };
+    let (_guard, mut client) = run.start()?;
     let segment = Segment {
         segment: bench_segment(),
         vlan: None,
@@ -402,7 +305,6 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         native: !case.vxlan,
         vni: case.vxlan.then(|| pipeline::Vni::new(5000).expect("a valid VNI")),
     };
-    let mut client = vs_client(&socket)?;
     if case.vxlan {
         let leaf = "192.168.100.1".parse()?;
         client.set_underlay(Underlay {
@@ -444,20 +346,4 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         }
     }
     Ok(Rates { rx: steady_rate(&rx).context("vswitchd took no frames in")?, tx: steady_rate(&tx).unwrap_or(0.0) })
-}
-
-/// Reads N counters once a second for `secs` seconds; returns each one's per-second
-/// increases.
-fn sample_rates<const N: usize>(secs: u64, mut read: impl FnMut() -> Result<[u64; N]>) -> Result<[Vec<f64>; N]> {
-    let mut rates: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
-    let (mut last, mut at) = (read()?, Instant::now());
-    for _ in 0..secs {
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
-        let (now, t) = (read()?, Instant::now());
-        for i in 0..N {
-            rates[i].push(now[i].saturating_sub(last[i]) as f64 / t.duration_since(at).as_secs_f64());
-        }
-        (last, at) = (now, t);
-    }
-    Ok(rates)
 }
