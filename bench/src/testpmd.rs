@@ -103,12 +103,14 @@ pub fn run(
     seconds: u64,
     startup: Duration,
 ) -> Result<(Rates, Vec<String>)> {
-    let (samples, out, ()) = run_with(eal, app, ports, seconds, startup, || Ok(()))?;
+    let (samples, out, ()) = run_with(eal, app, ports, seconds, startup, || Ok(()), |_| Ok(()))?;
     Ok((Rates::from_samples(&samples), out))
 }
 
 /// [`run`], with `during` called once testpmd has been started (before its counters are
-/// read): what it returns (a peer process, say) is kept until the measurement is over.
+/// read): what it returns (a peer process, say) is kept until the measurement is over,
+/// and `last` is called with it after the last sample, before testpmd stops (a peer's
+/// counters on ports to testpmd may be gone once testpmd is).
 /// Returns the samples from the first one whose counters moved.
 pub fn run_with<T>(
     eal: &[String],
@@ -117,6 +119,7 @@ pub fn run_with<T>(
     seconds: u64,
     startup: Duration,
     during: impl FnOnce() -> Result<T>,
+    last: impl FnOnce(&mut T) -> Result<()>,
 ) -> Result<(Vec<Sample>, Vec<String>, T)> {
     // Line-buffered: we read the answers while it runs.
     let mut cmd = Command::new("stdbuf");
@@ -143,7 +146,7 @@ pub fn run_with<T>(
     }
     drop(tx);
     let mut seen: Vec<(Instant, String)> = Vec::new();
-    let kept = during()?;
+    let mut kept = during()?;
     writeln!(stdin, "start").context("writing to testpmd")?;
     let begun = Instant::now();
     let mut moving_since: Option<usize> = None;
@@ -176,6 +179,7 @@ pub fn run_with<T>(
         }
         std::thread::sleep(Duration::from_secs(1).saturating_sub(asked.elapsed()));
     }
+    let checked = last(&mut kept);
     let _ = writeln!(stdin, "stop");
     let _ = writeln!(stdin, "quit");
     drop(stdin);
@@ -186,6 +190,7 @@ pub fn run_with<T>(
     seen.extend(lines.try_iter());
     let mut samples = parse_samples(&seen);
     samples.drain(..moving_since.unwrap_or(0).min(samples.len()));
+    checked?;
     Ok((samples, seen.into_iter().map(|(_, l)| l).collect(), kept))
 }
 

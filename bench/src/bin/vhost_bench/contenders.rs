@@ -107,7 +107,8 @@ fn start_testpmd(case: &Case, out: &Path, core: usize, other: usize) -> Result<R
 
 impl Running {
     /// Fails if the contender is gone (a crash during the measurement voids its rate) or,
-    /// for the switches, if its own counters say it forwarded nothing.
+    /// for the switches, if its own counters say it forwarded nothing. Called while the VM
+    /// still runs: OVS reports no statistics for a vhost port whose peer has gone.
     pub fn check(&mut self) -> Result<()> {
         let alive = |k: &mut Killed, what: &str| match k.0.try_wait()? {
             None => Ok(()),

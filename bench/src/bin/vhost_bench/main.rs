@@ -152,20 +152,25 @@ fn main() -> Result<()> {
                 let eal = vm_eal(case, vm_main, args.vm_core);
                 let app = ["--forward-mode=io".to_string(), "--txd=1024".into(), "--rxd=1024".into()];
                 let during = || contenders::start(contender, case, &out, &vswitchd, args.core, args.vm_core);
-                let rate = testpmd::run_with(&eal, &app, VM_PORTS, args.seconds, Duration::from_secs(60), during)
-                    .and_then(|(samples, lines, mut switch)| {
-                        switch.check()?;
-                        let counter = |port: usize, dir: usize| -> Vec<u64> {
-                            samples.iter().map(|s| s.ports.get(port).map_or(0, |p| p[dir])).collect()
-                        };
-                        let received = steady_rate(&per_second(&samples, &counter(VNIC1, 0))).with_context(|| {
-                            format!("nothing reached vNIC 1:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
-                        })?;
-                        // What the VM read from its pcap to send: what vNIC 0 could not send is dropped.
-                        let offered = steady_rate(&per_second(&samples, &counter(PCAP, 0))).unwrap_or(0.0);
-                        Ok((received, offered))
-                    })
-                    .with_context(|| format!("{contender} on {}", case.name));
+                let check = |switch: &mut contenders::Running| switch.check();
+                let rate =
+                    testpmd::run_with(&eal, &app, VM_PORTS, args.seconds, Duration::from_secs(60), during, check)
+                        .and_then(|(samples, lines, _switch)| {
+                            let counter = |port: usize, dir: usize| -> Vec<u64> {
+                                samples.iter().map(|s| s.ports.get(port).map_or(0, |p| p[dir])).collect()
+                            };
+                            let received =
+                                steady_rate(&per_second(&samples, &counter(VNIC1, 0))).with_context(|| {
+                                    format!(
+                                        "nothing reached vNIC 1:\n{}",
+                                        lines[lines.len().saturating_sub(40)..].join("\n")
+                                    )
+                                })?;
+                            // What the VM read from its pcap to send: what vNIC 0 could not send is dropped.
+                            let offered = steady_rate(&per_second(&samples, &counter(PCAP, 0))).unwrap_or(0.0);
+                            Ok((received, offered))
+                        })
+                        .with_context(|| format!("{contender} on {}", case.name));
                 match rate {
                     Ok((rate, offered)) => {
                         println!(
