@@ -17,6 +17,38 @@ fn balanced(vs: &Vswitchd) {
     assert!(s.balanced, "counters do not add up: {s:#?}");
 }
 
+/// The guest sends from each vCPU (so on each of its queues); vswitchd's two workers each
+/// poll one of them, and each sends to the guest on a tx queue of its own.
+fn two_queues_two_workers(vs: &Vswitchd, a: &mut Guest) {
+    for cpu in [1, 2] {
+        a.sh(&format!("taskset {cpu} ping -c 5 -i 0.2 -W 1 10.1.1.254"), Duration::from_secs(20));
+    }
+    let show = vs.show();
+    let stats = vs.stats();
+    let rx: Vec<(usize, u16, u64)> = stats
+        .workers
+        .iter()
+        .flat_map(|w| w.rx_queues.iter().filter(|q| q.port == "a").map(|q| (w.id, q.queue, q.frames)))
+        .collect();
+    eprintln!("workers: {:?}\nA's rx queues (worker, queue, frames): {rx:?}", stats.workers);
+    assert_eq!(rx.len(), 2, "A's two rx queues are not both polled: {:?}", show.workers);
+    assert_ne!(rx[0].0, rx[1].0, "one worker polls both of A's queues");
+    assert!(rx.iter().all(|(_, _, frames)| *frames > 0), "a queue of A carried nothing: {rx:?}");
+    let tx: Vec<(usize, u16, bool, u64)> = stats
+        .workers
+        .iter()
+        .flat_map(|w| w.tx_queues.iter().filter(|q| q.port == "a").map(|q| (w.id, q.queue, q.enabled, q.sent)))
+        .collect();
+    assert_eq!(tx.len(), 2, "A's tx queues: {tx:?}");
+    assert!(tx.iter().all(|q| q.2), "the guest enabled both queue pairs, vswitchd does not use both: {tx:?}");
+    let uplink_worker = stats.workers.iter().find(|w| w.rx_queues.iter().any(|q| q.port == "uplink")).unwrap();
+    let theirs = tx.iter().find(|q| q.0 == uplink_worker.id).expect("the uplink's worker has a tx queue of A's");
+    assert!(theirs.1 > 0 && theirs.3 > 0, "the leaf's replies did not go out on the uplink worker's own queue: {tx:?}");
+    for w in &stats.workers {
+        assert!(w.frames > 0 && w.bursts > 0 && w.busy_cycles > 0, "worker {} has no figures: {w:?}", w.id);
+    }
+}
+
 fn links_up(vs: &Vswitchd, n: usize) {
     vs.wait_links_up(n, Duration::from_secs(60));
 }
@@ -199,21 +231,23 @@ fn guests_switch_locally_get_fixups_and_survive_restarts() {
 
 /// Issue check 2: a guest reaches the gateway in a leaf namespace through the uplink;
 /// unknown unicast arrives at the leaf with its destination rewritten to the anycast MAC;
-/// broadcasts are never rewritten.
+/// broadcasts are never rewritten. The guest has two queue pairs (and two vCPUs) served by
+/// two workers: each of its transmit queues is polled by one, and the uplink's worker
+/// sends to it on a tx queue of its own.
 #[test]
 fn the_uplink_reaches_the_leaf_and_unknown_unicast_is_rewritten() {
     let dir = TestDir::new("uplink");
     let leaf = roam_tests::Leaf::new("u", ANYCAST, "10.1.1.254/24");
-    let vs = Vswitchd::start(&dir, "host1", Some(&leaf.uplink()));
+    let vs = Vswitchd::start_with_workers(&dir, "host1", Some(&leaf.uplink()), 2);
     // The test kernel has no 802.1Q devices: the segment is the trunk's native VLAN.
     vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": ANYCAST, "subnets": ["10.1.1.0/24"], "native": true }));
-    // Two vhost-user queue pairs: vswitchd polls both.
     let mut a = Guest::start_with_queues(&dir, "a", "52:54:00:00:00:01", "10.1.1.1", 2);
     vs.attach(&a, 100);
     a.wait_ready();
     links_up(&vs, 1);
     a.ping_until_reply("10.1.1.254");
     assert_eq!(a.neighbour("10.1.1.254").as_deref(), Some(ANYCAST));
+    two_queues_two_workers(&vs, &mut a);
 
     // A window wide enough for a slow TCG guest to do both (the broadcast first).
     let cap = leaf.capture(12.0);

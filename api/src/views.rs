@@ -135,11 +135,74 @@ pub struct FailedView {
     pub error: String,
 }
 
-/// A worker and the ports it polls (by name).
+/// A worker, the ports it owns (by name) and the queues it uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerView {
     pub id: usize,
     pub ports: Vec<String>,
+    /// The rx queues it polls, and the tx queues it sends on (one a port at most).
+    #[serde(default)]
+    pub rx_queues: Vec<QueueView>,
+    #[serde(default)]
+    pub tx_queues: Vec<QueueView>,
+}
+
+/// One queue of a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub port: String,
+    pub queue: u16,
+}
+
+/// `stats`: one worker's figures (as Open vSwitch's `pmd-perf-show` and `pmd-rxq-show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub id: usize,
+    /// TSC cycles in loops that found frames, and in loops that found none (sleeps not
+    /// counted); what TSC counts per second.
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub tsc_hz: u64,
+    /// Rx bursts that brought frames, and those frames.
+    pub bursts: u64,
+    pub frames: u64,
+    pub idle_loops: u64,
+    pub sleeps: u64,
+    /// Frames received on each rx queue it polls.
+    pub rx_queues: Vec<RxQueueStats>,
+    /// Frames sent on each tx queue it has, and whether it uses it (a vhost-user queue
+    /// the guest has not enabled is not: its frames go to the port's owner).
+    pub tx_queues: Vec<TxQueueStats>,
+}
+
+impl WorkerStats {
+    /// Frames per non-empty burst, busy cycles per frame, and the busy share of the cycles.
+    pub fn frames_per_burst(&self) -> f64 {
+        self.frames as f64 / self.bursts.max(1) as f64
+    }
+
+    pub fn cycles_per_frame(&self) -> f64 {
+        self.busy_cycles as f64 / self.frames.max(1) as f64
+    }
+
+    pub fn busy_share(&self) -> f64 {
+        self.busy_cycles as f64 / (self.busy_cycles + self.idle_cycles).max(1) as f64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RxQueueStats {
+    pub port: String,
+    pub queue: u16,
+    pub frames: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxQueueStats {
+    pub port: String,
+    pub queue: u16,
+    pub enabled: bool,
+    pub sent: u64,
 }
 
 /// The packet buffer pool.
@@ -182,6 +245,9 @@ pub struct StatsView {
     pub out_balanced: bool,
     pub idle_loops: u64,
     pub sleeps: u64,
+    /// Each worker's figures.
+    #[serde(default)]
+    pub workers: Vec<WorkerStats>,
 }
 
 impl StatsView {

@@ -22,7 +22,7 @@ pub use error::{Error, Result};
 pub use hash::{RteHash, HASH_BULK_MAX};
 pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 pub use mempool::{Mempool, MempoolConfig};
-pub use port::{vhost_serves, LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{vhost_serves, LinkStatus, Port, PortConfig, PortStats, QueueEvent, RxQueue, TxQueue};
 pub use ring::Ring;
 
 /// The text DPDK gives for an errno value (`rte_strerror`).

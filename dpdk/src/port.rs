@@ -294,6 +294,33 @@ impl Port {
     }
 }
 
+/// A change of one of a `net_vhost` port's queues, as the guest enabled or disabled it
+/// (seen from the port: an `rx` queue is one the port receives on, the guest's transmit
+/// ring). A guest may enable fewer queue pairs than it has (Linux enables one a vCPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueEvent {
+    pub queue: u16,
+    pub rx: bool,
+    pub enabled: bool,
+}
+
+impl Port {
+    /// The next queue change of this `net_vhost` port not yet returned (each queue's
+    /// latest state once), or None when there is none or the port is no vhost port.
+    pub fn vhost_queue_event(&self) -> Option<QueueEvent> {
+        let mut e = dpdk_sys::rte_eth_vhost_queue_event { queue_id: 0, rx: false, enable: false };
+        // SAFETY: the port exists while `self` does; the call writes only into `e` and
+        // fails (negative) for a port of another driver or without a pending change.
+        let ret = unsafe { dpdk_sys::rte_eth_vhost_get_queue_event(self.id(), &mut e) };
+        (ret == 0).then_some(QueueEvent { queue: e.queue_id, rx: e.rx, enabled: e.enable })
+    }
+
+    /// Tx queues the port was configured with.
+    pub fn tx_queue_count(&self) -> u16 {
+        self.shared.tx_taken.len() as u16
+    }
+}
+
 /// Removes a hot-plugged virtual device from the vdev bus.
 fn hotplug_remove(name: &str) {
     let (Ok(c_bus), Ok(c_name)) = (crate::c_name("vdev"), crate::c_name(name)) else { return };
@@ -350,6 +377,11 @@ pub struct RxQueue {
 }
 
 impl RxQueue {
+    /// The queue's index on its port.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
     /// Receives into the burst's free slots; returns how many frames arrived.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
@@ -378,6 +410,11 @@ pub struct TxQueue {
 }
 
 impl TxQueue {
+    /// The queue's index on its port.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
     /// Sends from the front of the burst; returns how many the device took. Frames it did
     /// not take stay in the burst (retry them, or `clear()` to drop them).
     #[inline]

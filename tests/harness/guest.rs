@@ -162,7 +162,9 @@ impl Guest {
             cmd.arg("-incoming").arg(format!("tcp:127.0.0.1:{port}"));
         }
         let child = cmd
-            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-nodefaults", "-display", "none"])
+            // A vCPU a queue pair: Linux enables one queue pair a vCPU, and sends on the
+            // queue of the vCPU it runs on.
+            .args(["-accel", "tcg", "-m", "256", "-smp", &self.queues.to_string(), "-nodefaults", "-display", "none"])
             .arg("-kernel")
             .arg(kernel)
             .arg("-initrd")

@@ -63,6 +63,10 @@ enum Cmd {
     Fdb,
     /// Counters per port and per drop reason.
     Stats,
+    /// Each worker's queues (rx queues polled, tx queues sent on, frames on each) and its
+    /// figures since start: busy share, frames per burst, cycles per frame (as Open
+    /// vSwitch's pmd-rxq-show and pmd-perf-show).
+    Workers,
     /// Set a segment's anycast gateway MAC (creates the segment).
     SetAnycast {
         /// Segment id, up to 24 bits.
@@ -135,6 +139,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    let workers = matches!(args.command, Cmd::Workers);
     let request = match args.command {
         Cmd::Show => Request::Show {},
         Cmd::Attach {
@@ -178,7 +183,7 @@ fn run(args: Args) -> Result<()> {
         }
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
-        Cmd::Stats => Request::Stats {},
+        Cmd::Stats | Cmd::Workers => Request::Stats {},
         Cmd::SetAnycast { segment, vlan, vni, mac, gateway, subnets, arp_responder, native } => {
             Request::SetAnycast(Segment { segment, vlan, vni, mac, gateway, subnets, arp_responder, native })
         }
@@ -201,6 +206,14 @@ fn run(args: Args) -> Result<()> {
         }
     }
     let result = client.call(&request)?;
+    if workers {
+        let stats: StatsView = serde_json::from_value(result)?;
+        match args.json {
+            true => println!("{}", serde_json::to_string_pretty(&stats.workers)?),
+            false => print_workers(&stats),
+        }
+        return Ok(());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
@@ -371,4 +384,46 @@ fn print_stats(r: &StatsView) {
             .collect()
     });
     println!("\nbalanced: {}", r.balanced);
+    print_workers(r);
+}
+
+fn print_workers(r: &StatsView) {
+    println!(
+        "\nWorkers (busy: share of polling cycles in loops that found frames; cycles per frame: busy cycles / frames):"
+    );
+    let headers = ["WORKER", "FRAMES", "BURSTS", "FRAMES/BURST", "BUSY", "CYCLES/FRAME", "SLEEPS"];
+    table(&headers, &r.workers, |w| {
+        vec![
+            w.id.to_string(),
+            w.frames.to_string(),
+            w.bursts.to_string(),
+            format!("{:.1}", w.frames_per_burst()),
+            format!("{:.1}%", 100.0 * w.busy_share()),
+            format!("{:.0}", w.cycles_per_frame()),
+            w.sleeps.to_string(),
+        ]
+    });
+    let mut queues: Vec<[String; 5]> = Vec::new();
+    for w in &r.workers {
+        for q in &w.rx_queues {
+            queues.push([
+                w.id.to_string(),
+                q.port.clone(),
+                format!("rx {}", q.queue),
+                q.frames.to_string(),
+                "-".into(),
+            ]);
+        }
+        for q in &w.tx_queues {
+            let state = if q.enabled { "sending" } else { "to owner" };
+            queues.push([
+                w.id.to_string(),
+                q.port.clone(),
+                format!("tx {}", q.queue),
+                q.sent.to_string(),
+                state.into(),
+            ]);
+        }
+    }
+    table(&["WORKER", "PORT", "QUEUE", "FRAMES", "STATE"], &queues, |q| q.to_vec());
 }

@@ -120,7 +120,7 @@ impl Switch {
             .with_context(|| format!("uplink {devargs}"))?;
         let mut cfg = self.config.clone();
         cfg.set_port(PortId(port.id()), PortRole::Uplink)?;
-        self.workers.give(&self.eal, &port)?;
+        self.workers.give(&self.eal, &port, false)?;
         self.config = cfg;
         self.uplink = Some(port);
         self.sync_anycast_entries()?;
@@ -266,13 +266,17 @@ impl Switch {
             return Err(refuse(ErrorCode::Conflict, format!("MAC {mac} is already attached in segment {}", a.segment)));
         }
         let extra = self.extra_keys(&extra, slot, a.segment)?;
+        let vhost = matches!(spec, PortSpec::Vhost { .. });
         let (name, args, cfg) = match spec {
             PortSpec::Vhost { socket, server, queues } => {
                 if server {
                     clear_stale_socket(std::path::Path::new(&socket))?;
                 }
                 let args = format!("iface={socket},client={},queues={queues}", if server { 0 } else { 1 });
-                (self.free_vhost_name(), args, PortConfig { rx_queues: queues, tx_queues: 1, ..PortConfig::default() })
+                // A tx queue per queue pair: each worker that polls one of the guest's rx
+                // queues can send on a queue of its own.
+                let cfg = PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() };
+                (self.free_vhost_name(), args, cfg)
             }
             PortSpec::Device { driver, args } => (driver, args, PortConfig::default()),
         };
@@ -293,7 +297,7 @@ impl Switch {
         // port's MACs appear in the table, where every worker's lookups see them at once.
         let mut done = AttachSteps { port: None, config: None, keys: Vec::new() };
         let result = (|| -> Result<()> {
-            self.workers.give(&self.eal, &port)?;
+            self.workers.give(&self.eal, &port, vhost)?;
             done.port = Some(id);
             done.config = Some(std::mem::replace(&mut self.config, cfg));
             self.workers.push_config(&self.config);

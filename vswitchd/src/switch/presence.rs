@@ -1,5 +1,5 @@
-//! Whether each VM is here: the control thread follows every VM port's link (every 5 ms)
-//! and its vhost connection. Down, the port's frames are held; away (connection closed,
+//! Whether each VM is here: the control thread follows every VM port's link (every 5 ms),
+//! its vhost connection and which of its queues the guest enabled. Down, the port's frames are held; away (connection closed,
 //! or down longer than the hold), its neighbours' frames go to the leaf; up again, it is
 //! local and gets what was held.
 
@@ -58,6 +58,13 @@ impl Switch {
         let now = Instant::now();
         let mut changes = Vec::new();
         for v in self.vms.values_mut() {
+            // The guest's queue pairs as it enables them (a Linux guest: one a vCPU).
+            while let Some(e) = v.port.vhost_queue_event() {
+                if !e.rx {
+                    tracing::info!(vm = %v.attach.name, queue = e.queue, enabled = e.enabled, "tx queue");
+                    self.workers.tx_queue(PortId(v.port.id()), e.queue, e.enabled);
+                }
+            }
             let up = v.port.link().map(|l| l.up).unwrap_or(false);
             if up && v.presence != Presence::Up {
                 v.vid = v.port.vhost_device();

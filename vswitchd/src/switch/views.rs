@@ -7,8 +7,11 @@ use pipeline::{DropReason, PortId, SegmentId};
 
 use super::Switch;
 use crate::api::views::{
-    FailedView, FdbEntry, FdbView, MbufsView, PortStats, PortView, ShowView, StatsView, VmView, WorkerView,
+    FailedView, FdbEntry, FdbView, MbufsView, PortStats, PortView, QueueView, RxQueueStats, ShowView, StatsView,
+    TxQueueStats, VmView, WorkerStats, WorkerView,
 };
+use crate::placement::Workers;
+use crate::worker::QueueUse;
 
 impl Switch {
     pub(super) fn port_name(&self, id: PortId) -> String {
@@ -76,7 +79,18 @@ impl Switch {
             failed,
             segments: self.segments.values().cloned().collect(),
             workers: (0..self.workers.len())
-                .map(|w| WorkerView { id: w, ports: self.workers.owned(w).map(|p| self.port_name(p)).collect() })
+                .map(|w| {
+                    let (rx, tx) = self.workers.queues(w);
+                    let view = |q: Vec<(PortId, u16)>| {
+                        q.into_iter().map(|(p, queue)| QueueView { port: self.port_name(p), queue }).collect()
+                    };
+                    WorkerView {
+                        id: w,
+                        ports: self.workers.owned(w).map(|p| self.port_name(p)).collect(),
+                        rx_queues: view(rx),
+                        tx_queues: view(tx),
+                    }
+                })
                 .collect(),
             mbufs: MbufsView { capacity: self.pool.capacity() as u64, available: self.pool.available() as u64 },
             underlay: self.underlay_view(),
@@ -106,7 +120,9 @@ impl Switch {
     }
 
     pub fn stats(&self) -> Result<StatsView> {
-        let snap = self.workers.snapshot()?;
+        let snapshots = self.workers.snapshots()?;
+        let workers = snapshots.iter().enumerate().map(|(w, s)| self.worker_stats(w, s)).collect();
+        let snap = Workers::sum(&snapshots);
         let mut ports = Vec::new();
         let last = snap.pipeline.ports.len().max(snap.worker.ports.len()).max(self.config.max_port().index() + 1);
         for i in 0..last {
@@ -140,6 +156,35 @@ impl Switch {
             out_balanced,
             idle_loops: snap.worker.idle_loops,
             sleeps: snap.worker.sleeps,
+            workers,
         })
+    }
+
+    fn worker_stats(&self, id: usize, s: &crate::worker::Snapshot) -> WorkerStats {
+        let c = &s.worker;
+        let (mut rx_queues, mut tx_queues) = (Vec::new(), Vec::new());
+        for q in &s.queues {
+            match *q {
+                QueueUse::Rx(port, queue, frames) => {
+                    rx_queues.push(RxQueueStats { port: self.port_name(port), queue, frames })
+                }
+                QueueUse::Tx(port, queue, enabled) => {
+                    let sent = c.ports.get(port.index()).map_or(0, |p| p.sent);
+                    tx_queues.push(TxQueueStats { port: self.port_name(port), queue, enabled, sent })
+                }
+            }
+        }
+        WorkerStats {
+            id,
+            busy_cycles: c.busy_cycles,
+            idle_cycles: c.idle_cycles,
+            tsc_hz: dpdk::time::tsc_hz(),
+            bursts: c.bursts,
+            frames: c.frames,
+            idle_loops: c.idle_loops,
+            sleeps: c.sleeps,
+            rx_queues,
+            tx_queues,
+        }
     }
 }

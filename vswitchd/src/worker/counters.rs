@@ -13,6 +13,12 @@ pub struct WorkerCounters {
     /// Loops that found no frame, and sleeps taken in adaptive mode.
     pub idle_loops: u64,
     pub sleeps: u64,
+    /// TSC cycles of loops that found frames (busy) and of loops that found none (idle;
+    /// sleeps not counted), rx bursts that brought frames, and those frames.
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub bursts: u64,
+    pub frames: u64,
 }
 
 impl WorkerCounters {
@@ -27,6 +33,10 @@ impl WorkerCounters {
         add_per_port(&mut self.ports, &o.ports, PortTx::add);
         self.idle_loops += o.idle_loops;
         self.sleeps += o.sleeps;
+        self.busy_cycles += o.busy_cycles;
+        self.idle_cycles += o.idle_cycles;
+        self.bursts += o.bursts;
+        self.frames += o.frames;
     }
 }
 
@@ -35,4 +45,14 @@ impl WorkerCounters {
 pub struct Snapshot {
     pub pipeline: Counters,
     pub worker: WorkerCounters,
+    /// The queues the worker uses.
+    pub queues: Vec<QueueUse>,
+}
+
+/// A queue a worker uses: an rx queue and the frames received on it, or its tx queue and
+/// whether it sends on it (or hands its frames to the port's owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueUse {
+    Rx(PortId, u16, u64),
+    Tx(PortId, u16, bool),
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use dpdk::MbufBurst;
 use pipeline::{MacAddr, Output, PortId};
 
-use super::{send, Link, Worker};
+use super::{send, Link, Sink, Worker};
 use crate::frame::MbufFrame;
 
 impl Worker {
@@ -61,7 +61,10 @@ impl Worker {
             for f in frames.by_ref().take(dpdk::BURST_SIZE) {
                 let _ = b.push(f.0);
             }
-            send(&mut p.tx, &mut b, c);
+            match p.sink() {
+                Sink::Queue(tx) => send(tx, &mut b, c),
+                Sink::Ring(ring) => c.handed_over += ring.enqueue_burst(&mut b) as u64,
+            }
             c.tx_full += b.len() as u64;
             b.clear();
         }
@@ -92,13 +95,10 @@ impl Worker {
     /// Sends released frames back to the uplink (owned here, or handed to its owner).
     fn send_back(&mut self, up: PortId, b: &mut MbufBurst) {
         let c = self.counters.port(up);
-        match (
-            self.ports.get_mut(up.index()).and_then(Option::as_mut),
-            self.remote.get(up.index()).and_then(Option::as_ref),
-        ) {
-            (Some(p), _) => send(&mut p.tx, b, c),
-            (None, Some(ring)) => c.handed_over += ring.enqueue_burst(b) as u64,
-            (None, None) => {
+        match self.ports.get_mut(up.index()).and_then(Option::as_mut).map(|p| p.sink()) {
+            Some(Sink::Queue(tx)) => send(tx, b, c),
+            Some(Sink::Ring(ring)) => c.handed_over += ring.enqueue_burst(b) as u64,
+            None => {
                 c.tx_no_port += b.len() as u64;
                 b.clear();
             }

@@ -1,9 +1,11 @@
-//! A worker: polls the rx queues of the ports it owns, runs each burst through the
-//! pipeline, and sends one tx burst per output port per burst. Only a port's owner sends on
-//! it (vhost-user guests usually enable one queue pair); other workers hand frames for it
-//! over through the port's MP/MC ring, which the owner drains every loop. Commands (ports,
-//! configuration, frames to inject, counter snapshots) come from the control thread over a
-//! channel, between bursts; nothing on the path locks, allocates once warm, or logs.
+//! A worker: polls the rx queues it was given (a port's queues may be spread over several
+//! workers), runs each burst through the pipeline, and sends one tx burst per output port
+//! per burst. A port's owner sends on its tx queue 0; another worker sends on a tx queue of
+//! its own where the port has one for it and (vhost-user) the guest enabled it, and
+//! otherwise hands its frames over through the port's MP/MC ring, which the owner drains
+//! every loop. Commands (ports, configuration, frames to inject, counter snapshots) come
+//! from the control thread over a channel, between bursts; nothing on the path locks,
+//! allocates once warm, or logs.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -19,18 +21,23 @@ use crate::frame::MbufFrame;
 
 /// What the control thread asks of a worker.
 pub enum Command {
-    /// This worker owns the port: it polls every queue of `rx`, sends on `tx`, and drains
-    /// `handoff`.
+    /// The port's queues this worker uses: it polls every queue of `rx` and sends on `tx`
+    /// (the owner always; another worker once its queue is enabled) or else into
+    /// `handoff`, which the `owner` drains.
     AddPort {
         id: PortId,
         rx: Vec<RxQueue>,
-        tx: TxQueue,
+        tx: Option<TxQueue>,
         handoff: Arc<Ring>,
+        owner: bool,
+        /// Whether a non-owner's `tx` may be used from the start (a vhost-user queue waits
+        /// until the guest enables it).
+        tx_enabled: bool,
     },
-    /// Another worker owns the port: frames for it go into `handoff`.
-    RemotePort {
-        id: PortId,
-        handoff: Arc<Ring>,
+    /// The guest enabled (or disabled) the tx queue this worker has on `port`.
+    TxQueue {
+        port: PortId,
+        enabled: bool,
     },
     /// Stop using a port; `done` answers once its queues and ring are dropped.
     RemovePort {
@@ -74,13 +81,34 @@ pub enum Command {
 
 mod counters;
 mod held;
-pub use counters::{PortTx, Snapshot, WorkerCounters};
+pub use counters::{PortTx, QueueUse, Snapshot, WorkerCounters};
 
 struct WorkerPort {
     rx: Vec<RxQueue>,
-    tx: TxQueue,
+    /// Frames received on each queue of `rx`.
+    rx_frames: Vec<u64>,
+    tx: Option<TxQueue>,
+    tx_enabled: bool,
     handoff: Arc<Ring>,
+    owner: bool,
     link: Link,
+}
+
+/// Where a worker's frames for a port go.
+enum Sink<'a> {
+    Queue(&'a mut TxQueue),
+    Ring(&'a Ring),
+}
+
+impl WorkerPort {
+    /// Its own tx queue (the owner's, or one the guest enabled), or the owner's ring.
+    #[inline]
+    fn sink(&mut self) -> Sink<'_> {
+        match &mut self.tx {
+            Some(tx) if self.owner || self.tx_enabled => Sink::Queue(tx),
+            _ => Sink::Ring(&self.handoff),
+        }
+    }
 }
 
 /// What a port's link state makes of the frames it refuses.
@@ -118,7 +146,6 @@ const TX_RETRIES: usize = 8;
 pub struct Worker {
     processor: Processor,
     ports: Vec<Option<WorkerPort>>,
-    remote: Vec<Option<Arc<Ring>>>,
     /// Whether other workers may hand frames over to this one.
     handoffs: bool,
     commands: Receiver<Command>,
@@ -164,7 +191,6 @@ impl Worker {
         Worker {
             processor,
             ports: Vec::new(),
-            remote: Vec::new(),
             commands,
             pool,
             mode,
@@ -193,6 +219,7 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
             }
+            let started = dpdk::time::rdtsc();
             let mut got = 0;
             for id in 0..self.ports.len() {
                 if self.handoffs {
@@ -205,6 +232,9 @@ impl Worker {
                     if n == 0 {
                         continue;
                     }
+                    port.rx_frames[q] += n as u64;
+                    self.counters.bursts += 1;
+                    self.counters.frames += n as u64;
                     got += n;
                     self.processor.process(PortId(id as u16), burst.drain().map(MbufFrame), &mut out);
                     self.flush(PortId(id as u16), &mut out, &mut txb);
@@ -212,6 +242,12 @@ impl Worker {
             }
             if !self.held.is_empty() {
                 self.held.expire(Instant::now());
+            }
+            let cycles = dpdk::time::rdtsc().wrapping_sub(started);
+            if got > 0 {
+                self.counters.busy_cycles += cycles;
+            } else {
+                self.counters.idle_cycles += cycles;
             }
             if got > 0 || self.mode == PollMode::Busy {
                 idle = 0;
@@ -242,13 +278,14 @@ impl Worker {
     /// like the worker's own.
     fn take_over(&mut self, id: PortId, txb: &mut MbufBurst) -> usize {
         let Some(port) = self.ports.get_mut(id.index()).and_then(Option::as_mut) else { return 0 };
+        let (true, Some(tx)) = (port.owner, port.tx.as_mut()) else { return 0 };
         if port.handoff.is_empty() {
             return 0;
         }
         let n = port.handoff.dequeue_burst(txb);
         let c = self.counters.port(id);
         c.taken_over += n as u64;
-        send(&mut port.tx, txb, c);
+        send(tx, txb, c);
         if port.link.refused(txb, c) {
             // Their input port is on another worker (the mbuf says which); a release by a
             // fix-up runs them through this worker's pipeline as if they came in here,
@@ -263,31 +300,28 @@ impl Worker {
     /// pipeline) are freed. Frames a port refuses while its link is down are held.
     fn flush(&mut self, in_port: PortId, out: &mut Output<MbufFrame>, txb: &mut MbufBurst) {
         for (port, q) in out.queues_mut() {
-            let owned = self.ports.get_mut(port.index()).and_then(Option::as_mut);
-            let remote = self.remote.get(port.index()).and_then(Option::as_ref);
             let c = self.counters.port(port);
-            if owned.is_none() && remote.is_none() {
+            let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else {
                 c.tx_no_port += q.len() as u64;
                 q.clear();
                 continue;
-            }
+            };
             for f in q.drain(..) {
                 if txb.push(f.0).is_err() {
                     c.tx_full += 1;
                 }
             }
-            match (owned, remote) {
-                (Some(p), _) => {
-                    send(&mut p.tx, txb, c);
+            match p.sink() {
+                Sink::Queue(tx) => {
+                    send(tx, txb, c);
                     if p.link.refused(txb, c) {
                         self.hold(Some(in_port), port, txb);
                     }
                 }
-                (None, Some(ring)) => {
+                Sink::Ring(ring) => {
                     c.handed_over += ring.enqueue_burst(txb) as u64;
                     c.tx_full += txb.len() as u64;
                 }
-                (None, None) => unreachable!("checked above"),
             }
             txb.clear();
         }
@@ -304,23 +338,22 @@ impl Worker {
     /// Returns false on Stop.
     fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
-            Command::AddPort { id, rx, tx, handoff } => {
+            Command::AddPort { id, rx, tx, handoff, owner, tx_enabled } => {
                 let i = id.index();
                 if i >= self.ports.len() {
                     self.ports.resize_with(i + 1, || None);
                 }
-                self.ports[i] = Some(WorkerPort { rx, tx, handoff, link: Link::NeverUp });
+                let rx_frames = vec![0; rx.len()];
+                self.ports[i] = Some(WorkerPort { rx, rx_frames, tx, tx_enabled, handoff, owner, link: Link::NeverUp });
             }
-            Command::RemotePort { id, handoff } => {
-                let i = id.index();
-                if i >= self.remote.len() {
-                    self.remote.resize_with(i + 1, || None);
+            Command::TxQueue { port, enabled } => {
+                if let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
+                    p.tx_enabled = enabled;
                 }
-                self.remote[i] = Some(handoff);
             }
             Command::RemovePort { id, done } => {
                 self.drain_rx(id);
-                if let Some(p) = self.ports.get_mut(id.index()).and_then(Option::take) {
+                if let Some(p) = self.ports.get_mut(id.index()).and_then(Option::take).filter(|p| p.owner) {
                     // Frames still in the hand-over ring are dropped with the port.
                     let mut b: MbufBurst = MbufBurst::new();
                     while p.handoff.dequeue_burst(&mut b) > 0 {
@@ -335,9 +368,6 @@ impl Worker {
                 // for a fix-up (its VM moved) or expires.
                 self.reroute(id);
                 self.held.port_removed(id);
-                if let Some(r) = self.remote.get_mut(id.index()) {
-                    *r = None;
-                }
                 let _ = done.send(());
             }
             Command::Config { config, done } => {
@@ -356,7 +386,17 @@ impl Worker {
                     let c = worker.port(port);
                     (c.held, c.released, c.held_dropped, c.holding) = (h.held, h.released, h.dropped, holding);
                 }
-                let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker });
+                let queues = self
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| Some((PortId(i as u16), p.as_ref()?)))
+                    .flat_map(|(id, p)| {
+                        let rx = p.rx.iter().zip(&p.rx_frames).map(move |(q, n)| QueueUse::Rx(id, q.queue(), *n));
+                        rx.chain(p.tx.as_ref().map(|t| QueueUse::Tx(id, t.queue(), p.owner || p.tx_enabled)))
+                    })
+                    .collect();
+                let _ = reply.send(Snapshot { pipeline: self.processor.counters().clone(), worker, queues });
             }
             Command::Link { port, link } => {
                 if let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) {
@@ -399,14 +439,16 @@ impl Worker {
     }
 
     fn inject(&mut self, port: PortId, frames: &[Vec<u8>]) -> usize {
-        let Some(p) = self.ports.get_mut(port.index()).and_then(Option::as_mut) else { return 0 };
+        let Some(tx) = self.ports.get_mut(port.index()).and_then(Option::as_mut).and_then(|p| p.tx.as_mut()) else {
+            return 0;
+        };
         let mut b: MbufBurst = MbufBurst::new();
         for f in frames.iter().take(dpdk::BURST_SIZE) {
             if let Ok(m) = Mbuf::from_slice(&self.pool, f) {
                 let _ = b.push(m);
             }
         }
-        let sent = p.tx.tx_burst(&mut b);
+        let sent = tx.tx_burst(&mut b);
         self.counters.port(port).injected += sent as u64;
         sent
     }
