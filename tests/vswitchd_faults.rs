@@ -199,6 +199,8 @@ fn bad_configuration_is_one_clear_line_and_leaves_nothing_behind() {
         ("bad TOML", format!("{base}workers = [\n"), "config"),
         ("an unknown key", format!("{base}wrokers = 2\n"), "unknown field"),
         ("a missing uplink device", format!("{base}uplink = \"net_af_packet0,iface=roam-no-such-if\"\n"), "uplink"),
+        ("a worker pinned to a CPU the process may not use", format!("{base}worker_cores = [4096]\n"), "worker_cores"),
+        ("uplink queues out of range", format!("{base}uplink = \"net_null9\"\nuplink_queues = 9\n"), "uplink_queues"),
         (
             "a socket in use",
             format!("{eal}\nsocket = \"{}\"\nstate = \"{}\"\n", live.socket.display(), state.display()),

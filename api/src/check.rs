@@ -43,8 +43,9 @@ pub enum Invalid {
 pub enum PortSpec {
     /// vhost-user on `socket`; vswitchd is the server if `server`, else QEMU is.
     Vhost { socket: String, server: bool, queues: u16 },
-    /// Any DPDK virtual device.
-    Device { driver: String, args: String },
+    /// Any DPDK virtual device, with `queues` rx and tx queues (the device must support
+    /// that many: e.g. `net_pcap` with as many `rx_pcap`, `net_af_packet` with `qpairs`).
+    Device { driver: String, args: String, queues: u16 },
 }
 
 /// An attachment that passed every stateless check.
@@ -105,7 +106,7 @@ impl Attach {
                 if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(Invalid::Device(device.chars().take(128).collect()));
                 }
-                PortSpec::Device { driver: driver.to_string(), args: args.to_string() }
+                PortSpec::Device { driver: driver.to_string(), args: args.to_string(), queues: self.queues }
             }
             (None, Some(_)) => return Err(Invalid::ServerWithoutSocket),
             _ => return Err(Invalid::PortKind),
@@ -214,7 +215,7 @@ mod tests {
             r#"{"op":"attach","name":"d","device":"net_tap3,iface=vm3","mac":"52:54:00:00:00:01","segment":1,"extra_macs":[{"base":"02:00:00:00:00:00","count":3}]}"#,
         );
         let c = d.check().unwrap();
-        assert_eq!(c.port, PortSpec::Device { driver: "net_tap3".into(), args: "iface=vm3".into() });
+        assert_eq!(c.port, PortSpec::Device { driver: "net_tap3".into(), args: "iface=vm3".into(), queues: 1 });
         assert_eq!(c.extra, vec![(MacAddr([2, 0, 0, 0, 0, 0]), 3)]);
         for (bad, want) in [
             (r#"{"op":"attach","name":"a b","socket":"/s","mac":"52:54:00:00:00:01","segment":1}"#, "VM name"),

@@ -145,8 +145,9 @@ pub struct Attach {
     /// vswitchd is the vhost-user server on this socket (default: client, QEMU serves).
     #[serde(default)]
     pub server: bool,
-    /// vhost-user queue pairs (QEMU `-netdev vhost-user,queues=N`); all rx queues are
-    /// polled, frames are sent on queue 0.
+    /// Queue pairs: vhost-user's as QEMU's `-netdev vhost-user,queues=N`; a device's rx
+    /// and tx queues (it must support that many). Rx queue q is polled by the q-th worker
+    /// after the port's owner, and each of those workers sends on a tx queue of its own.
     #[serde(default = "one_queue")]
     pub queues: u16,
     /// More MACs behind this port (containers or nested guests in the VM), each range

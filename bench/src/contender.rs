@@ -121,13 +121,15 @@ pub struct VswitchdRun<'a> {
     pub uplink: &'a str,
     pub mbufs: usize,
     pub fdb_capacity: usize,
-    /// The one core the whole process runs on (its control thread sleeps between
-    /// requests).
-    pub core: usize,
+    /// The cores the whole process runs on, one per worker (its control thread sleeps
+    /// between requests).
+    pub cores: Vec<usize>,
+    /// Busy-polling workers; the uplink gets a queue pair for each.
+    pub workers: usize,
 }
 
 impl VswitchdRun<'_> {
-    /// Starts vswitchd (one busy-polling worker) and connects to its API.
+    /// Starts vswitchd (`workers` busy-polling workers) and connects to its API.
     pub fn start(&self) -> Result<(Killed, Client)> {
         let dir = &self.dir;
         let _ = std::fs::remove_dir_all(dir);
@@ -141,8 +143,10 @@ impl VswitchdRun<'_> {
                 socket = \"{}\"
                 state = \"{}\"
                 uplink = \"{}\"
+                uplink_queues = {}
                 poll_mode = \"busy\"
-                workers = 1
+                workers = {}
+                worker_cores = [{}]
                 mbufs = {}
                 fdb_capacity = {}
                 ",
@@ -150,6 +154,9 @@ impl VswitchdRun<'_> {
                 socket.display(),
                 dir.join("state.json").display(),
                 self.uplink,
+                self.workers,
+                self.workers,
+                self.cores.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
                 self.mbufs,
                 self.fdb_capacity,
             ),
@@ -157,7 +164,7 @@ impl VswitchdRun<'_> {
         let log = std::fs::File::create(dir.join("vswitchd.log"))?;
         let child = Command::new("taskset")
             .arg("-c")
-            .arg(self.core.to_string())
+            .arg(self.cores.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
             .arg(self.bin)
             .arg("--config")
             .arg(&config)

@@ -6,6 +6,7 @@
 //! [`Eal`], so EAL clean-up runs only after the last of them is gone; a [`Mempool`] that is
 //! dropped while some of its mbufs are still alive is leaked instead of freed.
 
+pub mod cpus;
 mod eal;
 mod error;
 #[cfg(feature = "rte-hash")]

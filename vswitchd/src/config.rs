@@ -27,6 +27,11 @@ pub struct Config {
     /// The uplink as a DPDK virtual device, `name,args` (e.g. `net_af_packet0,iface=up0`).
     #[serde(default)]
     pub uplink: Option<String>,
+    /// The uplink's rx and tx queues (the device must support that many, e.g.
+    /// `net_af_packet` with `qpairs=N`): rx queue q goes to the q-th worker after the
+    /// uplink's owner, and each worker with a queue sends on its own.
+    #[serde(default = "one_queue")]
+    pub uplink_queues: u16,
     #[serde(default = "adaptive")]
     pub poll_mode: PollMode,
     /// Mbufs in the packet pool.
@@ -38,6 +43,11 @@ pub struct Config {
     /// Worker threads; each port is polled (and sent on) by one of them.
     #[serde(default = "one")]
     pub workers: usize,
+    /// The CPUs the workers are pinned to, worker w to the w-th (round the list). Without
+    /// it every worker may run on any CPU the process was started with (the EAL pins its
+    /// own main thread to one, and threads started after it would inherit that one CPU).
+    #[serde(default)]
+    pub worker_cores: Option<Vec<usize>>,
     /// How long (ms) a VM's link may stay down, its vhost connection open, before the VM
     /// counts as away: its neighbours' frames for it then go to the leaf. A closed
     /// connection makes it away at once.
@@ -50,6 +60,10 @@ fn away_after_ms() -> u64 {
 }
 
 fn one() -> usize {
+    1
+}
+
+fn one_queue() -> u16 {
     1
 }
 

@@ -32,12 +32,19 @@ struct Args {
     /// Uplink as a DPDK virtual device, `name,args` (e.g. `net_af_packet0,iface=up0`).
     #[arg(long)]
     uplink: Option<String>,
+    /// The uplink's rx and tx queues (one per worker at most is useful) [default: 1].
+    #[arg(long)]
+    uplink_queues: Option<u16>,
     /// Worker polling: `adaptive` sleeps briefly when idle, `busy` spins.
     #[arg(long, value_enum)]
     poll_mode: Option<PollMode>,
     /// Worker threads (each port is polled by one of them).
     #[arg(long)]
     workers: Option<usize>,
+    /// CPUs to pin the workers to, worker w to the w-th, e.g. `2,3` [default: none, every
+    /// worker may run on any CPU the process was started with].
+    #[arg(long, value_delimiter = ',')]
+    worker_cores: Option<Vec<usize>>,
     /// How long (ms) a VM's link may stay down, its vhost connection open, before the VM
     /// is away and its neighbours' frames for it go to the leaf [default: 200].
     #[arg(long)]
@@ -102,10 +109,12 @@ fn run(args: Args) -> Result<()> {
             socket: PathBuf::from("/run/roam/vswitchd.sock"),
             state: PathBuf::from("/var/lib/roam/state.json"),
             uplink: None,
+            uplink_queues: 1,
             poll_mode: PollMode::Adaptive,
             mbufs: 16383,
             fdb_capacity: 1 << 16,
             workers: 1,
+            worker_cores: None,
             away_after_ms: vswitchd::switch::AWAY_AFTER.as_millis() as u64,
         },
     };
@@ -115,6 +124,13 @@ fn run(args: Args) -> Result<()> {
     if let Some(w) = args.workers {
         cfg.workers = w;
     }
+    if args.worker_cores.is_some() {
+        cfg.worker_cores = args.worker_cores;
+    }
+    if let Some(q) = args.uplink_queues {
+        cfg.uplink_queues = q;
+    }
+    anyhow::ensure!((1..=8).contains(&cfg.uplink_queues), "uplink_queues must be 1..=8, not {}", cfg.uplink_queues);
     anyhow::ensure!((1..=64).contains(&cfg.workers), "workers must be 1..=64, not {}", cfg.workers);
     if let Some(s) = args.socket {
         cfg.socket = s;
@@ -139,6 +155,9 @@ fn run(args: Args) -> Result<()> {
     let state = State::load(&cfg.state)?;
     let listener = vswitchd::control::bind(&cfg.socket)?;
     let _socket = SocketFile(cfg.socket.clone());
+    // Before the EAL pins this thread to its main lcore's CPU.
+    let cpus = dpdk::cpus::thread_cpus().context("the process's CPUs")?;
+    let placement = worker_placement(&cfg, &cpus)?;
     let eal = Eal::init(&cfg.eal).context("EAL")?;
     let pool = Arc::new(Mempool::new(&eal, "roam_pkts", &MempoolConfig { size: cfg.mbufs, ..Default::default() })?);
     let table = Arc::new(MacTable::new(cfg.fdb_capacity)?);
@@ -147,12 +166,16 @@ fn run(args: Args) -> Result<()> {
     let mut worker_threads = Vec::new();
     // Leaf VTEPs' ARP answers, from the workers to the control thread.
     let (learned_tx, learned) = crossbeam::channel::bounded(256);
-    for w in 0..cfg.workers {
+    for (w, cores) in placement.iter().cloned().enumerate() {
         let (tx, rx) = crossbeam::channel::unbounded();
         let processor = Processor::new(table.reader()?, Arc::new(SwitchConfig::new()));
         let worker = Worker::new(processor, rx, pool.clone(), cfg.poll_mode, cfg.workers, learned_tx.clone());
         let eal = eal.clone();
         worker_threads.push(std::thread::Builder::new().name(format!("roam-worker{w}")).spawn(move || {
+            // Where it runs, before the EAL records its CPU set with its lcore id.
+            if let Err(e) = dpdk::cpus::set_thread_cpus(&cores) {
+                tracing::warn!("worker {w} could not be placed on CPUs {cores:?}: {e}");
+            }
             // An lcore id for the worker: the mempool's per-lcore cache then serves its
             // mbuf allocations and frees (without one, every one goes to the shared ring).
             let _lcore = match eal.register_thread() {
@@ -174,19 +197,23 @@ fn run(args: Args) -> Result<()> {
     }
     switch.lock().set_away_after(Duration::from_millis(cfg.away_after_ms));
     if let Some(up) = &cfg.uplink {
-        switch.lock().set_uplink(up)?;
+        switch.lock().set_uplink(up, cfg.uplink_queues)?;
     }
     switch.lock().restore(state)?;
     {
         let switch = switch.clone();
-        std::thread::Builder::new()
-            .name("roam-control".into())
-            .spawn(move || vswitchd::control::serve(listener, switch))?;
+        std::thread::Builder::new().name("roam-control".into()).spawn(move || {
+            if let Err(e) = dpdk::cpus::set_thread_cpus(&cpus) {
+                tracing::warn!("the control thread could not be placed on CPUs {cpus:?}: {e}");
+            }
+            vswitchd::control::serve(listener, switch)
+        })?;
     }
     tracing::info!(
         socket = %cfg.socket.display(),
         poll_mode = ?cfg.poll_mode,
         workers = cfg.workers,
+        worker_cpus = ?placement,
         away_after_ms = cfg.away_after_ms,
         "vswitchd ready"
     );
@@ -205,4 +232,15 @@ fn run(args: Args) -> Result<()> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// The CPUs each worker may run on: its one pinned CPU (`worker_cores`, each of which must
+/// be one the process was started with), or all of the process's CPUs.
+fn worker_placement(cfg: &Config, cpus: &[usize]) -> Result<Vec<Vec<usize>>> {
+    let Some(cores) = &cfg.worker_cores else { return Ok(vec![cpus.to_vec(); cfg.workers]) };
+    anyhow::ensure!(!cores.is_empty(), "worker_cores is empty (leave it out to let workers use every CPU)");
+    if let Some(c) = cores.iter().find(|c| !cpus.contains(c)) {
+        anyhow::bail!("worker_cores: CPU {c} is not one this process may run on ({cpus:?})");
+    }
+    Ok((0..cfg.workers).map(|w| vec![cores[w % cores.len()]]).collect())
 }

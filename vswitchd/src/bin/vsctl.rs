@@ -50,7 +50,8 @@ enum Cmd {
         /// vswitchd creates the socket (vhost-user server mode).
         #[arg(long)]
         server: bool,
-        /// vhost-user queue pairs (as QEMU's `-netdev vhost-user,queues=N`).
+        /// Queue pairs: vhost-user's (as QEMU's `-netdev vhost-user,queues=N`), or a
+        /// device's rx and tx queues (the device must support that many).
         #[arg(long, default_value_t = 1)]
         queues: u16,
         /// More MACs behind the port, as BASE/COUNT consecutive addresses (repeat).

@@ -113,10 +113,11 @@ impl Switch {
         self.away_after = hold;
     }
 
-    /// Opens the uplink device (`name,args`).
-    pub fn set_uplink(&mut self, devargs: &str) -> Result<()> {
+    /// Opens the uplink device (`name,args`) with `queues` rx and tx queues.
+    pub fn set_uplink(&mut self, devargs: &str, queues: u16) -> Result<()> {
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
-        let port = Port::create_vdev(&self.eal, name, args, &PortConfig::default(), self.pool.clone())
+        let cfg = PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() };
+        let port = Port::create_vdev(&self.eal, name, args, &cfg, self.pool.clone())
             .with_context(|| format!("uplink {devargs}"))?;
         let mut cfg = self.config.clone();
         cfg.set_port(PortId(port.id()), PortRole::Uplink)?;
@@ -278,7 +279,9 @@ impl Switch {
                 let cfg = PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() };
                 (self.free_vhost_name(), args, cfg)
             }
-            PortSpec::Device { driver, args } => (driver, args, PortConfig::default()),
+            PortSpec::Device { driver, args, queues } => {
+                (driver, args, PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() })
+            }
         };
         let port = Port::create_vdev(&self.eal, &name, &args, &cfg, self.pool.clone())?;
         let id = PortId(port.id());

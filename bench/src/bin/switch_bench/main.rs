@@ -45,6 +45,12 @@ struct Args {
     /// The forwarding core (the contenders' other threads go to another one).
     #[arg(long, default_value_t = 1)]
     core: usize,
+    /// Forwarding cores per contender: vswitchd's workers, testpmd's forwarding lcores
+    /// (from `--core` on, round the machine's cores). With more than one, the pcap port
+    /// reads the workload on that many rx queues, every port has that many queue pairs,
+    /// and OVS is left out.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Workloads, as table sizes (MACs behind the sinks), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1024usize, 1_048_576])]
     tables: Vec<usize>,
@@ -87,6 +93,8 @@ fn memory_mb(w: &Workload) -> &'static str {
 /// One workload of the run, under one memory setting.
 struct Case {
     name: String,
+    /// Forwarding cores (and queue pairs a port).
+    workers: usize,
     workload: Workload,
     pcap: PathBuf,
     memory: Memory,
@@ -105,6 +113,8 @@ fn main() -> Result<()> {
         args.frame_lens = vec![60];
         args.memory = vec!["nohuge".into()];
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    anyhow::ensure!((1..=cpus).contains(&args.workers), "--workers must be 1..={cpus} (this machine's cores)");
     let memories = args.memory.iter().map(|m| Memory::parse(m)).collect::<Result<Vec<_>>>()?;
     if memories.contains(&Memory::Huge) {
         // One contender at a time, and a margin.
@@ -123,8 +133,13 @@ fn main() -> Result<()> {
                 let vxlan = i == 0 && j == 0 && !args.no_vxlan;
                 for encap in [false, vxlan] {
                     let tail = if encap { ", VXLAN" } else { "" };
+                    let cores = match args.workers {
+                        1 => String::new(),
+                        n => format!(", {n} cores"),
+                    };
                     cases.push(Case {
-                        name: format!("{} MACs, {} B, {}{tail}", human(t), len + 4, memory.name()),
+                        name: format!("{} MACs, {} B, {}{tail}{cores}", human(t), len + 4, memory.name()),
+                        workers: args.workers,
                         pcap: out.join(format!("mixed-{t}-{len}.pcap")),
                         workload: w.clone(),
                         memory,
@@ -150,7 +165,9 @@ fn main() -> Result<()> {
     for round in 1..=args.rounds {
         for (ci, case) in cases.iter().enumerate() {
             for (k, contender) in args.contenders.iter().enumerate() {
-                if contender == "ovs" && (case.workload.table_macs > args.ovs_max_table || case.vxlan) {
+                if contender == "ovs"
+                    && (case.workload.table_macs > args.ovs_max_table || case.vxlan || case.workers > 1)
+                {
                     continue;
                 }
                 let rate = match contender.as_str() {
@@ -231,9 +248,22 @@ struct Rates {
     tx: f64,
 }
 
-fn mbufs_for(w: &Workload) -> usize {
-    // net_pcap keeps the whole file in mbufs, plus rings and bursts in flight.
-    (w.frames * 2 + 16384).next_power_of_two() - 1
+fn mbufs_for(case: &Case) -> usize {
+    // net_pcap keeps the whole file in mbufs on every rx queue, plus rings and bursts in
+    // flight.
+    (case.workload.frames * (case.workers + 1) + 16384).next_power_of_two() - 1
+}
+
+/// The pcap source: the workload on `case.workers` rx queues (each replays the whole file).
+fn pcap_source(case: &Case) -> String {
+    let files: Vec<String> = (0..case.workers).map(|_| format!("rx_pcap={}", case.pcap.display())).collect();
+    format!("net_pcap0,{},infinite_rx=1", files.join(","))
+}
+
+/// The forwarding cores from `core` on, round the machine's cores.
+fn forwarding_cores(core: usize, n: usize) -> Vec<usize> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..n).map(|i| (core + i) % cpus).collect()
 }
 
 mod ovs;
@@ -243,16 +273,22 @@ use ovs::run_ovs;
 
 fn run_testpmd(mode: &str, case: &Case, core: usize, secs: u64) -> Result<Rates> {
     let main_core = if core == 0 { 1 } else { 0 };
-    let mut eal: Vec<String> = vec!["-l".into(), format!("{main_core},{core}")];
+    // The main lcore (it only reads commands) shares a core; lcore i + 1 forwards on the
+    // i-th forwarding core.
+    let lcores: Vec<String> =
+        forwarding_cores(core, case.workers).iter().enumerate().map(|(i, c)| format!("{}@{c}", i + 1)).collect();
+    let mut eal: Vec<String> = vec!["--lcores".into(), format!("0@{main_core},{}", lcores.join(","))];
     eal.extend(case.memory.eal(memory_mb(&case.workload)).iter().map(|s| s.to_string()));
     eal.extend(["--no-pci", "--no-telemetry", "--file-prefix", "roam-bench-testpmd"].map(String::from));
-    eal.extend([
-        "--vdev".into(),
-        format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display()),
-        "--vdev".into(),
-        "net_null0,no-rx=1".into(),
-    ]);
-    let app = [format!("--total-num-mbufs={}", mbufs_for(&case.workload)), format!("--forward-mode={mode}")];
+    eal.extend(["--vdev".into(), pcap_source(case), "--vdev".into(), "net_null0,no-rx=1".into()]);
+    let n = case.workers;
+    let app = [
+        format!("--total-num-mbufs={}", mbufs_for(case)),
+        format!("--forward-mode={mode}"),
+        format!("--nb-cores={n}"),
+        format!("--rxq={n}"),
+        format!("--txq={n}"),
+    ];
     // Start-up (EAL memory, the pcap preload) is waited out before sampling begins.
     let (rates, out) = testpmd::run(&eal, &app, 2, secs, Duration::from_secs(60))?;
     let no_rate = || format!("testpmd reported no rate:\n{}", out.join("\n"));
@@ -267,7 +303,7 @@ fn bench_segment() -> SegmentId {
 }
 
 /// A VM port of the benchmark: a DPDK device with MACs behind it, port security off.
-fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) -> Attach {
+fn device_port(name: &str, device: String, queues: u16, own: [u8; 6], extra: ([u8; 6], u32)) -> Attach {
     Attach {
         name: name.to_string(),
         socket: None,
@@ -278,7 +314,7 @@ fn device_port(name: &str, device: String, own: [u8; 6], extra: ([u8; 6], u32)) 
         ipv6: Vec::new(),
         port_security: false,
         server: false,
-        queues: 1,
+        queues,
         extra_macs: vec![MacRange { base: MacAddr(extra.0), count: extra.1 }],
     }
 }
@@ -290,9 +326,10 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         dir: out.join("vswitchd"),
         memory: case.memory.eal(memory_mb(w)),
         uplink: "net_null0,no-rx=1",
-        mbufs: mbufs_for(w),
+        mbufs: mbufs_for(case),
         fdb_capacity: (w.table_macs + w.sources + 16).next_power_of_two() * 2,
-        core,
+        cores: forwarding_cores(core, case.workers),
+        workers: case.workers,
     };
     let (_guard, mut client) = run.start()?;
     let segment = Segment {
@@ -322,12 +359,18 @@ fn run_vswitchd(bin: &Path, case: &Case, out: &Path, core: usize, secs: u64) -> 
         client.attach(device_port(
             &sink,
             format!("net_null{},no-rx=1", k + 1),
+            case.workers as u16,
             [0x02, 0x00, k as u8 + 1, 0xff, 0xff, 0xff],
             (base, count as u32),
         ))?;
     }
-    let pcap = format!("net_pcap0,rx_pcap={},infinite_rx=1", case.pcap.display());
-    client.attach(device_port("src", pcap, Workload::source(0), (Workload::source(1), w.sources as u32 - 1)))?;
+    client.attach(device_port(
+        "src",
+        pcap_source(case),
+        case.workers as u16,
+        Workload::source(0),
+        (Workload::source(1), w.sources as u32 - 1),
+    ))?;
     // In: the source port's rx. Out: what the sinks and the uplink sent.
     let counts = || -> Result<[u64; 2]> {
         let s = client.stats()?;

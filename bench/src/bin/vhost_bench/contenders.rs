@@ -39,7 +39,8 @@ fn start_vswitchd(case: &Case, out: &Path, bin: &Path, core: usize) -> Result<Ru
         uplink: "net_null0,no-rx=1",
         mbufs: 16383,
         fdb_capacity: (2 * case.macs + 16).next_power_of_two() * 2,
-        core,
+        cores: vec![core],
+        workers: 1,
     };
     let (guard, mut client) = run.start()?;
     let segment = SegmentId::new(100).expect("a valid segment id");
