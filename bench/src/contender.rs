@@ -136,6 +136,7 @@ impl VswitchdRun<'_> {
         std::fs::create_dir_all(dir)?;
         let (socket, config) = (dir.join("vswitchd.sock"), dir.join("vswitchd.toml"));
         let eal: Vec<String> = self.memory.iter().map(|a| format!("\"{a}\"")).collect();
+        let cores: Vec<String> = self.cores.iter().map(usize::to_string).collect();
         std::fs::write(
             &config,
             format!(
@@ -156,7 +157,7 @@ impl VswitchdRun<'_> {
                 self.uplink,
                 self.workers,
                 self.workers,
-                self.cores.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                cores.join(", "),
                 self.mbufs,
                 self.fdb_capacity,
             ),
@@ -164,7 +165,7 @@ impl VswitchdRun<'_> {
         let log = std::fs::File::create(dir.join("vswitchd.log"))?;
         let child = Command::new("taskset")
             .arg("-c")
-            .arg(self.cores.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
+            .arg(cores.join(","))
             .arg(self.bin)
             .arg("--config")
             .arg(&config)

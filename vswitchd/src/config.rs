@@ -40,7 +40,8 @@ pub struct Config {
     /// MAC table capacity.
     #[serde(default = "fdb_capacity")]
     pub fdb_capacity: usize,
-    /// Worker threads; each port is polled (and sent on) by one of them.
+    /// Worker threads. Each port is owned by one (its rx queue 0, tx queue 0); its rx queue
+    /// q goes to the q-th worker after the owner.
     #[serde(default = "one")]
     pub workers: usize,
     /// The CPUs the workers are pinned to, worker w to the w-th (round the list). Without

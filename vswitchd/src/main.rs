@@ -38,7 +38,7 @@ struct Args {
     /// Worker polling: `adaptive` sleeps briefly when idle, `busy` spins.
     #[arg(long, value_enum)]
     poll_mode: Option<PollMode>,
-    /// Worker threads (each port is polled by one of them).
+    /// Worker threads (each port is owned by one; its other rx queues go to the next ones).
     #[arg(long)]
     workers: Option<usize>,
     /// CPUs to pin the workers to, worker w to the w-th, e.g. `2,3` [default: none, every
