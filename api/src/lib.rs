@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod check;
 pub mod client;
+pub mod metrics;
 pub mod views;
 pub use check::{CheckedAttach, CheckedSegment, Invalid, PortSpec};
 pub use client::{Client, ClientError, Events};
 /// The data path's types the protocol carries, so that a client needs only this crate.
-pub use pipeline::{MacAddr, PortId, SegmentId, VlanId, Vni};
+pub use pipeline::{DropReason, MacAddr, PortId, SegmentId, VlanId, Vni};
 pub use views::PortTx;
 
 /// The protocol version `hello` reports. It changes when a request, a view or an event
@@ -103,6 +104,8 @@ pub enum Request {
     Fdb {},
     /// Counters per port and per drop reason.
     Stats {},
+    /// The counters as a Prometheus text exposition (what the metrics endpoint serves).
+    Metrics {},
     /// ARP fix-up: tell the named VMs, and only them, that `ip` is at `mac`.
     ArpAnnounce(ArpAnnounce),
     /// Stream attach, detach and link events.

@@ -206,7 +206,7 @@ pub struct TxQueueStats {
 }
 
 /// The packet buffer pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbufsView {
     pub capacity: u64,
     pub available: u64,
@@ -248,6 +248,37 @@ pub struct StatsView {
     /// Each worker's figures.
     #[serde(default)]
     pub workers: Vec<WorkerStats>,
+    /// The packet buffer pool, the MAC table's size and the fix-ups served, read with the
+    /// counters (what the metrics export beside them).
+    #[serde(default)]
+    pub mbufs: MbufsView,
+    #[serde(default)]
+    pub fdb: FdbSize,
+    #[serde(default)]
+    pub fixups: FixupStats,
+}
+
+/// The MAC table's entries and capacity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbSize {
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+/// Fix-ups (`arp-announce`) served since start: requests, the frames they sent to VMs, and
+/// the held frames they sent on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixupStats {
+    pub requests: u64,
+    pub frames: u64,
+    pub released: u64,
+}
+
+/// `metrics`: the Prometheus text exposition of this moment (what the metrics endpoint
+/// serves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsView {
+    pub text: String,
 }
 
 impl StatsView {

@@ -21,6 +21,7 @@ pub use qmp::Qmp;
 mod leaf;
 pub use leaf::{Capture, Leaf};
 pub mod migration;
+pub mod prometheus;
 pub mod reflectors;
 pub mod tenants;
 pub mod timeline;

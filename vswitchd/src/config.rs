@@ -54,6 +54,11 @@ pub struct Config {
     /// connection makes it away at once.
     #[serde(default = "away_after_ms")]
     pub away_after_ms: u64,
+    /// Where to serve Prometheus metrics over HTTP, `IP:PORT` (e.g. `127.0.0.1:9478`).
+    /// Off when absent: an open TCP port is the operator's decision (`vsctl metrics`
+    /// prints the same exposition over the control socket).
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 fn away_after_ms() -> u64 {
@@ -79,6 +84,24 @@ fn fdb_capacity() -> usize {
 }
 
 impl Config {
+    /// The configuration without a file: every default.
+    pub fn defaults() -> Config {
+        Config {
+            eal: Vec::new(),
+            socket: PathBuf::from("/run/roam/vswitchd.sock"),
+            state: PathBuf::from("/var/lib/roam/state.json"),
+            uplink: None,
+            uplink_queues: 1,
+            poll_mode: PollMode::Adaptive,
+            mbufs: mbufs(),
+            fdb_capacity: fdb_capacity(),
+            workers: 1,
+            worker_cores: None,
+            away_after_ms: away_after_ms(),
+            metrics: None,
+        }
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;

@@ -98,6 +98,7 @@ fn execute(switch: &Mutex<Switch>, request: Request) -> Response {
         Request::SetUnderlay(u) => answer(s.set_underlay(u)),
         Request::Fdb {} => Response::ok(&s.fdb()),
         Request::Stats {} => answer(s.stats()),
+        Request::Metrics {} => answer(s.metrics()),
         Request::ArpAnnounce(a) => answer(s.arp_announce(&a)),
         Request::Retry { name } => answer(s.retry(name.as_deref())),
         Request::DebugCrashWorker { worker } => answer(s.crash_worker(worker)),

@@ -49,6 +49,13 @@ struct Args {
     /// is away and its neighbours' frames for it go to the leaf [default: 200].
     #[arg(long)]
     away_after_ms: Option<u64>,
+    /// Serve Prometheus metrics over HTTP at `IP:PORT`, e.g. `127.0.0.1:9478` [default: off].
+    #[arg(long, value_name = "IP:PORT")]
+    metrics: Option<String>,
+    /// Check the configuration (file, flags, worker CPUs, state file) and exit: 0 when
+    /// vswitchd would start with it, 1 with the reason when not.
+    #[arg(long)]
+    check_config: bool,
     /// Serve debug requests (`debug-crash-worker`); for tests.
     #[arg(long, hide = true)]
     debug_api: bool,
@@ -101,22 +108,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+/// The configuration file with the flags over it, checked.
+fn settle(args: &Args) -> Result<Config> {
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
-        None => Config {
-            eal: Vec::new(),
-            socket: PathBuf::from("/run/roam/vswitchd.sock"),
-            state: PathBuf::from("/var/lib/roam/state.json"),
-            uplink: None,
-            uplink_queues: 1,
-            poll_mode: PollMode::Adaptive,
-            mbufs: 16383,
-            fdb_capacity: 1 << 16,
-            workers: 1,
-            worker_cores: None,
-            away_after_ms: vswitchd::switch::AWAY_AFTER.as_millis() as u64,
-        },
+        None => Config::defaults(),
     };
     if let Some(ms) = args.away_after_ms {
         cfg.away_after_ms = ms;
@@ -125,28 +121,65 @@ fn run(args: Args) -> Result<()> {
         cfg.workers = w;
     }
     if args.worker_cores.is_some() {
-        cfg.worker_cores = args.worker_cores;
+        cfg.worker_cores = args.worker_cores.clone();
     }
     if let Some(q) = args.uplink_queues {
         cfg.uplink_queues = q;
     }
     anyhow::ensure!((1..=8).contains(&cfg.uplink_queues), "uplink_queues must be 1..=8, not {}", cfg.uplink_queues);
     anyhow::ensure!((1..=64).contains(&cfg.workers), "workers must be 1..=64, not {}", cfg.workers);
-    if let Some(s) = args.socket {
-        cfg.socket = s;
+    if let Some(s) = &args.socket {
+        cfg.socket = s.clone();
     }
-    if let Some(s) = args.state {
-        cfg.state = s;
+    if let Some(s) = &args.state {
+        cfg.state = s.clone();
     }
     if args.uplink.is_some() {
-        cfg.uplink = args.uplink;
+        cfg.uplink = args.uplink.clone();
     }
     if let Some(m) = args.poll_mode {
         cfg.poll_mode = m;
     }
-    if !args.eal.is_empty() {
-        cfg.eal = args.eal;
+    if args.metrics.is_some() {
+        cfg.metrics = args.metrics.clone();
     }
+    if !args.eal.is_empty() {
+        cfg.eal = args.eal.clone();
+    }
+    if let Some(m) = &cfg.metrics {
+        m.parse::<std::net::SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("metrics address {m:?} is not IP:PORT (e.g. 127.0.0.1:9478)"))?;
+    }
+    Ok(cfg)
+}
+
+/// `--check-config`: everything start-up reads, checked without starting (no EAL, no
+/// socket): the file, the flags, the worker placement and the state file.
+fn check_config(args: &Args) -> Result<()> {
+    let cfg = settle(args)?;
+    let cpus = dpdk::cpus::thread_cpus().context("the process's CPUs")?;
+    let placement = worker_placement(&cfg, &cpus)?;
+    let state = State::load(&cfg.state)?;
+    println!(
+        "vswitchd: configuration OK: socket {}, state {} ({} attachments, {} segments), {} worker(s) on CPUs {:?}, \
+         uplink {}, metrics {}",
+        cfg.socket.display(),
+        cfg.state.display(),
+        state.attachments.len(),
+        state.segments.len(),
+        cfg.workers,
+        placement,
+        cfg.uplink.as_deref().unwrap_or("none"),
+        cfg.metrics.as_deref().unwrap_or("off"),
+    );
+    Ok(())
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.check_config {
+        return check_config(&args);
+    }
+    let cfg = settle(&args)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -200,6 +233,14 @@ fn run(args: Args) -> Result<()> {
         switch.lock().set_uplink(up, cfg.uplink_queues)?;
     }
     switch.lock().restore(state)?;
+    if let Some(addr) = &cfg.metrics {
+        let endpoint = vswitchd::api::metrics::Endpoint::bind(addr).map_err(anyhow::Error::msg)?;
+        tracing::info!(address = %endpoint.addr(), "metrics at http://{}/metrics", endpoint.addr());
+        let switch = switch.clone();
+        std::thread::Builder::new()
+            .name("roam-metrics".into())
+            .spawn(move || endpoint.serve(|| switch.lock().metrics().map(|m| m.text).map_err(|e| format!("{e:#}"))))?;
+    }
     {
         let switch = switch.clone();
         std::thread::Builder::new().name("roam-control".into()).spawn(move || {

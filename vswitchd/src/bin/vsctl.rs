@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use pipeline::{MacAddr, SegmentId, VlanId, Vni};
-use vswitchd::api::views::{FdbView, ShowView, StatsView};
+use vswitchd::api::views::{FdbView, MetricsView, ShowView, StatsView};
 use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment, Underlay};
 
 #[derive(Parser)]
@@ -64,6 +64,9 @@ enum Cmd {
     Fdb,
     /// Counters per port and per drop reason.
     Stats,
+    /// The counters as a Prometheus text exposition, as the metrics endpoint serves it
+    /// (e.g. for node_exporter's textfile collector when no endpoint is configured).
+    Metrics,
     /// Each worker's queues (rx queues polled, tx queues sent on, frames on each) and its
     /// figures since start: busy share, frames per burst, cycles per frame (as Open
     /// vSwitch's pmd-rxq-show and pmd-perf-show).
@@ -185,6 +188,7 @@ fn run(args: Args) -> Result<()> {
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
         Cmd::Stats | Cmd::Workers => Request::Stats {},
+        Cmd::Metrics => Request::Metrics {},
         Cmd::SetAnycast { segment, vlan, vni, mac, gateway, subnets, arp_responder, native } => {
             Request::SetAnycast(Segment { segment, vlan, vni, mac, gateway, subnets, arp_responder, native })
         }
@@ -223,6 +227,7 @@ fn run(args: Args) -> Result<()> {
         Request::Show {} => print_show(&serde_json::from_value(result)?),
         Request::Fdb {} => print_fdb(&serde_json::from_value(result)?),
         Request::Stats {} => print_stats(&serde_json::from_value(result)?),
+        Request::Metrics {} => print!("{}", serde_json::from_value::<MetricsView>(result)?.text),
         _ => println!("{}", serde_json::to_string(&result)?),
     }
     Ok(())

@@ -17,7 +17,7 @@ use pipeline::{
     MacAddr, PortId, PortRole, SegmentConfig, SegmentId, SegmentSlot, SegmentSlots, SwitchConfig, VnicConfig,
 };
 
-use crate::api::views::{Announced, Attached, CrashRequested, Detached, Retried, SegmentSet};
+use crate::api::views::{Announced, Attached, CrashRequested, Detached, FixupStats, Retried, SegmentSet};
 use crate::api::{
     ApiError, ArpAnnounce, Attach, CheckedAttach, CheckedSegment, ErrorCode, Event, PortSpec, Segment, Underlay,
 };
@@ -76,6 +76,8 @@ pub struct Switch {
     resolver: underlay::Resolver,
     /// Leaf VTEPs' ARP answers, from the workers.
     learned: Receiver<(std::net::Ipv4Addr, MacAddr)>,
+    /// Fix-ups served since start.
+    fixups: FixupStats,
 }
 
 impl Switch {
@@ -105,6 +107,7 @@ impl Switch {
             underlay: None,
             resolver: underlay::Resolver::default(),
             learned,
+            fixups: FixupStats::default(),
         }
     }
 
@@ -446,6 +449,9 @@ impl Switch {
         // away) go on towards `mac`: the leaf sends this once it routes `ip` to the VM's
         // new place.
         let (released, taken) = self.workers.announce((req.ip, mac), frames)?;
+        self.fixups.requests += 1;
+        self.fixups.frames += taken.iter().sum::<usize>() as u64;
+        self.fixups.released += released as u64;
         let sent = targets.into_iter().zip(taken).map(|((name, _, _), n)| (name, n)).collect();
         Ok(Announced { ip: req.ip, mac, sent, released })
     }

@@ -7,8 +7,8 @@ use pipeline::{DropReason, PortId, SegmentId};
 
 use super::Switch;
 use crate::api::views::{
-    FailedView, FdbEntry, FdbView, MbufsView, PortStats, PortView, QueueView, RxQueueStats, ShowView, StatsView,
-    TxQueueStats, VmView, WorkerStats, WorkerView,
+    FailedView, FdbEntry, FdbSize, FdbView, MbufsView, MetricsView, PortStats, PortView, QueueView, RxQueueStats,
+    ShowView, StatsView, TxQueueStats, VmView, WorkerStats, WorkerView,
 };
 use crate::placement::Workers;
 use crate::worker::QueueUse;
@@ -92,7 +92,7 @@ impl Switch {
                     }
                 })
                 .collect(),
-            mbufs: MbufsView { capacity: self.pool.capacity() as u64, available: self.pool.available() as u64 },
+            mbufs: self.mbufs(),
             underlay: self.underlay_view(),
         }
     }
@@ -157,7 +157,20 @@ impl Switch {
             idle_loops: snap.worker.idle_loops,
             sleeps: snap.worker.sleeps,
             workers,
+            mbufs: self.mbufs(),
+            fdb: FdbSize { entries: self.table.len() as u64, capacity: self.table.capacity() as u64 },
+            fixups: self.fixups,
         })
+    }
+
+    /// The counters and state of this moment as a Prometheus exposition.
+    pub fn metrics(&self) -> Result<MetricsView> {
+        let text = crate::api::metrics::vswitchd(&self.stats()?, &self.show(), env!("CARGO_PKG_VERSION"));
+        Ok(MetricsView { text })
+    }
+
+    fn mbufs(&self) -> MbufsView {
+        MbufsView { capacity: self.pool.capacity() as u64, available: self.pool.available() as u64 }
     }
 
     fn worker_stats(&self, id: usize, s: &crate::worker::Snapshot) -> WorkerStats {
