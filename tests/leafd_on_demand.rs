@@ -128,4 +128,21 @@ fn remote_host_routes_are_installed_when_asked_for_and_age_out_when_idle() {
     let leaf2 = &fabric.leaves[1];
     let at_leaf2 = leaf2.leaf.exec(&["ip", "-4", "route", "show", "10.1.1.2/32"]);
     assert!(at_leaf2.contains(&format!("via {leaf3_ip}")), "leaf 2: {at_leaf2}");
+
+    // leafd's metrics say what its report says, and its table sizes are what the RIB and
+    // the kernel hold: leaf 1 knows B and C; its kernel has A (local) and B while B is in
+    // use (it may go idle meanwhile: compared with the kernel's routes of the moment).
+    let m = wait_for("leaf 1's FIB size to match its kernel", Duration::from_secs(10), || {
+        let m = leaf1.assert_metrics_match_report();
+        let kernel = remote_routes().lines().filter(|l| !l.trim().is_empty()).count() as f64;
+        (m.value("roam_leaf_fib_routes", &[]) == kernel).then_some(m)
+    });
+    assert!(m.value("roam_leaf_fib_on_demand_total", &[("event", "install")]) >= 2.0);
+    assert!(m.value("roam_leaf_fib_on_demand_total", &[("event", "idle")]) >= 1.0);
+    assert_eq!(m.value("roam_leaf_rib_routes", &[]), 2.0);
+    assert!(m.value("roam_leaf_bgp_received_total", &[("kind", "best")]) >= 3.0, "B, C, and B again at leaf 3");
+    assert_eq!(m.value("roam_leaf_action_errors_total", &[("action", "route-remote")]), 0.0);
+    let m3 = fabric.leaves[2].assert_metrics_match_report();
+    assert!(m3.value("roam_leaf_actions_total", &[("action", "advertise")]) >= 1.0, "leaf 3 advertised B");
+    assert_eq!(m3.value("roam_build_info", &[("daemon", "leafd")]), 1.0);
 }

@@ -212,3 +212,68 @@ fn a_vdev_port_with_extra_macs_is_installed_restored_and_removed() {
     assert_eq!(count(&vs), 0);
     assert_eq!(vs.fdb().entries.len(), 1, "only the anycast entry is left");
 }
+
+/// vsctl as scripts use it: documented exit codes, `stats --watch` with rates that follow
+/// from its own totals, and shell completions that a shell accepts.
+#[test]
+fn vsctl_exit_codes_watch_rates_and_completions() {
+    use roam_tests::traffic::{churn_mac, mac_str, vm_frames, write_pcap, SRC};
+    let dir = TestDir::new("vsctl-cli");
+    let vs = Vswitchd::start(&dir, "cli", Some("net_null0,no-rx=1"));
+    let vsctl = |args: &[&str]| {
+        let out = std::process::Command::new(roam_tests::bin("vsctl")).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let socket = vs.socket.display().to_string();
+    let s = socket.as_str();
+    let (code, _, err) = vsctl(&["--socket", s, "detach", "nobody"]);
+    assert_eq!(code, Some(4), "not-found: {err}");
+    let (code, _, err) =
+        vsctl(&["--socket", s, "set-anycast", "--segment", "100", "--vlan", "100", "--mac", "ff:ff:ff:ff:ff:ff"]);
+    assert!(code == Some(1) && err.contains("refused (invalid)"), "refused: {code:?} {err}");
+    let (code, _, err) = vsctl(&["--socket", &dir.path("nothing.sock").display().to_string(), "show"]);
+    assert!(code == Some(3) && err.contains("is it running"), "unreachable: {code:?} {err}");
+    let (code, _, _) = vsctl(&["--socket", s, "no-such-command"]);
+    assert_eq!(code, Some(2), "usage");
+    let (code, help, _) = vsctl(&["--help"]);
+    assert!(code == Some(0) && help.contains("Exit codes:") && help.contains("Examples:"), "{help}");
+
+    // Traffic that goes on: the rates are the totals' differences over the interval.
+    vs.ok(json!({ "op": "set-anycast", "segment": 100, "mac": "00:00:5e:00:01:01", "native": true }));
+    vs.ok(json!({ "op": "attach", "name": "sink", "device": "net_null1,no-rx=1", "mac": mac_str(churn_mac(0)), "segment": 100 }));
+    let pcap = dir.path("vm.pcap");
+    write_pcap(&pcap, &vm_frames());
+    vs.ok(
+        json!({ "op": "attach", "name": "src", "device": format!("net_pcap2,rx_pcap={},infinite_rx=1", pcap.display()),
+                  "mac": mac_str(SRC), "segment": 100, "ipv4": ["10.1.1.100"] }),
+    );
+    let (code, out, err) = vsctl(&["--socket", s, "--json", "stats", "--watch", "0.5", "--count", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["rates"].is_null(), "no rates before a second snapshot");
+    let rx = |v: &serde_json::Value| {
+        v["ports"].as_array().unwrap().iter().find(|p| p["name"] == "src").unwrap()["rx"].as_f64().unwrap()
+    };
+    let r = &lines[2]["rates"];
+    let seconds = r["seconds"].as_f64().unwrap();
+    let rate = r["ports"].as_array().unwrap().iter().find(|p| p["name"] == "src").unwrap()["rx"].as_f64().unwrap();
+    assert!((0.4..5.0).contains(&seconds), "{seconds}");
+    assert!(rate > 0.0, "src is sending: {r}");
+    assert!((rate * seconds - (rx(&lines[2]) - rx(&lines[1]))).abs() < 1.0, "rate {rate} over {seconds} s: {r}");
+    let (code, table, _) = vsctl(&["--socket", s, "stats", "--watch", "0.2", "--count", "2"]);
+    assert!(code == Some(0) && table.contains("RX/S") && table.contains("CYCLES/FRAME"), "{table}");
+
+    // Completions: bash loads them and completes the subcommands.
+    let (code, script, _) = vsctl(&["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    let file = dir.path("vsctl.bash");
+    std::fs::write(&file, script).unwrap();
+    let check = format!("source {}; complete -p vsctl", file.display());
+    let out = std::process::Command::new("bash").args(["-c", &check]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("vsctl"), "{out:?}");
+}

@@ -60,6 +60,21 @@ pub enum ErrorCode {
     Failed,
 }
 
+impl ErrorCode {
+    /// The code as it is on the wire (`not-found`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad-request",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Disabled => "disabled",
+            ErrorCode::Version => "version",
+            ErrorCode::Failed => "failed",
+        }
+    }
+}
+
 /// A refusal: code and message. vswitchd's handlers return these (or any other error,
 /// which is answered as [`ErrorCode::Failed`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -300,6 +315,13 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_read_as_on_the_wire() {
+        for c in [ErrorCode::BadRequest, ErrorCode::NotFound, ErrorCode::Version, ErrorCode::Failed] {
+            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
+        }
+    }
 
     #[test]
     fn requests_parse_and_refuse_unknown_fields() {

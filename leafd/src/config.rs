@@ -9,6 +9,7 @@
 //! route_protocol = 200                # kernel routes leafd owns (`ip route … proto 200`)
 //! fixups = true                       # selective ARP fix-ups after a move
 //! report = "/var/log/leafd-moves.jsonl"   # optional: one JSON line per move
+//! metrics = "127.0.0.1:9479"          # optional: Prometheus metrics over HTTP (default off)
 //!
 //! [fib]                               # optional
 //! on_demand = true                    # remote host routes into the kernel only when in use
@@ -50,6 +51,10 @@ pub struct Config {
     pub fixups: bool,
     #[serde(default)]
     pub report: Option<PathBuf>,
+    /// Where to serve Prometheus metrics over HTTP, `IP:PORT` (in leafd's namespace);
+    /// off when absent.
+    #[serde(default)]
+    pub metrics: Option<String>,
     #[serde(default)]
     pub fib: FibConfig,
     pub bgp: BgpConfig,
@@ -159,6 +164,11 @@ pub fn parse(text: &str) -> Result<Checked> {
             bail!("gateway {g}: an IPv6 gateway needs fabric_address6 (the next hop of this leaf's /128s)");
         }
         gateways.push((addr, net));
+    }
+    if let Some(m) = &raw.metrics {
+        if m.parse::<std::net::SocketAddr>().is_err() {
+            bail!("metrics address {m:?} is not IP:PORT (e.g. 127.0.0.1:9479)");
+        }
     }
     if gateways.is_empty() {
         bail!("no gateways: give at least one, e.g. gateways = [\"10.1.1.254/24\"]");

@@ -8,6 +8,7 @@ pub mod demand;
 pub mod fib;
 pub mod kernel;
 pub mod logic;
+pub mod metrics;
 pub mod routes;
 pub mod trap;
 pub mod vpn;

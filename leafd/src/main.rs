@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
@@ -12,24 +13,46 @@ use leafd::demand::OnDemand;
 use leafd::fib::Fib;
 use leafd::kernel::Kernel;
 use leafd::logic::{Action, Cause, Change, Input, Leaf};
+use leafd::metrics::Metrics;
 use leafd::{micros, trap, vswitch, Event};
 use roam_api::views::Announced;
 use serde_json::{json, Value};
 
 /// Roam's reference leaf: anycast gateway, proxy ARP, /32 host routes over BGP (GoBGP),
 /// and selective ARP fix-ups after a VM moves.
+const AFTER_HELP: &str = "Examples:
+  leafd --config /etc/roam/leafd.toml
+  ip netns exec leaf1 leafd --config /etc/roam/leaf1.toml --metrics 127.0.0.1:9479
+  leafd --check-config --config /etc/roam/leafd.toml
+  leafd --completions bash > /usr/share/bash-completion/completions/leafd
+
+Exit codes:
+  0  --check-config found the configuration good (leafd itself runs until killed)
+  1  could not start, or failed while running (one line on stderr says why)
+  2  bad usage (unknown option, bad value)";
+
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, after_help = AFTER_HELP)]
 struct Args {
     /// The configuration file (TOML; see leafd/README.md).
-    #[arg(long, env = "LEAFD_CONFIG")]
-    config: PathBuf,
+    #[arg(long, env = "LEAFD_CONFIG", required_unless_present = "completions")]
+    config: Option<PathBuf>,
+    /// Check the configuration file and exit: 0 when leafd would start with it, 1 with the
+    /// reason when not (nothing is started or changed).
+    #[arg(long)]
+    check_config: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
     /// Move host routes only; send no ARP fix-ups (overrides `fixups` in the file).
     #[arg(long)]
     no_fixups: bool,
     /// Append one JSON line per move to this file (overrides `report`).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at `IP:PORT` (overrides `metrics`; default off).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics: Option<String>,
 }
 
 fn main() {
@@ -43,12 +66,41 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let mut cfg = config::load(&args.config)?;
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut <Args as clap::CommandFactory>::command(), "leafd", &mut std::io::stdout());
+        return Ok(());
+    }
+    let path = args.config.as_ref().context("--config is required")?;
+    let mut cfg = config::load(path)?;
+    if args.check_config {
+        println!(
+            "leafd: configuration OK: leaf {}, {} downlink(s), gateways {}, fix-ups {}, on-demand FIB {}, metrics {}",
+            cfg.raw.name,
+            cfg.raw.downlinks.len(),
+            cfg.raw.gateways.join(","),
+            if cfg.raw.fixups { "on" } else { "off" },
+            if cfg.raw.fib.on_demand { "on" } else { "off" },
+            args.metrics.as_deref().or(cfg.raw.metrics.as_deref()).unwrap_or("off"),
+        );
+        return Ok(());
+    }
     if args.no_fixups {
         cfg.raw.fixups = false;
     }
     if args.report.is_some() {
         cfg.raw.report = args.report;
+    }
+    if args.metrics.is_some() {
+        cfg.raw.metrics = args.metrics;
+    }
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    if let Some(addr) = &cfg.raw.metrics {
+        let endpoint = roam_api::metrics::Endpoint::bind(addr).map_err(anyhow::Error::msg)?;
+        tracing::info!("metrics at http://{}/metrics", endpoint.addr());
+        let (metrics, name) = (metrics.clone(), cfg.raw.name.clone());
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || endpoint.serve(|| Ok(lock(&metrics).exposition(&name))))?;
     }
     let kernel = Kernel::new(cfg.raw.route_protocol)?;
     kernel.setup()?;
@@ -125,9 +177,12 @@ fn run(args: Args) -> Result<()> {
                 if let Input::Sync(d, _) = &event.input {
                     vswitches.connect(*d);
                 }
+                let mut m = lock(&metrics);
+                m.input(&event.input);
                 for mut change in leaf.handle(event.input) {
                     change.actions = demand.fib.filter(change.actions, demand.now());
-                    let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger);
+                    m.change(&change.cause);
+                    let line = execute(&cfg, &kernel, &gobgp, &mut vswitches, &change, &trigger, &mut m);
                     match &change.cause {
                         Cause::MoveIn { .. } | Cause::MoveOut { .. } => {
                             tracing::info!("move: {line}");
@@ -137,26 +192,35 @@ fn run(args: Args) -> Result<()> {
                         _ => tracing::info!("{line}"),
                     }
                 }
+                m.sizes(&demand.fib);
             }
             recv(asks) -> asked => {
                 let asked = asked.context("the downlinks' captures stopped")?;
                 if let Some(line) = demand.asked(&leaf, &kernel, &mut vswitches, cfg.anycast, asked) {
                     tracing::info!("on demand: {line}");
+                    lock(&metrics).on_demand(&line, &demand.fib);
                     write(&line)?;
                 }
             }
             recv(misses) -> _ => {
                 for line in on_demand_lines(demand.missed(&kernel), "the destinations without a route") {
+                    lock(&metrics).on_demand(&line, &demand.fib);
                     write(&line)?;
                 }
             }
             recv(tick) -> _ => {
                 for line in on_demand_lines(demand.expire(&kernel), "the destinations in use") {
+                    lock(&metrics).on_demand(&line, &demand.fib);
                     write(&line)?;
                 }
             }
         }
     }
+}
+
+/// The metrics, whoever held them last (a panic elsewhere leaves them readable).
+fn lock(m: &Mutex<Metrics>) -> std::sync::MutexGuard<'_, Metrics> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The report lines of an on-demand step, logged; a failure to read the kernel's `what`
@@ -208,6 +272,7 @@ fn execute(
     vswitches: &mut vswitch::Announcer,
     change: &Change,
     trigger: &Value,
+    metrics: &mut Metrics,
 ) -> Value {
     let iface = |d: usize| cfg.raw.downlinks[d].iface.as_str();
     let mut routes = Vec::new();
@@ -243,6 +308,9 @@ fn execute(
                 steps.push(json!({ "action": "fix-up", "us": t0.elapsed().as_micros() as u64 }));
                 match r {
                     Ok(Announced { sent, released, .. }) => {
+                        metrics.action(a, true);
+                        metrics.fixup_frames += sent.values().sum::<usize>() as u64;
+                        metrics.fixup_released += released as u64;
                         fixups.push(json!({ "downlink": iface(*downlink), "to": to, "ip": ip, "mac": cfg.anycast, "sent": sent, "released": released, "at_us": at }));
                         continue;
                     }
@@ -258,6 +326,7 @@ fn execute(
         if kind != "fix-up" {
             steps.push(json!({ "action": kind, "us": t0.elapsed().as_micros() as u64 }));
         }
+        metrics.action(a, result.is_ok());
         match result {
             Ok(()) => routes.push(what),
             Err(e) => {

@@ -163,6 +163,61 @@ impl LeafNode {
         self.leafd = Some(config.spawn(&self.dir, &self.leaf.ns));
     }
 
+    /// leafd's metrics, scraped in the leaf's namespace and parsed.
+    pub fn metrics(&self) -> crate::prometheus::Scrape {
+        crate::prometheus::scrape_in(Some(&self.leaf.ns), &format!("http://127.0.0.1:{LEAFD_METRICS_PORT}/metrics"))
+    }
+
+    /// Checks leafd's metrics against its report file (they count the same things: moves
+    /// each way, fix-up frames, on-demand installs and idles), once both have settled;
+    /// returns the scrape.
+    pub fn assert_metrics_match_report(&self) -> crate::prometheus::Scrape {
+        let from_report = || {
+            let lines: Vec<Value> = std::fs::read_to_string(&self.report)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let count = |k: &str, v: &str| lines.iter().filter(|l| l[k] == v).count() as f64;
+            let frames: u64 = lines
+                .iter()
+                .filter_map(|l| l["fixups"].as_array())
+                .flatten()
+                .filter_map(|f| f["sent"].as_object())
+                .flat_map(|sent| sent.values().filter_map(Value::as_u64))
+                .sum();
+            [count("move", "in"), count("move", "out"), frames as f64, count("fib", "install"), count("fib", "idle")]
+        };
+        let from_metrics = |m: &crate::prometheus::Scrape| {
+            [
+                m.value("roam_leaf_moves_total", &[("direction", "in")]),
+                m.value("roam_leaf_moves_total", &[("direction", "out")]),
+                m.value("roam_leaf_fixup_frames_total", &[]),
+                m.value("roam_leaf_fib_on_demand_total", &[("event", "install")]),
+                m.value("roam_leaf_fib_on_demand_total", &[("event", "idle")]),
+            ]
+        };
+        let mut last = None;
+        let settled = (0..50).find_map(|_| {
+            let (want, m) = (from_report(), self.metrics());
+            let got = from_metrics(&m);
+            if got == want {
+                return Some(m);
+            }
+            last = Some((want, got));
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        });
+        settled.unwrap_or_else(|| {
+            panic!(
+                "{}: report (moves in, out, fix-up frames, installs, idles) {:?} != metrics {:?}",
+                self.name,
+                last.as_ref().map(|l| l.0),
+                last.as_ref().map(|l| l.1)
+            )
+        })
+    }
+
     /// The moves leafd has reported so far (one JSON object each).
     pub fn moves(&self) -> Vec<MoveReport> {
         moves_in(&self.report)
@@ -197,6 +252,9 @@ pub fn wait_move_in(name: &str, report: &Path, direction: &str, ip: &str, since_
     })
 }
 
+/// Where every leafd of the harness serves its metrics, in its own namespace.
+pub const LEAFD_METRICS_PORT: u16 = 9479;
+
 /// One leafd's configuration: the harness's gateways (10.1.1.254/24, 2001:db8:1::fe/64),
 /// the leaf's fabric addresses and GoBGP, one downlink.
 pub struct LeafdConfig<'a> {
@@ -220,7 +278,7 @@ pub struct LeafdConfig<'a> {
 impl LeafdConfig<'_> {
     fn toml(&self) -> String {
         let mut t = format!(
-            "name = \"{}\"\nanycast_mac = \"{ANYCAST}\"\ngateways = [\"10.1.1.254/24\", \"2001:db8:1::fe/64\"]\nfabric_address = \"{}\"\nfabric_address6 = \"{}\"\nfixups = {}\nreport = \"{}\"\n\n[bgp]\napi = \"{}\"\n",
+            "name = \"{}\"\nanycast_mac = \"{ANYCAST}\"\ngateways = [\"10.1.1.254/24\", \"2001:db8:1::fe/64\"]\nfabric_address = \"{}\"\nfabric_address6 = \"{}\"\nfixups = {}\nreport = \"{}\"\nmetrics = \"127.0.0.1:{LEAFD_METRICS_PORT}\"\n\n[bgp]\napi = \"{}\"\n",
             self.name,
             self.fabric_ip,
             self.fabric_ip6,

@@ -124,6 +124,37 @@ impl Guest {
         g
     }
 
+    /// A guest another program runs (libvirt): the harness reaches its console file and
+    /// its control shell's socket at `console` and `ctl`, and never starts or stops it.
+    pub fn external(name: &str, mac: &str, ip: &str, console: &Path, ctl: &Path) -> Guest {
+        Guest {
+            child: None,
+            name: name.to_string(),
+            mac: mac.to_string(),
+            ip: ip.to_string(),
+            queues: 1,
+            vhost_socket: PathBuf::new(),
+            console: console.to_path_buf(),
+            ctl_path: ctl.to_path_buf(),
+            qmp_path: PathBuf::new(),
+            incoming: None,
+            client: false,
+            guest_announce: true,
+            ctl: None,
+            seq: 0,
+        }
+    }
+
+    /// The kernel command line the test image reads its name and addresses from.
+    pub fn cmdline(&self) -> String {
+        format!(
+            "console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254 vmip6={}/64 vmgw6=fe80::1",
+            self.name,
+            self.ip,
+            self.ip6()
+        )
+    }
+
     fn build(dir: &TestDir, name: &str, tag: &str, mac: &str, ip: &str, queues: u16, incoming: Option<u16>) -> Guest {
         let mut g = Guest::new(dir, name, tag, mac, ip, queues, incoming);
         g.spawn();
@@ -170,12 +201,7 @@ impl Guest {
             .arg("-initrd")
             .arg(initrd)
             .arg("-append")
-            .arg(format!(
-                "console=ttyS0 quiet vmname={} vmip={}/24 vmgw=10.1.1.254 vmip6={}/64 vmgw6=fe80::1",
-                self.name,
-                self.ip,
-                self.ip6()
-            ))
+            .arg(self.cmdline())
             .args(["-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem"])
             .arg("-chardev")
             .arg(if self.client {

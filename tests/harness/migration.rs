@@ -205,6 +205,11 @@ impl Scenario {
         }
         // Nobody who did not need it heard an ARP, NS, NA or redirect frame.
         self.still_quiet(&tag, &quiet, &before);
+        // Both leaves' metrics count what their reports say (moves, fix-up frames).
+        for l in [&self.fabric.leaves[to], &self.fabric.leaves[from]] {
+            let m = l.assert_metrics_match_report();
+            assert_eq!(m.value("roam_leaf_action_errors_total", &[("action", "fix-up")]), 0.0, "[{tag}] {}", l.name);
+        }
 
         // The switches: A's announcements went up, trapped; every counter adds up.
         let announcements = wait_for("A's announcements sent up", Duration::from_secs(5), || {

@@ -22,7 +22,20 @@ pub struct Answer {
 
 /// GET `url` with curl.
 pub fn get(url: &str) -> Answer {
-    let out = Command::new("curl")
+    get_in(None, url)
+}
+
+/// GET `url` with curl, in network namespace `ns` if given.
+pub fn get_in(ns: Option<&str>, url: &str) -> Answer {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = cmd
         .args(["-sS", "--max-time", "10", "-w", "\n%{http_code} %{content_type}", url])
         .output()
         .expect("running curl");
@@ -99,7 +112,12 @@ pub fn parse(text: &str) -> Scrape {
 
 /// GETs `url`, checks it is a Prometheus exposition, and parses it.
 pub fn scrape(url: &str) -> Scrape {
-    let a = get(url);
+    scrape_in(None, url)
+}
+
+/// [`scrape`] in network namespace `ns`, if given.
+pub fn scrape_in(ns: Option<&str>, url: &str) -> Scrape {
+    let a = get_in(ns, url);
     assert_eq!(a.status, 200, "{url}: {}", a.body);
     assert!(a.content_type.starts_with("text/plain; version=0.0.4"), "{url}: Content-Type {}", a.content_type);
     parse(&a.body)

@@ -8,6 +8,7 @@ pub use roam_api as api;
 pub mod config;
 pub mod control;
 pub mod frame;
+pub mod libvirt;
 pub mod placement;
 pub mod state;
 pub mod switch;

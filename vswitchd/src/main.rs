@@ -17,8 +17,27 @@ use vswitchd::state::State;
 use vswitchd::switch::Switch;
 use vswitchd::worker::Worker;
 
+const AFTER_HELP: &str = "Examples:
+  vswitchd --config /etc/roam/vswitchd.toml
+  vswitchd --check-config --config /etc/roam/vswitchd.toml
+  vswitchd --uplink net_af_packet0,iface=eth1 --workers 2 --worker-cores 2,3 \\
+           --metrics 127.0.0.1:9478 -- -m 1024 --no-pci --file-prefix roam
+  vswitchd --completions bash > /usr/share/bash-completion/completions/vswitchd
+
+Exit codes:
+  0    stopped by SIGTERM or SIGINT (workers stopped, control socket removed), or
+       --check-config found the configuration good
+  1    could not start, or failed while running (one line on stderr says why)
+  2    bad usage (unknown option, bad value)
+  134  aborted after a panic (SIGABRT; one log line names the thread): restart it, the
+       state file restores the attachments";
+
 #[derive(Parser)]
-#[command(version, about = "Roam's host switch: vhost-user VM ports, an uplink to the leaf, a JSON control API")]
+#[command(
+    version,
+    about = "Roam's host switch: vhost-user VM ports, an uplink to the leaf, a JSON control API",
+    after_help = AFTER_HELP
+)]
 struct Args {
     /// TOML configuration file (see README); flags override it.
     #[arg(long)]
@@ -56,6 +75,9 @@ struct Args {
     /// vswitchd would start with it, 1 with the reason when not.
     #[arg(long)]
     check_config: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
     /// Serve debug requests (`debug-crash-worker`); for tests.
     #[arg(long, hide = true)]
     debug_api: bool,
@@ -176,6 +198,15 @@ fn check_config(args: &Args) -> Result<()> {
 }
 
 fn run(args: Args) -> Result<()> {
+    if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut <Args as clap::CommandFactory>::command(),
+            "vswitchd",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     if args.check_config {
         return check_config(&args);
     }

@@ -1,17 +1,34 @@
 //! vsctl: the command line of vswitchd's control API. Readable tables by default, the raw
-//! JSON result with `--json`. Exits non-zero when vswitchd refuses a request.
+//! JSON result with `--json`. Exit codes (see [`EXIT_CODES`]): 0 done, 1 refused, 2 bad
+//! usage, 3 vswitchd unreachable, 4 no such VM.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use pipeline::{MacAddr, SegmentId, VlanId, Vni};
 use vswitchd::api::views::{FdbView, MetricsView, ShowView, StatsView};
-use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, MacRange, Request, Segment, Underlay};
+use vswitchd::api::{ArpAnnounce, Attach, Client, ClientError, ErrorCode, MacRange, Request, Segment, Underlay};
+
+/// What `vsctl --help` ends with (and the README's "Operating Roam" repeats).
+const EXIT_CODES: &str = "Exit codes:
+  0  done
+  1  vswitchd refused the request (the reason and its code on stderr)
+  2  bad usage (unknown command or option, bad value)
+  3  vswitchd unreachable (not running, wrong --socket, another protocol version)
+  4  refused as not-found: no VM (or attachment) of that name";
+
+const EXAMPLES: &str = "Examples:
+  vsctl set-anycast --segment 100 --vlan 100 --mac 00:00:5e:00:01:01 --subnet 10.1.1.0/24
+  vsctl attach vm-a --vhost-socket /run/roam/vm-a.sock --mac 52:54:00:00:00:01 --segment 100 --ip 10.1.1.1
+  vsctl show
+  vsctl stats --watch 2          # refresh every 2 s, with rates per second
+  vsctl --json stats | jq '.ports[] | {name, rx, sent}'
+  vsctl detach vm-a || [ $? -eq 4 ]   # already gone is fine";
 
 #[derive(Parser)]
-#[command(version, about = "Control Roam's vswitchd")]
+#[command(version, about = "Control Roam's vswitchd", after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"))]
 struct Args {
     /// vswitchd's control socket.
     #[arg(long, global = true, default_value = "/run/roam/vswitchd.sock", env = "ROAM_SOCKET")]
@@ -62,8 +79,15 @@ enum Cmd {
     Detach { name: String },
     /// The MAC table.
     Fdb,
-    /// Counters per port and per drop reason.
-    Stats,
+    /// Counters per port and per drop reason; with --watch, refreshed, with rates per second.
+    Stats {
+        /// Refresh every SECS seconds (default 1) and show rates since the last refresh.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<f64>,
+        /// Stop after N refreshes (default: until interrupted).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+    },
     /// The counters as a Prometheus text exposition, as the metrics endpoint serves it
     /// (e.g. for node_exporter's textfile collector when no endpoint is configured).
     Metrics,
@@ -129,15 +153,32 @@ enum Cmd {
     Events,
     /// Try failed attachments again (those a restart could not restore): all, or one.
     Retry { name: Option<String> },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// libvirt's qemu hook (docs/libvirt.md; scripts/install puts it in
+    /// /etc/libvirt/hooks/qemu.d/roam): reads the domain XML on stdin; attaches the
+    /// domain's Roam ports before QEMU starts (prepare), detaches them once it is gone
+    /// (release); a domain without Roam metadata is left alone.
+    LibvirtHook { domain: String, operation: String, sub_operation: String, extra: Option<String> },
 }
 
 fn main() -> std::process::ExitCode {
-    // One line on failure, every cause after a colon.
+    // One line on failure, every cause after a colon; the exit code says which kind.
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let code = match e.downcast_ref::<ClientError>() {
+                Some(ClientError::Refused { code: ErrorCode::NotFound, .. }) => 4,
+                Some(ClientError::Refused { code: ErrorCode::Version, .. }) => 3,
+                Some(ClientError::Refused { code, message }) => {
+                    eprintln!("vsctl: vswitchd refused ({}): {message}", code.as_str());
+                    return std::process::ExitCode::from(1);
+                }
+                Some(_) => 3,
+                None => 1,
+            };
             eprintln!("vsctl: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(code)
         }
     }
 }
@@ -145,6 +186,14 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> Result<()> {
     let workers = matches!(args.command, Cmd::Workers);
     let request = match args.command {
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Args::command(), "vsctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Cmd::LibvirtHook { domain, operation, sub_operation, .. } => {
+            return libvirt_hook(&args.socket, &domain, &operation, &sub_operation)
+        }
+        Cmd::Stats { watch: Some(every), count } => return watch_stats(&args.socket, every, count, args.json),
         Cmd::Show => Request::Show {},
         Cmd::Attach {
             name,
@@ -187,7 +236,7 @@ fn run(args: Args) -> Result<()> {
         }
         Cmd::Detach { name } => Request::Detach { name },
         Cmd::Fdb => Request::Fdb {},
-        Cmd::Stats | Cmd::Workers => Request::Stats {},
+        Cmd::Stats { watch: None, .. } | Cmd::Workers => Request::Stats {},
         Cmd::Metrics => Request::Metrics {},
         Cmd::SetAnycast { segment, vlan, vni, mac, gateway, subnets, arp_responder, native } => {
             Request::SetAnycast(Segment { segment, vlan, vni, mac, gateway, subnets, arp_responder, native })
@@ -432,4 +481,200 @@ fn print_workers(r: &StatsView) {
         }
     }
     table(&["WORKER", "PORT", "QUEUE", "FRAMES", "STATE"], &queues, |q| q.to_vec());
+}
+
+/// `stats --watch`: a snapshot every `every` seconds, each port's and worker's rates since
+/// the one before (frames per second over the time between the two answers). With --json,
+/// one stats object per line, each with its `rates`.
+fn watch_stats(socket: &std::path::Path, every: f64, count: Option<u64>, json: bool) -> Result<()> {
+    anyhow::ensure!(every.is_finite() && every >= 0.1, "--watch {every}: give at least 0.1 seconds");
+    use std::io::IsTerminal;
+    let mut client = Client::connect(socket, Some(std::time::Duration::from_secs(10)))?;
+    let clear = !json && std::io::stdout().is_terminal();
+    let mut last: Option<(std::time::Instant, StatsView)> = None;
+    let mut shown = 0;
+    loop {
+        let now = std::time::Instant::now();
+        let stats = client.stats()?;
+        let rates =
+            last.as_ref().map(|(t, before)| Rates::between(before, &stats, now.duration_since(*t).as_secs_f64()));
+        if json {
+            let mut v = serde_json::to_value(&stats)?;
+            v["rates"] = serde_json::to_value(&rates)?;
+            println!("{}", serde_json::to_string(&v)?);
+        } else {
+            if clear {
+                print!("\x1b[2J\x1b[H");
+            }
+            print_rates(&stats, rates.as_ref(), every);
+        }
+        shown += 1;
+        if count.is_some_and(|n| shown >= n) {
+            return Ok(());
+        }
+        last = Some((now, stats));
+        std::thread::sleep(std::time::Duration::from_secs_f64(every));
+    }
+}
+
+/// Rates per second between two stats.
+#[derive(serde::Serialize)]
+struct Rates {
+    seconds: f64,
+    ports: Vec<PortRates>,
+    workers: Vec<WorkerRates>,
+}
+
+#[derive(serde::Serialize)]
+struct PortRates {
+    name: String,
+    rx: f64,
+    sent: f64,
+    dropped: f64,
+    tx_full: f64,
+    rewritten: f64,
+    held: f64,
+}
+
+#[derive(serde::Serialize)]
+struct WorkerRates {
+    id: usize,
+    frames: f64,
+    /// Share of the polling cycles that found frames, over the interval.
+    busy: f64,
+    cycles_per_frame: f64,
+}
+
+impl Rates {
+    fn between(before: &StatsView, after: &StatsView, seconds: f64) -> Rates {
+        let per_s = |a: u64, b: u64| a.saturating_sub(b) as f64 / seconds.max(1e-9);
+        let ports = after
+            .ports
+            .iter()
+            .map(|p| {
+                let b = before.port(&p.name);
+                let was = |f: fn(&vswitchd::api::views::PortStats) -> u64| b.map_or(0, f);
+                PortRates {
+                    name: p.name.clone(),
+                    rx: per_s(p.input.rx, was(|q| q.input.rx)),
+                    sent: per_s(p.out.sent, was(|q| q.out.sent)),
+                    dropped: per_s(p.dropped, was(|q| q.dropped)),
+                    tx_full: per_s(p.out.tx_full, was(|q| q.out.tx_full)),
+                    rewritten: per_s(p.input.rewritten, was(|q| q.input.rewritten)),
+                    held: per_s(p.out.held, was(|q| q.out.held)),
+                }
+            })
+            .collect();
+        let workers = after
+            .workers
+            .iter()
+            .map(|w| {
+                let b = before.workers.iter().find(|x| x.id == w.id);
+                let d = |f: fn(&vswitchd::api::views::WorkerStats) -> u64| f(w).saturating_sub(b.map_or(0, f));
+                let (busy, idle, frames) = (d(|x| x.busy_cycles), d(|x| x.idle_cycles), d(|x| x.frames));
+                WorkerRates {
+                    id: w.id,
+                    frames: frames as f64 / seconds.max(1e-9),
+                    busy: busy as f64 / (busy + idle).max(1) as f64,
+                    cycles_per_frame: busy as f64 / frames.max(1) as f64,
+                }
+            })
+            .collect();
+        Rates { seconds, ports, workers }
+    }
+}
+
+fn print_rates(stats: &StatsView, rates: Option<&Rates>, every: f64) {
+    let Some(r) = rates else {
+        println!("vsctl stats --watch: first snapshot; rates from the next one ({every} s)");
+        print_stats(stats);
+        return;
+    };
+    println!("Rates over the last {:.2} s (frames/s); totals since start beside them:", r.seconds);
+    let headers =
+        ["NAME", "RX/S", "SENT/S", "DROPPED/S", "TX_FULL/S", "REWRITTEN/S", "HELD/S", "RX", "SENT", "DROPPED"];
+    table(&headers, &r.ports, |p| {
+        let s = stats.port(&p.name);
+        let total = |f: fn(&vswitchd::api::views::PortStats) -> u64| s.map_or(0, f).to_string();
+        vec![
+            p.name.clone(),
+            format!("{:.0}", p.rx),
+            format!("{:.0}", p.sent),
+            format!("{:.0}", p.dropped),
+            format!("{:.0}", p.tx_full),
+            format!("{:.0}", p.rewritten),
+            format!("{:.0}", p.held),
+            total(|q| q.input.rx),
+            total(|q| q.out.sent),
+            total(|q| q.dropped),
+        ]
+    });
+    println!();
+    table(&["WORKER", "FRAMES/S", "BUSY", "CYCLES/FRAME"], &r.workers, |w| {
+        vec![
+            w.id.to_string(),
+            format!("{:.0}", w.frames),
+            format!("{:.1}%", 100.0 * w.busy),
+            format!("{:.0}", w.cycles_per_frame),
+        ]
+    });
+    println!("\nbalanced: {}", stats.balanced);
+}
+
+/// `libvirt-hook`: see `vswitchd::libvirt`. Exits 0 at once for steps and domains that are
+/// not Roam's, so that a stopped vswitchd never blocks other domains.
+fn libvirt_hook(socket: &std::path::Path, domain: &str, operation: &str, sub_operation: &str) -> Result<()> {
+    use std::io::Read;
+    use vswitchd::libvirt::{plan, step, Step};
+    let what = step(operation, sub_operation);
+    if what == Step::Nothing {
+        return Ok(());
+    }
+    let mut xml = String::new();
+    std::io::stdin().read_to_string(&mut xml)?;
+    let plan = plan(domain, &xml).map_err(|e| anyhow::anyhow!("domain {domain}: {e}"))?;
+    if plan.ports.is_empty() {
+        return Ok(());
+    }
+    let socket = plan.socket.as_deref().unwrap_or(socket);
+    let mut client = Client::connect(socket, Some(std::time::Duration::from_secs(30)))?;
+    match what {
+        Step::Attach => {
+            // A port of this name left by a run whose release never came (libvirtd killed)
+            // is replaced.
+            let show = client.show()?;
+            let mut done = Vec::new();
+            for a in &plan.ports {
+                if show.vms.iter().any(|v| v.name == a.name) || show.failed.iter().any(|f| f.name == a.name) {
+                    client.call(&Request::Detach { name: a.name.clone() })?;
+                }
+                if let Err(e) = client.call(&Request::Attach(a.clone())) {
+                    // All or nothing: the domain does not start with half its ports.
+                    for name in done {
+                        let _ = client.call(&Request::Detach { name });
+                    }
+                    return Err(anyhow::Error::new(e).context(format!("domain {domain}: attaching {}", a.name)));
+                }
+                eprintln!("vsctl libvirt-hook: {domain}: attached {} ({}, segment {})", a.name, a.mac, a.segment);
+                done.push(a.name.clone());
+            }
+        }
+        Step::Detach => {
+            let mut failed = None;
+            for a in &plan.ports {
+                match client.call(&Request::Detach { name: a.name.clone() }) {
+                    Ok(_) => eprintln!("vsctl libvirt-hook: {domain}: detached {}", a.name),
+                    Err(ClientError::Refused { code: ErrorCode::NotFound, .. }) => {}
+                    Err(e) => {
+                        failed = Some(anyhow::Error::new(e).context(format!("domain {domain}: detaching {}", a.name)))
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Step::Nothing => {}
+    }
+    Ok(())
 }
