@@ -20,6 +20,7 @@ pub use guest::{micros, FailAt, FailedMigration, Guest, Migration};
 pub use qmp::Qmp;
 mod leaf;
 pub use leaf::{Capture, Leaf};
+pub mod libvirt;
 pub mod migration;
 pub mod prometheus;
 pub mod reflectors;
