@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::{bin, root, spawn_logged, wait_for, TestDir};
 
-const STATE_DIRS: [&str; 5] = ["/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt", "/var/cache/libvirt"];
+const STATE_DIRS: [&str; 5] =
+    ["/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt", "/var/cache/libvirt"];
 
 pub struct Libvirtd {
     child: Option<Child>,
@@ -24,6 +25,12 @@ pub struct Libvirtd {
 impl Libvirtd {
     /// Starts libvirtd with Roam's hook installed; `name` names its directory.
     pub fn start(dir: &TestDir, name: &str) -> Libvirtd {
+        Libvirtd::start_with_uuid(dir, name, "8a9e6f1c-0000-4000-8000-000000000001")
+    }
+
+    /// As [`Libvirtd::start`], with its host UUID (libvirt refuses to migrate a domain to
+    /// a libvirtd with its own UUID: two on one machine need two).
+    pub fn start_with_uuid(dir: &TestDir, name: &str, uuid: &str) -> Libvirtd {
         let base = dir.path(&format!("libvirt-{name}"));
         let own = |d: &str| base.join(d.trim_start_matches('/').replace('/', "-"));
         for d in STATE_DIRS {
@@ -37,7 +44,7 @@ impl Libvirtd {
             etc.join("libvirtd.conf"),
             format!(
                 "unix_sock_dir = \"{}\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nunix_sock_rw_perms = \"0700\"\n\
-                 log_outputs = \"1:file:{}\"\n",
+                 host_uuid = \"{uuid}\"\nlog_outputs = \"1:file:{}\"\n",
                 run.display(),
                 base.join("libvirtd.log").display()
             ),
@@ -62,7 +69,10 @@ impl Libvirtd {
         for d in STATE_DIRS {
             script += &format!("mount --bind {} {d}\n", own(d).display());
         }
-        script += "exec libvirtd --config /etc/libvirt/libvirtd.conf\n";
+        script += &format!(
+            "exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file {}\n",
+            base.join("libvirtd.pid").display()
+        );
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "bash", "-c", &script]);
         let child = spawn_logged(&mut cmd, &base.join("libvirtd.out"), "libvirtd");
@@ -85,19 +95,22 @@ impl Libvirtd {
 
     /// Runs virsh; it must succeed.
     pub fn virsh(&self, args: &[&str]) -> String {
-        self.try_virsh(args).unwrap_or_else(|e| panic!("virsh {}: {e}\nlibvirtd's log: {}", args.join(" "), self.log_tail()))
+        self.try_virsh(args)
+            .unwrap_or_else(|e| panic!("virsh {}: {e}\nlibvirtd's log: {}", args.join(" "), self.log_tail()))
     }
 
     /// The end of libvirtd's log.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("libvirtd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().filter(|l| !l.contains("dmidecode") && !l.contains("udevGetDMIData")).collect();
+        let lines: Vec<&str> =
+            log.lines().filter(|l| !l.contains("dmidecode") && !l.contains("udevGetDMIData")).collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// The log libvirt keeps of one domain's QEMU (its command line, and what QEMU said).
     pub fn qemu_log(&self, domain: &str) -> String {
-        std::fs::read_to_string(self.dir.join("var-log-libvirt").join("qemu").join(format!("{domain}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("var-log-libvirt").join("qemu").join(format!("{domain}.log")))
+            .unwrap_or_default()
     }
 }
 
@@ -134,11 +147,18 @@ pub struct Domain<'a> {
 }
 
 impl Domain<'_> {
+    /// The domain's UUID, from its name: the same on every host (a migration keeps it).
+    pub fn uuid(&self) -> String {
+        let n = self.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        format!("{:08x}-0000-4000-8000-{:012x}", n >> 32, n & 0xffff_ffff_ffff)
+    }
+
     pub fn xml(&self) -> String {
         let (kernel, initrd) = crate::guest_image();
         format!(
             r#"<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
+  <uuid>{uuid}</uuid>
   <metadata>
     <roam:switch xmlns:roam="urn:roam:libvirt:1" socket="{vswitchd}">
       <roam:port mac="{mac}" segment="100">
@@ -190,6 +210,7 @@ impl Domain<'_> {
 </domain>
 "#,
             name = self.name,
+            uuid = self.uuid(),
             vswitchd = self.vswitchd.display(),
             mac = self.mac,
             ip = self.ip,
