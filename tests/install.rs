@@ -78,6 +78,31 @@ fn install_stages_units_hook_completions_and_a_config_that_checks() {
         .arg(&config)
         .args(["--state", &state, "--socket", &dir.path("ctl").display().to_string()]));
     assert!(said.contains("configuration OK"), "{said}");
+    // leafd's check, with a leaf's configuration: good, then a bad metrics address.
+    let leaf = dir.path("leaf1.toml");
+    std::fs::write(
+        &leaf,
+        "name = \"leaf1\"\nanycast_mac = \"00:00:5e:00:01:01\"\ngateways = [\"10.1.1.254/24\"]\nfabric_address = \"192.168.0.1\"\n\
+         metrics = \"127.0.0.1:9479\"\n\n[bgp]\napi = \"unix:///run/leaf1/gobgp.sock\"\n\n\
+         [[downlinks]]\niface = \"down1\"\nvswitchd = \"/run/roam/host1.ctl\"\nhost = 1\n",
+    )
+    .unwrap();
+    let leafd = at("/opt/roam/bin/leafd");
+    let said = run(Command::new(&leafd).arg("--check-config").arg("--config").arg(&leaf));
+    assert!(
+        said.contains("configuration OK: leaf leaf1, 1 downlink(s)") && said.contains("metrics 127.0.0.1:9479"),
+        "{said}"
+    );
+    let out = Command::new(&leafd)
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&leaf)
+        .args(["--metrics", "nowhere"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("is not IP:PORT"), "{err}");
+
     // A second install keeps an edited configuration.
     std::fs::write(&config, "# mine\n").unwrap();
     run(Command::new("bash").arg(root().join("scripts/install")).args([

@@ -72,18 +72,6 @@ fn run(args: Args) -> Result<()> {
     }
     let path = args.config.as_ref().context("--config is required")?;
     let mut cfg = config::load(path)?;
-    if args.check_config {
-        println!(
-            "leafd: configuration OK: leaf {}, {} downlink(s), gateways {}, fix-ups {}, on-demand FIB {}, metrics {}",
-            cfg.raw.name,
-            cfg.raw.downlinks.len(),
-            cfg.raw.gateways.join(","),
-            if cfg.raw.fixups { "on" } else { "off" },
-            if cfg.raw.fib.on_demand { "on" } else { "off" },
-            args.metrics.as_deref().or(cfg.raw.metrics.as_deref()).unwrap_or("off"),
-        );
-        return Ok(());
-    }
     if args.no_fixups {
         cfg.raw.fixups = false;
     }
@@ -92,6 +80,24 @@ fn run(args: Args) -> Result<()> {
     }
     if args.metrics.is_some() {
         cfg.raw.metrics = args.metrics;
+    }
+    if let Some(m) = &cfg.raw.metrics {
+        anyhow::ensure!(
+            m.parse::<std::net::SocketAddr>().is_ok(),
+            "metrics address {m:?} is not IP:PORT (e.g. 127.0.0.1:9479)"
+        );
+    }
+    if args.check_config {
+        println!(
+            "leafd: configuration OK: leaf {}, {} downlink(s), gateways {}, fix-ups {}, on-demand FIB {}, metrics {}",
+            cfg.raw.name,
+            cfg.raw.downlinks.len(),
+            cfg.raw.gateways.join(","),
+            if cfg.raw.fixups { "on" } else { "off" },
+            if cfg.raw.fib.on_demand { "on" } else { "off" },
+            cfg.raw.metrics.as_deref().unwrap_or("off"),
+        );
+        return Ok(());
     }
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     if let Some(addr) = &cfg.raw.metrics {
