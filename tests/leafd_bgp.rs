@@ -18,7 +18,7 @@ fn attach(vs: &Vswitchd, name: &str, device: &str, last: u8) {
 #[test]
 fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     let dir = TestDir::new("leafd");
-    let (fabric, vs1, vs2) = Fabric::with_hosts(&dir, "b", true);
+    let (mut fabric, vs1, vs2) = Fabric::with_hosts(&dir, "b", true);
     attach(&vs1, "a", "net_null11,no-rx=1", 1);
     attach(&vs1, "b", "net_null12,no-rx=1", 2);
     attach(&vs2, "c", "net_null21,no-rx=1", 3);
@@ -81,6 +81,33 @@ fn host_routes_move_between_leaves_with_fixups_for_the_right_vms_only() {
     });
     wait_for("leaf 1's kernel route to C removed", Duration::from_secs(10), || {
         leaf1.route("10.1.1.3").trim().is_empty().then_some(())
+    });
+
+    // leafd restarted (killed, as an upgrade or a crash would): it keeps no state file.
+    // It flushes its kernel routes and installs them again from its vswitchd and GoBGP,
+    // and the routes it advertised stay as they were for the other leaves; a move after the
+    // restart still wins (its sequence number is above the one advertised before).
+    let (ip1, ip2) = (fabric.leaves[0].fabric_ip.clone(), fabric.leaves[1].fabric_ip.clone());
+    fabric.leaves[1].restart_leafd(&vs2.socket, 2, true);
+    let (leaf1, leaf2) = (&fabric.leaves[0], &fabric.leaves[1]);
+    wait_for("leaf 2's local route to A again", Duration::from_secs(10), || {
+        leaf2.route("10.1.1.1").contains(&format!("dev {}", leaf2.leaf.leaf_if)).then_some(())
+    });
+    wait_for("leaf 2's route to B (at leaf 1) again", Duration::from_secs(10), || {
+        leaf2.route("10.1.1.2").contains(&format!("via {ip1}")).then_some(())
+    });
+    let (nh, communities) = leaf1.best_path("10.1.1.1/32").expect("A's route at leaf 1 after leaf 2's restart");
+    assert_eq!((nh.as_str(), communities[0].as_str()), (ip2.as_str(), "65010:2"), "{communities:?}");
+    // A goes back to host 1 (its port there up again): leaf 1's advertisement must beat
+    // the restarted leaf's.
+    vs2.ok(json!({ "op": "detach", "name": "a" }));
+    attach(&vs1, "a", "net_null13,no-rx=1", 1);
+    let (nh, communities) = wait_for("A's route back at leaf 1 after the restart", Duration::from_secs(20), || {
+        leaf2.best_path("10.1.1.1/32").filter(|(nh, _)| *nh == ip1)
+    });
+    assert_eq!(communities[0], "65010:1", "{nh} {communities:?}");
+    wait_for("leaf 2's kernel route to A via leaf 1", Duration::from_secs(10), || {
+        leaf2.route("10.1.1.1").contains(&format!("via {ip1}")).then_some(())
     });
 }
 

@@ -162,6 +162,11 @@ pub enum Cause {
     Ignored {
         why: String,
     },
+    /// This leaf's own advertisement of `ip` from before leafd restarted (GoBGP kept it):
+    /// taken up again by the VM that still has the address, or withdrawn when none does.
+    Restored {
+        ip: IpAddr,
+    },
 }
 
 /// What one input led to.
@@ -193,6 +198,12 @@ pub struct Leaf<R = HostPaths> {
     /// Owned addresses whose VM was detached, with where it was: if another leaf
     /// advertises the address later, that was a move away from that downlink.
     departed: HashMap<IpAddr, (Owned, String)>,
+    /// This leaf's own advertisements from before leafd restarted (GoBGP's table keeps
+    /// them), not yet matched with a VM: an attached VM takes the address up again with its
+    /// sequence number; one no VM of its downlink has once that downlink synced is withdrawn.
+    restored: HashMap<IpAddr, Path>,
+    /// Whether each downlink's vswitchd has told its VMs (`Sync`) since leafd started.
+    synced: Vec<bool>,
 }
 
 impl Leaf {
@@ -207,12 +218,14 @@ impl<R: Paths> Leaf<R> {
         let hosts: Vec<u16> = config.raw.downlinks.iter().map(|d| d.host).collect();
         Leaf {
             vms: vec![HashMap::new(); hosts.len()],
+            synced: vec![false; hosts.len()],
             hosts,
             config,
             owned: HashMap::new(),
             remote,
             gone: HashMap::new(),
             departed: HashMap::new(),
+            restored: HashMap::new(),
         }
     }
 
@@ -255,7 +268,10 @@ impl<R: Paths> Leaf<R> {
             }
             self.departed.remove(&ip);
             self.gone.remove(&ip);
-            actions.extend(self.originate(ip, d, vm.mac, 0));
+            // Advertised by this leaf before leafd restarted: the same sequence number again
+            // (a lower one would lose to nothing, but need not be older than a move's).
+            let seq = self.restored.remove(&ip).map_or(0, |p| p.seq);
+            actions.extend(self.originate(ip, d, vm.mac, seq));
         }
         changes.push(Change { cause: Cause::Attached { vm: vm.name.clone() }, actions });
         self.vms[d].insert(vm.name.clone(), vm);
@@ -282,6 +298,21 @@ impl<R: Paths> Leaf<R> {
         }
         for vm in vms {
             changes.extend(self.attached(d, vm));
+        }
+        self.synced[d] = true;
+        // What this leaf advertised for this downlink before a restart and no VM here has
+        // now (it left, or was detached, while leafd was down) is withdrawn.
+        let host = self.hosts[d];
+        let mut stale: Vec<IpAddr> = self
+            .restored
+            .iter()
+            .filter(|(ip, p)| p.host == host && !self.owned.contains_key(ip))
+            .map(|(ip, _)| *ip)
+            .collect();
+        stale.sort();
+        for ip in stale {
+            self.restored.remove(&ip);
+            changes.push(Change { cause: Cause::Restored { ip }, actions: vec![Action::Withdraw { ip }] });
         }
         changes
     }
@@ -377,7 +408,43 @@ impl<R: Paths> Leaf<R> {
         Change { cause: Cause::MoveIn { vm: vm.name.clone(), ip, from_host, to_host: self.hosts[d], seq }, actions }
     }
 
+    /// Whether `path` is this leaf's own (its next hop is this leaf's fabric address): GoBGP
+    /// reports the daemon's own paths when leafd (re)starts watching its table.
+    fn is_own(&self, path: &Path) -> bool {
+        self.config.nexthop_for(path.nexthop) == Some(path.nexthop)
+    }
+
+    /// This leaf's own path for `ip`, as GoBGP still has it from before leafd restarted.
+    fn own_path(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
+        if let Some(o) = self.owned.get_mut(&ip) {
+            if path.seq <= o.seq {
+                return Vec::new();
+            }
+            // Attached again before GoBGP's table came: the older advertisement's sequence
+            // number is taken up again, so that the address never goes backwards.
+            o.seq = path.seq;
+            let host = self.hosts[o.downlink];
+            return vec![Change {
+                cause: Cause::Restored { ip },
+                actions: vec![Action::Advertise { ip, host, seq: path.seq }],
+            }];
+        }
+        match self.hosts.iter().position(|h| *h == path.host) {
+            // Its downlink has told its VMs and none has the address: stale.
+            Some(d) if self.synced[d] => {
+                vec![Change { cause: Cause::Restored { ip }, actions: vec![Action::Withdraw { ip }] }]
+            }
+            _ => {
+                self.restored.insert(ip, path);
+                Vec::new()
+            }
+        }
+    }
+
     fn best(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
+        if self.is_own(&path) {
+            return self.own_path(ip, path);
+        }
         if let Some(o) = self.owned.get(&ip).copied() {
             if path.seq <= o.seq {
                 // Ours is newer (BGP agrees, by local preference); keep it.
@@ -420,6 +487,10 @@ impl<R: Paths> Leaf<R> {
     }
 
     fn withdrawn(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
+        if self.is_own(&path) {
+            self.restored.remove(&ip);
+            return Vec::new();
+        }
         if self.remote.get(ip).is_none_or(|p| p.nexthop != path.nexthop) {
             return Vec::new();
         }

@@ -361,3 +361,43 @@ fn the_old_leaf_tells_the_old_neighbours_in_each_family_and_ignores_foreign_prob
     let foreign = Announcement { kind: Kind::DadProbe, mac: dual("b", 2).mac, ip: Some(v6(1)) };
     assert!(matches!(l.handle(Input::Announced(0, foreign))[0].cause, Cause::Ignored { .. }));
 }
+
+/// The leaf's own path (next hop its fabric address), as GoBGP reports it when a restarted
+/// leafd watches its table again.
+fn own(host: u16, seq: u32) -> Path {
+    Path { nexthop: Ipv4Addr::new(192, 168, 0, 1).into(), host, seq }
+}
+
+#[test]
+fn after_a_restart_its_own_paths_are_never_routed_and_take_their_sequence_up_again() {
+    // GoBGP's table first, then the vswitchd's VMs.
+    let mut l = leaf(&[1], true);
+    assert_eq!(actions(l.handle(Input::Best(ip(1), own(1, 3)))), vec![], "no route via itself");
+    assert_eq!(actions(l.handle(Input::Best(ip(2), own(1, 1)))), vec![]);
+    let changes = l.handle(Input::Sync(0, vec![vm("a", 1)]));
+    assert_eq!(
+        actions(changes),
+        vec![
+            Action::RouteLocal { ip: ip(1), mac: vm("a", 1).mac, downlink: 0 },
+            Action::Advertise { ip: ip(1), host: 1, seq: 3 },
+            // 10.1.1.2's VM left while leafd was down: its old advertisement goes.
+            Action::Withdraw { ip: ip(2) },
+        ]
+    );
+    // A later own path (after the sync) of an address nobody here has is withdrawn at once.
+    assert_eq!(actions(l.handle(Input::Best(ip(3), own(1, 0)))), vec![Action::Withdraw { ip: ip(3) }]);
+    // A move to another leaf still wins over the restored sequence number.
+    let changes = l.handle(Input::Best(ip(1), path(2, 4)));
+    assert!(matches!(&changes[0].cause, Cause::MoveOut { seq: 4, .. }), "{changes:?}");
+
+    // The vswitchd's VMs first, then GoBGP's table: the advertisement is raised to the
+    // sequence number it had.
+    let mut l = leaf(&[1], true);
+    let first = actions(l.handle(Input::Sync(0, vec![vm("a", 1)])));
+    assert!(first.contains(&Action::Advertise { ip: ip(1), host: 1, seq: 0 }), "{first:?}");
+    let changes = l.handle(Input::Best(ip(1), own(1, 2)));
+    assert_eq!(changes[0].cause, Cause::Restored { ip: ip(1) });
+    assert_eq!(actions(changes), vec![Action::Advertise { ip: ip(1), host: 1, seq: 2 }]);
+    assert_eq!(actions(l.handle(Input::Best(ip(1), own(1, 2)))), vec![], "once");
+    assert_eq!(actions(l.handle(Input::Withdrawn(ip(1), own(1, 2)))), vec![], "its own withdrawal moves nothing");
+}

@@ -163,6 +163,16 @@ impl LeafNode {
         self.leafd = Some(config.spawn(&self.dir, &self.leaf.ns));
     }
 
+    /// Kills this leaf's leafd (SIGKILL, as a crash or an upgrade's stop would leave
+    /// things) and starts it again with the same downlink.
+    pub fn restart_leafd(&mut self, vswitchd: &std::path::Path, host: u16, fixups: bool) {
+        if let Some(mut c) = self.leafd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.start_leafd(vswitchd, host, fixups);
+    }
+
     /// leafd's metrics, scraped in the leaf's namespace and parsed.
     pub fn metrics(&self) -> crate::prometheus::Scrape {
         crate::prometheus::scrape_in(Some(&self.leaf.ns), &format!("http://127.0.0.1:{LEAFD_METRICS_PORT}/metrics"))
