@@ -58,6 +58,11 @@ impl Exposition {
         self.sample_text(labels, &value.to_string())
     }
 
+    /// A family of one unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: u64) -> &mut Exposition {
+        self.family(name, kind, help).sample(&[], value)
+    }
+
     /// A sample with a fractional value.
     pub fn sample_f64(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Exposition {
         let v = if value.is_nan() {
@@ -268,37 +273,54 @@ pub fn vswitchd(stats: &StatsView, show: &ShowView, version: &str) -> String {
     for state in [VmState::Booting, VmState::Up, VmState::Stopped, VmState::Away] {
         e.sample(&[("state", state.as_str())], show.vms.iter().filter(|v| v.state == state).count() as u64);
     }
-    e.family("roam_failed_attachments", Kind::Gauge, "Attachments that could not be restored (see vsctl show).");
-    e.sample(&[], show.failed.len() as u64);
-
     worker_metrics(&mut e, stats);
 
-    e.family("roam_mbufs_capacity", Kind::Gauge, "Packet buffers in the pool.");
-    e.sample(&[], stats.mbufs.capacity);
-    e.family(
-        "roam_mbufs_available",
-        Kind::Gauge,
-        "Packet buffers free in the pool (per-worker caches count as in use).",
-    );
-    e.sample(&[], stats.mbufs.available);
-    e.family("roam_mbufs_in_use", Kind::Gauge, "Packet buffers in use: in queues, held, or in per-worker caches.");
-    e.sample(&[], stats.mbufs.capacity.saturating_sub(stats.mbufs.available));
-    e.family("roam_fdb_entries", Kind::Gauge, "MAC table entries (VM MACs, extra MACs, anycast MACs).");
-    e.sample(&[], stats.fdb.entries);
-    e.family("roam_fdb_capacity", Kind::Gauge, "MAC table capacity.");
-    e.sample(&[], stats.fdb.capacity);
-    e.family("roam_fixup_requests_total", Kind::Counter, "Fix-up requests (arp-announce) served.");
-    e.sample(&[], stats.fixups.requests);
-    e.family("roam_fixup_frames_total", Kind::Counter, "Fix-up frames (gratuitous ARPs, unsolicited NAs) sent to VMs.");
-    e.sample(&[], stats.fixups.frames);
-    e.family(
-        "roam_fixup_released_frames_total",
-        Kind::Counter,
-        "Held frames a fix-up sent on towards the address's new MAC.",
-    );
-    e.sample(&[], stats.fixups.released);
-    e.family("roam_stats_balanced", Kind::Gauge, "Whether every port's counters balance (1) or not (0).");
-    e.sample(&[], stats.balanced as u64);
+    let m = &stats.mbufs;
+    let singles: [(&str, Kind, &str, u64); 10] = [
+        ("roam_mbufs_capacity", Kind::Gauge, "Packet buffers in the pool.", m.capacity),
+        (
+            "roam_mbufs_available",
+            Kind::Gauge,
+            "Packet buffers free in the pool (per-worker caches count as in use).",
+            m.available,
+        ),
+        (
+            "roam_mbufs_in_use",
+            Kind::Gauge,
+            "Packet buffers in use: in queues, held, or in per-worker caches.",
+            m.capacity.saturating_sub(m.available),
+        ),
+        ("roam_fdb_entries", Kind::Gauge, "MAC table entries (VM MACs, extra MACs, anycast MACs).", stats.fdb.entries),
+        ("roam_fdb_capacity", Kind::Gauge, "MAC table capacity.", stats.fdb.capacity),
+        ("roam_fixup_requests_total", Kind::Counter, "Fix-up requests (arp-announce) served.", stats.fixups.requests),
+        (
+            "roam_fixup_frames_total",
+            Kind::Counter,
+            "Fix-up frames (gratuitous ARPs, unsolicited NAs) sent to VMs.",
+            stats.fixups.frames,
+        ),
+        (
+            "roam_fixup_released_frames_total",
+            Kind::Counter,
+            "Held frames a fix-up sent on towards the address's new MAC.",
+            stats.fixups.released,
+        ),
+        (
+            "roam_stats_balanced",
+            Kind::Gauge,
+            "Whether every port's counters balance (1) or not (0).",
+            stats.balanced as u64,
+        ),
+        (
+            "roam_failed_attachments",
+            Kind::Gauge,
+            "Attachments that could not be restored (see vsctl show).",
+            show.failed.len() as u64,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        e.single(name, kind, help, value);
+    }
     e.finish()
 }
 

@@ -7,8 +7,7 @@
 //! for its /32. A VM attached here whose address another leaf (or another downlink)
 //! already owns stays *pending* (QEMU attaches a migration's destination before the move)
 //! until its port comes up or its announcement is trapped here, whichever is first; then
-//! it is a move:
-//! the new owner advertises the old sequence number + 1, carried in BGP as a community and
+//! it is a move: the new owner advertises the old sequence number + 1, carried in BGP as a community and
 //! as the local preference, so BGP's own best-path choice agrees with the sequence
 //! everywhere. The old owner sees a better path with a higher sequence and steps back.
 //!
@@ -162,8 +161,8 @@ pub enum Cause {
     Ignored {
         why: String,
     },
-    /// This leaf's own advertisement of `ip` from before leafd restarted (GoBGP kept it):
-    /// taken up again by the VM that still has the address, or withdrawn when none does.
+    /// This leaf's own advertisement of `ip` from before leafd restarted, taken up again
+    /// or withdrawn.
     Restored {
         ip: IpAddr,
     },
@@ -198,9 +197,8 @@ pub struct Leaf<R = HostPaths> {
     /// Owned addresses whose VM was detached, with where it was: if another leaf
     /// advertises the address later, that was a move away from that downlink.
     departed: HashMap<IpAddr, (Owned, String)>,
-    /// This leaf's own advertisements from before leafd restarted (GoBGP's table keeps
-    /// them), not yet matched with a VM: an attached VM takes the address up again with its
-    /// sequence number; one no VM of its downlink has once that downlink synced is withdrawn.
+    /// This leaf's own advertisements from before leafd restarted, not yet matched with a
+    /// VM (see `logic_restart.rs`).
     restored: HashMap<IpAddr, Path>,
     /// Whether each downlink's vswitchd has told its VMs (`Sync`) since leafd started.
     synced: Vec<bool>,
@@ -268,8 +266,7 @@ impl<R: Paths> Leaf<R> {
             }
             self.departed.remove(&ip);
             self.gone.remove(&ip);
-            // Advertised by this leaf before leafd restarted: the same sequence number again
-            // (a lower one would lose to nothing, but need not be older than a move's).
+            // Advertised by this leaf before leafd restarted: the same sequence number again.
             let seq = self.restored.remove(&ip).map_or(0, |p| p.seq);
             actions.extend(self.originate(ip, d, vm.mac, seq));
         }
@@ -299,21 +296,7 @@ impl<R: Paths> Leaf<R> {
         for vm in vms {
             changes.extend(self.attached(d, vm));
         }
-        self.synced[d] = true;
-        // What this leaf advertised for this downlink before a restart and no VM here has
-        // now (it left, or was detached, while leafd was down) is withdrawn.
-        let host = self.hosts[d];
-        let mut stale: Vec<IpAddr> = self
-            .restored
-            .iter()
-            .filter(|(ip, p)| p.host == host && !self.owned.contains_key(ip))
-            .map(|(ip, _)| *ip)
-            .collect();
-        stale.sort();
-        for ip in stale {
-            self.restored.remove(&ip);
-            changes.push(Change { cause: Cause::Restored { ip }, actions: vec![Action::Withdraw { ip }] });
-        }
+        changes.extend(self.synced(d));
         changes
     }
 
@@ -406,39 +389,6 @@ impl<R: Paths> Leaf<R> {
             }
         }
         Change { cause: Cause::MoveIn { vm: vm.name.clone(), ip, from_host, to_host: self.hosts[d], seq }, actions }
-    }
-
-    /// Whether `path` is this leaf's own (its next hop is this leaf's fabric address): GoBGP
-    /// reports the daemon's own paths when leafd (re)starts watching its table.
-    fn is_own(&self, path: &Path) -> bool {
-        self.config.nexthop_for(path.nexthop) == Some(path.nexthop)
-    }
-
-    /// This leaf's own path for `ip`, as GoBGP still has it from before leafd restarted.
-    fn own_path(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
-        if let Some(o) = self.owned.get_mut(&ip) {
-            if path.seq <= o.seq {
-                return Vec::new();
-            }
-            // Attached again before GoBGP's table came: the older advertisement's sequence
-            // number is taken up again, so that the address never goes backwards.
-            o.seq = path.seq;
-            let host = self.hosts[o.downlink];
-            return vec![Change {
-                cause: Cause::Restored { ip },
-                actions: vec![Action::Advertise { ip, host, seq: path.seq }],
-            }];
-        }
-        match self.hosts.iter().position(|h| *h == path.host) {
-            // Its downlink has told its VMs and none has the address: stale.
-            Some(d) if self.synced[d] => {
-                vec![Change { cause: Cause::Restored { ip }, actions: vec![Action::Withdraw { ip }] }]
-            }
-            _ => {
-                self.restored.insert(ip, path);
-                Vec::new()
-            }
-        }
     }
 
     fn best(&mut self, ip: IpAddr, path: Path) -> Vec<Change> {
@@ -540,6 +490,10 @@ impl<R: Paths> Leaf<R> {
         v
     }
 }
+
+/// What a restarted leafd does with its own advertisements (`Cause::Restored`).
+#[path = "logic_restart.rs"]
+mod restart;
 
 #[cfg(test)]
 #[path = "logic_tests.rs"]

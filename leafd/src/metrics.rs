@@ -154,32 +154,36 @@ impl Metrics {
             &ACTIONS,
             &self.action_errors,
         );
-        e.family(
+        e.single(
             "roam_leaf_fixup_frames_total",
             Kind::Counter,
             "Fix-up frames vswitchd sent to VMs at this leaf's request.",
+            self.fixup_frames,
         );
-        e.sample(&[], self.fixup_frames);
-        e.family(
+        e.single(
             "roam_leaf_fixup_released_frames_total",
             Kind::Counter,
             "Held frames vswitchd sent on at this leaf's fix-ups.",
+            self.fixup_released,
         );
-        e.sample(&[], self.fixup_released);
         e.family(
             "roam_leaf_fib_on_demand_total",
             Kind::Counter,
             "On-demand FIB steps: remote routes installed, and aged out idle.",
         );
         e.sample(&[("event", "install")], self.fib_installs).sample(&[("event", "idle")], self.fib_idle);
-        e.family("roam_leaf_rib_routes", Kind::Gauge, "Remote host routes known (leafd's view of the BGP RIB).");
-        e.sample(&[], self.rib_routes);
-        e.family(
+        e.single(
+            "roam_leaf_rib_routes",
+            Kind::Gauge,
+            "Remote host routes known (leafd's view of the BGP RIB).",
+            self.rib_routes,
+        );
+        e.single(
             "roam_leaf_fib_routes",
             Kind::Gauge,
             "Host routes in the kernel: local hosts, and remote ones (all, or those in use on demand).",
+            self.fib_routes,
         );
-        e.sample(&[], self.fib_routes);
         e.finish()
     }
 }
